@@ -1,0 +1,214 @@
+"""The backend protocol, the request/response types, and the backend registry.
+
+A backend turns a :class:`GenerateRequest` into text. It implements one small
+async protocol:
+
+- ``stream(request)`` yields text pieces as they are produced and, last,
+  exactly one :class:`Completion` with usage and timing;
+- ``generate(request)`` returns the :class:`Completion` (collected from
+  ``stream`` by default);
+- ``generate_many(requests)`` runs all of one layer's requests for one model
+  and yields ``(index, Completion | GenerationError)`` as each finishes. The
+  default runs them one after another; a backend that can batch (shared
+  prompt prefix, several sequences in one context) overrides it;
+- ``count_tokens(model, text)`` and ``info(model)`` for context budgeting.
+
+Backends are found by name through the ``moa_local.backends`` entry-point
+group, so a third-party package can add one without touching moa-local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import BackendUnavailable, GenerationError, GenerationTimeout, MoALocalError
+from ..models import ModelSpec
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One generation: a chat for one model with its sampling settings."""
+
+    model: ModelSpec
+    messages: tuple[Message, ...]
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    timeout: float | None = None
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of one generation."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    finish_reason: str = "stop"
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Decode speed over the whole call (prompt processing included)."""
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a backend knows of a model without generating."""
+
+    n_ctx: int
+    parameters: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+StreamItem = str | Completion
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The protocol every backend implements (see the module docstring)."""
+
+    name: str
+
+    def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """Yield text pieces, then one :class:`Completion`."""
+        ...
+
+    async def generate(self, request: GenerateRequest) -> Completion:
+        """Run one request to completion."""
+        ...
+
+    def generate_many(
+        self, requests: Sequence[GenerateRequest]
+    ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
+        """Run several requests for one model, yielding each result as it finishes."""
+        ...
+
+    async def count_tokens(self, model: ModelSpec, text: str) -> int:
+        """Number of tokens ``text`` takes in ``model``'s vocabulary."""
+        ...
+
+    async def info(self, model: ModelSpec) -> ModelInfo:
+        """Context size and other facts about ``model``."""
+        ...
+
+    async def close(self) -> None:
+        """Release every model this backend holds."""
+        ...
+
+
+class BaseBackend:
+    """Shared behaviour: ``generate`` from ``stream``, serial ``generate_many``, timeouts."""
+
+    name = "base"
+
+    def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """Subclasses implement this."""
+        raise NotImplementedError
+
+    async def generate(self, request: GenerateRequest) -> Completion:
+        """Collect :meth:`stream` into one :class:`Completion`, under the request's timeout."""
+        try:
+            async with asyncio.timeout(request.timeout or None):
+                return await self._collect(request)
+        except TimeoutError:
+            raise GenerationTimeout(
+                f"{request.model.label}: no answer within {request.timeout:g} s"
+            ) from None
+
+    async def _collect(self, request: GenerateRequest) -> Completion:
+        async with aclosing(self.stream(request)) as items:
+            async for item in items:
+                if isinstance(item, Completion):
+                    return item
+        raise GenerationError(f"{request.model.label}: the backend ended without a result")
+
+    async def generate_many(
+        self, requests: Sequence[GenerateRequest]
+    ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
+        """Run the requests one after another; failures are yielded, not raised."""
+        for index, request in enumerate(requests):
+            yield index, await self._generate_as_value(request)
+
+    async def _generate_as_value(self, request: GenerateRequest) -> Completion | GenerationError:
+        try:
+            return await self.generate(request)
+        except GenerationError as exc:
+            return exc
+        except MoALocalError as exc:
+            return GenerationError(str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a backend bug or library error still becomes a value
+            return GenerationError(f"{request.model.label}: {type(exc).__name__}: {exc}")
+
+    async def count_tokens(self, model: ModelSpec, text: str) -> int:
+        """A rough count (4 characters a token); real backends use their tokenizer."""
+        return max(1, len(text) // 4)
+
+    async def info(self, model: ModelSpec) -> ModelInfo:
+        """The configured context size."""
+        return ModelInfo(n_ctx=model.n_ctx, parameters=model.parameters)
+
+    async def close(self) -> None:
+        """Nothing to release by default."""
+
+
+def now() -> float:
+    """Monotonic clock used for all timings."""
+    return time.perf_counter()
+
+
+class BackendRegistry:
+    """Creates each backend once per registry and hands out the same instance."""
+
+    def __init__(self, overrides: dict[str, Backend] | None = None) -> None:
+        self._instances: dict[str, Backend] = dict(overrides or {})
+
+    def get(self, name: str) -> Backend:
+        """The backend called ``name``, created on first use."""
+        backend = self._instances.get(name)
+        if backend is None:
+            backend = _load_backend(name)
+            self._instances[name] = backend
+        return backend
+
+    def for_model(self, model: ModelSpec) -> Backend:
+        """The backend that runs ``model``."""
+        return self.get(model.backend)
+
+    async def close(self) -> None:
+        """Close every backend created so far."""
+        for backend in self._instances.values():
+            await backend.close()
+
+
+def _load_backend(name: str) -> Backend:
+    builtin = {
+        "echo": "moa_local.backends.echo:EchoBackend",
+        "llamacpp": "moa_local.backends.llamacpp:LlamaCppBackend",
+    }
+    target = builtin.get(name)
+    if target is None:
+        matches = [ep for ep in entry_points(group="moa_local.backends") if ep.name == name]
+        if not matches:
+            raise BackendUnavailable(f"no backend named {name!r} is installed")
+        factory = matches[0].load()
+    else:
+        module_name, _, attr = target.partition(":")
+        module = __import__(module_name, fromlist=[attr])
+        factory = getattr(module, attr)
+    backend: Backend = factory()
+    return backend

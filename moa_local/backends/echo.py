@@ -1,0 +1,102 @@
+"""The echo backend: deterministic answers without a model, for tests and dry runs.
+
+Reference it as ``echo:NAME`` with options after a ``?``, like a URL query:
+
+- ``delay=SECONDS``: wait that long before answering (simulates a slow model);
+- ``fail=MESSAGE``: raise a :class:`GenerationError` with that message;
+- ``fail_after=N``: fail from the Nth call on (1-based), succeed before it;
+- ``reply=TEXT``: answer TEXT verbatim instead of the default echo;
+- ``n_ctx=N``: the context size the engine budgets against;
+- ``params=N``: parameter count, so ``aggregator = "auto"`` can rank it.
+
+The default answer names the model, the temperature, how many references the
+system message carried, and the user's question, so tests can see what each
+agent was given. Tokens are whitespace-separated words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from ..errors import GenerationError
+from ..models import ModelSpec
+from ..prompts import REFERENCE_HEADER
+from .base import BaseBackend, Completion, GenerateRequest, StreamItem, now
+
+
+@dataclass
+class EchoStats:
+    """What the echo backend has seen, for tests to assert on."""
+
+    requests: list[GenerateRequest] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    cancelled: int = 0
+
+
+class EchoBackend(BaseBackend):
+    """Answers deterministically from the request itself."""
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.stats = EchoStats()
+        self._calls: dict[str, int] = {}
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """Yield the echo answer word by word, honouring delay and failure options."""
+        options = request.model.options
+        started = now()
+        self.stats.requests.append(request)
+        calls = self._calls[request.model.name] = self._calls.get(request.model.name, 0) + 1
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        try:
+            delay = float(options.get("delay", 0) or 0)
+            if delay:
+                await asyncio.sleep(delay)
+            fail_after = int(options.get("fail_after", 0) or 0)
+            if "fail" in options or (fail_after and calls >= fail_after):
+                raise GenerationError(
+                    f"{request.model.label}: {options.get('fail') or 'simulated failure'}"
+                )
+            text = options.get("reply") or self.answer(request)
+            words = text.split(" ")
+            words = words[: request.max_tokens]
+            prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
+            for index, word in enumerate(words):
+                yield word if index == 0 else " " + word
+                await asyncio.sleep(0)
+            yield Completion(
+                text=" ".join(words),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=len(words),
+                seconds=now() - started,
+                finish_reason="length" if len(words) < len(text.split(" ")) else "stop",
+            )
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1
+            raise
+        finally:
+            self.stats.in_flight -= 1
+
+    @staticmethod
+    def answer(request: GenerateRequest) -> str:
+        """The deterministic default answer for ``request``."""
+        system = next((m["content"] for m in request.messages if m["role"] == "system"), "")
+        user = next(
+            (m["content"] for m in reversed(request.messages) if m["role"] == "user"), ""
+        )
+        references = len(re.findall(REFERENCE_HEADER.format(number=r"\d+"), system))
+        name, _, _ = request.model.name.removeprefix("echo:").partition("?")
+        return (
+            f"[{name} t={request.temperature:.2f} refs={references}] "
+            f"{' '.join(user.split())}"
+        )
+
+    async def count_tokens(self, model: ModelSpec, text: str) -> int:
+        """Whitespace-separated words, the echo backend's notion of a token."""
+        return len(text.split())

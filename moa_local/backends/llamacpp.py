@@ -1,0 +1,278 @@
+"""GGUF models in-process through llama-cpp-python.
+
+Models load lazily on first use and stay loaded for reuse within the process.
+A ``Llama`` object holds one context and is not thread-safe, so each loaded
+model has its own lock; the blocking calls run in worker threads (llama.cpp
+releases the GIL inside its C calls, so the event loop stays responsive).
+
+Generation always streams inside the worker thread, token by token, which is
+what makes cancellation prompt: the thread checks a flag between tokens, and
+the async side waits for the thread to stop before it lets go, so a cancelled
+run leaves no generation running and no lock held.
+
+Token counting for context budgeting uses a vocabulary-only load of the model
+(a fraction of the weights' cost), so the engine can fit references before the
+model itself is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailable, ContextOverflowError, GenerationError, ModelError
+from ..models import ModelSpec
+from .base import BaseBackend, Completion, GenerateRequest, ModelInfo, StreamItem, now
+
+INSTALL_HINT = "pip install 'moa-local[llamacpp]'"
+
+
+def import_llama_cpp() -> Any:
+    """The ``llama_cpp`` module, or :class:`BackendUnavailable` naming the install command."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise BackendUnavailable(
+            f"GGUF models need llama-cpp-python, which is not installed; run: {INSTALL_HINT}"
+        ) from None
+    return llama_cpp
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (llama.cpp gains nothing from hyper-threads)."""
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False)
+    except Exception:  # psutil can fail in odd containers; fall back to logical cores
+        cores = None
+    return cores or os.cpu_count() or 1
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this llama-cpp-python was built with a GPU backend."""
+    llama_cpp = import_llama_cpp()
+    try:
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    except AttributeError:
+        return False
+
+
+@dataclass
+class LoadedModel:
+    """A loaded ``Llama`` and the lock that serialises its use."""
+
+    spec: ModelSpec
+    llama: Any
+    lock: threading.Lock
+    load_seconds: float
+
+
+def _load_key(spec: ModelSpec) -> tuple[Any, ...]:
+    return (spec.path, spec.n_ctx, spec.n_gpu_layers, spec.n_threads, spec.chat_format)
+
+
+class LlamaCppBackend(BaseBackend):
+    """Runs GGUF files with llama-cpp-python."""
+
+    name = "llamacpp"
+
+    def __init__(self) -> None:
+        self._llama_cpp = import_llama_cpp()
+        self._models: dict[tuple[Any, ...], LoadedModel] = {}
+        self._vocabularies: dict[Path, Any] = {}
+        self._load_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._registry_lock = threading.Lock()
+        self._vocab_lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------
+
+    def loaded(self) -> list[ModelSpec]:
+        """Specs of the models currently loaded."""
+        return [model.spec for model in self._models.values()]
+
+    async def load(self, spec: ModelSpec) -> LoadedModel:
+        """The loaded model for ``spec``, loading it on first use."""
+        model = self._models.get(_load_key(spec))
+        if model is not None:
+            return model
+        return await asyncio.to_thread(self._load_once, spec)
+
+    def _load_once(self, spec: ModelSpec) -> LoadedModel:
+        # A thread lock (not an asyncio one) so that the backend can serve
+        # several event loops, e.g. successive MoA.run_sync calls.
+        key = _load_key(spec)
+        with self._registry_lock:
+            lock = self._load_locks.setdefault(key, threading.Lock())
+        with lock:
+            model = self._models.get(key)
+            if model is None:
+                model = self._load_blocking(spec)
+                self._models[key] = model
+            return model
+
+    def _load_blocking(self, spec: ModelSpec) -> LoadedModel:
+        if spec.path is None:
+            raise ModelError(f"model {spec.name!r} has no GGUF file")
+        n_gpu_layers = spec.n_gpu_layers
+        if n_gpu_layers is None:
+            n_gpu_layers = -1 if gpu_offload_supported() else 0
+        threads = spec.n_threads or physical_cores()
+        started = now()
+        try:
+            llama = self._llama_cpp.Llama(
+                model_path=str(spec.path),
+                n_ctx=spec.n_ctx,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=threads,
+                n_threads_batch=threads,
+                chat_format=spec.chat_format,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"llama.cpp could not load {spec.name!r} from {spec.path}: the file is corrupt, "
+                f"truncated, or of an architecture this llama-cpp-python does not support ({exc})"
+            ) from None
+        if spec.chat_format is None and not llama.metadata.get("tokenizer.chat_template"):
+            llama.close()
+            raise ModelError(
+                f"model {spec.name!r} has no chat template; set chat_format for it in models.toml"
+            )
+        return LoadedModel(spec, llama, threading.Lock(), now() - started)
+
+    def _vocabulary(self, spec: ModelSpec) -> Any:
+        """A tokenizer for ``spec``: the loaded model's, else a vocabulary-only load."""
+        model = self._models.get(_load_key(spec))
+        if model is not None:
+            return model.llama
+        assert spec.path is not None
+        with self._vocab_lock:
+            vocab = self._vocabularies.get(spec.path)
+            if vocab is None:
+                try:
+                    vocab = self._llama_cpp.Llama(
+                        model_path=str(spec.path), vocab_only=True, verbose=False
+                    )
+                except (ValueError, RuntimeError, OSError) as exc:
+                    raise ModelError(
+                        f"llama.cpp could not read the vocabulary of {spec.name!r} "
+                        f"({spec.path}): {exc}"
+                    ) from None
+                self._vocabularies[spec.path] = vocab
+        return vocab
+
+    # -- protocol ----------------------------------------------------------------
+
+    async def count_tokens(self, model: ModelSpec, text: str) -> int:
+        """Tokens ``text`` takes in the model's own vocabulary."""
+        vocab = await asyncio.to_thread(self._vocabulary, model)
+        tokens = vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return len(tokens)
+
+    async def info(self, model: ModelSpec) -> ModelInfo:
+        """The context size this model is (or will be) loaded with."""
+        return ModelInfo(n_ctx=model.n_ctx, parameters=model.parameters)
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """Generate in a worker thread, yielding text as the tokens arrive."""
+        model = await self.load(request.model)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[StreamItem | BaseException] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def put(item: StreamItem | BaseException) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        worker = loop.run_in_executor(None, _generate_blocking, model, request, cancel, put)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, Completion):
+                    return
+        finally:
+            cancel.set()
+            # Wait for the thread to notice, so nothing keeps generating (and
+            # the model's lock is free) once this stream is closed.
+            try:
+                await asyncio.shield(worker)
+            except BaseException:  # the worker reports its errors through the queue
+                pass
+
+    async def close(self) -> None:
+        """Free every loaded model."""
+        for model in self._models.values():
+            with model.lock:
+                model.llama.close()
+        self._models.clear()
+        for vocab in self._vocabularies.values():
+            vocab.close()
+        self._vocabularies.clear()
+
+
+def _generate_blocking(
+    model: LoadedModel,
+    request: GenerateRequest,
+    cancel: threading.Event,
+    put: Callable[[StreamItem | BaseException], None],
+) -> None:
+    """Run one chat completion under the model's lock (worker thread)."""
+    with model.lock:
+        if cancel.is_set():
+            return
+        llama = model.llama
+        started = now()
+        pieces: list[str] = []
+        tokens = 0
+        finish_reason = "stop"
+        try:
+            chunks = llama.create_chat_completion(
+                messages=list(request.messages),
+                temperature=request.temperature,
+                top_p=request.top_p,
+                max_tokens=request.max_tokens,
+                stop=list(request.stop) or None,
+                seed=request.seed,
+                stream=True,
+            )
+            for chunk in chunks:
+                if cancel.is_set():
+                    finish_reason = "cancelled"
+                    break
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content")
+                if text:
+                    tokens += 1
+                    pieces.append(text)
+                    put(text)
+                finish_reason = choice.get("finish_reason") or finish_reason
+            chunks.close()
+        except ValueError as exc:
+            if "exceed context window" in str(exc):
+                put(ContextOverflowError(f"{request.model.name}: {exc}"))
+            else:
+                put(GenerationError(f"{request.model.name}: {exc}"))
+            return
+        except Exception as exc:  # llama.cpp errors arrive as assorted exception types
+            put(GenerationError(f"{request.model.name}: {type(exc).__name__}: {exc}"))
+            return
+        # llama.n_tokens counts the prompt and every generated token evaluated
+        # after it (all but the last one sampled).
+        prompt_tokens = max(0, int(llama.n_tokens) - max(0, tokens - 1))
+        put(
+            Completion(
+                text="".join(pieces),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=tokens,
+                seconds=now() - started,
+                finish_reason=finish_reason,
+            )
+        )

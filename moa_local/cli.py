@@ -1,0 +1,316 @@
+"""The ``moa-local`` command. The only module that prints or exits.
+
+Library errors arrive as :class:`~moa_local.errors.MoALocalError` and leave
+as one ``error: ...`` line on stderr with the error's exit code (0 success,
+1 the run failed, 2 usage or config error, 130 interrupted).
+``MOA_LOCAL_DEBUG=1`` re-raises them with the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from . import __version__, catalog
+from .config import Config, load_config, moa_home
+from .errors import ConfigError, MoALocalError, ModelError
+from .gguf_meta import read_metadata
+from .moa import MoA
+from .models import resolve_model
+from .store import ModelStore, Progress, ProgressFactory, silent_progress
+
+
+def _debug() -> bool:
+    return os.environ.get("MOA_LOCAL_DEBUG", "").lower() in ("1", "true", "yes", "on")
+
+
+class _Group(click.Group):
+    """Turns library errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MoALocalError as exc:
+            if _debug():
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            if _debug():
+                raise
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="moa-local")
+def main() -> None:
+    """Local-first Mixture-of-Agents: several local models answer, refine, and aggregate."""
+
+
+def _progress_factory(quiet: bool) -> ProgressFactory:
+    if quiet:
+        return silent_progress
+
+    def factory(description: str, total: int) -> Progress:
+        bar: Progress = tqdm(
+            total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
+            file=sys.stderr, leave=True, dynamic_ncols=True,
+        )
+        return bar
+
+    return factory
+
+
+class ProgressPrinter:
+    """Prints a run's progress on stderr from its trace events."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.layers = 0
+
+    def __call__(self, event: str, record: dict[str, Any]) -> None:
+        echo = _err
+        if event == "run.start":
+            self.layers = record["layers"]
+            if self.verbose:
+                echo(f"run {record['run_id']}: strategy {record['strategy']}, "
+                     f"{record['layers']} layer(s), aggregator {record['aggregator']}")
+        elif event == "roles.generated":
+            names = ", ".join(role["name"] for role in record["roles"])
+            note = "" if record["outcome"] == "ok" else f" ({record['outcome']}: {record['detail']})"
+            echo(f"roles by {record['model']}: {names}{note}")
+        elif event == "layer.start":
+            echo(f"layer {record['layer']}/{self.layers}: {len(record['agents'])} proposers working")
+        elif event == "proposal.done":
+            if record["error"]:
+                echo(f"  x {record['agent']}: {record['error']}")
+            else:
+                speed = record["completion_tokens"] / record["seconds"] if record["seconds"] else 0
+                echo(f"  + {record['agent']}: {record['completion_tokens']} tokens, "
+                     f"{speed:.1f} tok/s, {record['seconds']:.1f} s")
+        elif event == "references.shortened" and self.verbose:
+            echo(f"  (references shortened to fit {record['model']}'s context)")
+        elif event == "aggregate.start":
+            echo(f"aggregating with {record['model']}...")
+        elif event == "final.start":
+            echo(f"final agent {record['model']} rewriting...")
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="models.toml to use (default: search order in the README).")
+@click.option("-m", "--proposer", "proposers", multiple=True,
+              help="Proposer model (repeatable). Default: [defaults] proposers.")
+@click.option("--aggregator", help='Aggregator model, or "auto" for the strongest installed.')
+@click.option("--layers", type=int, help="Number of proposer layers (>= 1).")
+@click.option("--strategy", help="How to fill a layer: model, temperature or role.")
+@click.option("-n", "--num-proposers", type=int, help="Proposers per layer.")
+@click.option("--role-model", help="Model that writes the roles (strategy role).")
+@click.option("--final-agent", help="Model that rewrites the aggregated answer once more.")
+@click.option("--temperature", type=float, help="Sampling temperature (0 to 2).")
+@click.option("--max-tokens", type=int, help="Most tokens per answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")
+@click.option("--trace-dir", help="Directory for the JSONL trace ('' turns traces off).")
+@click.option("--no-pull", is_flag=True, help="Fail instead of pulling missing models.")
+@click.option("-v", "--verbose", is_flag=True, help="More progress detail on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def ask(
+    prompt: str,
+    config_path: str | None,
+    proposers: tuple[str, ...],
+    aggregator: str | None,
+    layers: int | None,
+    strategy: str | None,
+    num_proposers: int | None,
+    role_model: str | None,
+    final_agent: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    as_json: bool,
+    no_stream: bool,
+    trace_dir: str | None,
+    no_pull: bool,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    """Ask PROMPT ('-' reads it from stdin); the answer streams to stdout."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty")
+    labels = {
+        "proposers": "-m/--proposer", "aggregator": "--aggregator", "layers": "--layers",
+        "strategy": "--strategy", "num_proposers": "--num-proposers",
+        "role_model": "--role-model", "final_agent": "--final-agent",
+        "temperature": "--temperature", "max_tokens": "--max-tokens", "trace_dir": "--trace-dir",
+    }
+    observers = [] if quiet else [ProgressPrinter(verbose)]
+    moa_kwargs: dict[str, Any] = {}
+    if trace_dir is not None:
+        moa_kwargs["trace_dir"] = trace_dir
+    moa = MoA(
+        proposers=list(proposers) or None,
+        aggregator=aggregator,
+        layers=layers,
+        strategy=strategy,
+        n=num_proposers,
+        role_model=role_model,
+        final_agent=final_agent,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        config=config_path,
+        auto_pull=not no_pull,
+        progress=_progress_factory(quiet),
+        observers=observers,
+        labels=labels,
+        **moa_kwargs,
+    )
+    if verbose and not quiet:
+        _err(f"config: {moa.config.source_label}")
+    moa.prepare()
+    stream = not (as_json or no_stream)
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    async def run() -> Any:
+        try:
+            return await moa.run(prompt, on_text=write if stream else None)
+        finally:
+            await moa.aclose()
+
+    result = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif stream:
+        click.echo("")
+    else:
+        click.echo(result.final_response)
+    if not quiet:
+        usage = result.usage
+        _err(f"done in {result.seconds:.1f} s, {usage['total_tokens']} tokens"
+             + (f"; trace: {result.trace_file}" if result.trace_file else ""))
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="models.toml whose [models] may name catalog models.")
+@click.option("--force", is_flag=True, help="Download again even if already pulled.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bool) -> None:
+    """Download catalog models (verified by sha256) into the model store."""
+    config = load_config(config_path)
+    store = ModelStore(moa_home())
+    entries = [_catalog_entry(name, config) for name in names]
+    for entry in entries:
+        if store.is_installed(entry) and not force:
+            if not quiet:
+                _err(f"{entry.name}: already pulled ({store.path_for(entry)})")
+            continue
+        manifest = store.pull(entry, _progress_factory(quiet), force=force)
+        if not quiet:
+            _err(f"{entry.name}: pulled from {manifest.source}, sha256 verified "
+                 f"({store.path_for(entry)})")
+
+
+def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
+    model_config = config.models.get(name)
+    if model_config is not None and model_config.path is not None:
+        raise ModelError(f"{name!r} is a local file ({model_config.path}); nothing to pull")
+    entry = catalog.lookup(model_config.catalog or name if model_config else name)
+    if entry is None:
+        raise ModelError(
+            f"unknown model {name!r}: not in the catalog ({', '.join(catalog.CATALOG)})"
+        )
+    return entry
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="models.toml whose [models] are listed too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def models(config_path: str | None, as_json: bool) -> None:
+    """List catalog and configured models, and whether each is installed."""
+    config = load_config(config_path)
+    store = ModelStore(moa_home())
+    rows = [_catalog_row(entry, store) for entry in catalog.CATALOG.values()]
+    for name, model_config in config.models.items():
+        if name in catalog.CATALOG and model_config.path is None:
+            continue
+        rows.append(_configured_row(name, config, store))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    headers = ["name", "family", "params", "quant", "size", "installed", "source"]
+    table = [[str(row[key]) for key in headers] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for row_cells in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row_cells, widths, strict=True)).rstrip())
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _human_params(count: int | None) -> str:
+    if not count:
+        return "?"
+    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"
+
+
+def _catalog_row(entry: catalog.CatalogEntry, store: ModelStore) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "family": entry.family,
+        "params": entry.size_label,
+        "quant": entry.quantization,
+        "size": _human_bytes(entry.size),
+        "installed": "yes" if store.is_installed(entry) else "no",
+        "source": "catalog" + ("" if entry.chat else " (base, no chat)"),
+    }
+
+
+def _configured_row(name: str, config: Config, store: ModelStore) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "family": "?", "params": "?", "quant": "?",
+                           "size": "?", "installed": "no", "source": "models.toml"}
+    try:
+        spec = resolve_model(name, config, store, require_installed=False)
+    except ModelError as exc:
+        row["installed"] = f"error: {exc}"[:60]
+        return row
+    row.update(family=spec.family or "?", params=_human_params(spec.parameters),
+               quant=spec.quantization or "?")
+    if spec.path is not None and spec.path.exists():
+        row.update(size=_human_bytes(spec.path.stat().st_size), installed="yes")
+        if spec.catalog_entry is None:
+            row["source"] = f"path {Path(spec.path).name}"
+            read_metadata(spec.path)
+    elif spec.backend == "echo":
+        row.update(installed="yes", source="echo")
+    return row
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

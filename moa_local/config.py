@@ -1,0 +1,421 @@
+"""models.toml, environment and flags, merged in one place into a :class:`Config`.
+
+Precedence, lowest to highest: built-in defaults < the config file <
+``MOA_LOCAL_*`` environment variables < flags (or keyword arguments of
+:class:`moa_local.MoA`). Exactly one file is read, the first that exists of:
+``--config``, ``$MOA_LOCAL_CONFIG``, ``./models.toml``,
+``$MOA_LOCAL_HOME/models.toml``. Without any, the built-in defaults below
+apply, so an installed ``moa-local`` works from any directory.
+
+Every value goes through one validator, and every error names where the bad
+value came from: the file and line for TOML syntax, the file, table and key
+for a wrong value, the variable for the environment, the flag for flags.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_cache_dir
+
+from .errors import ConfigError
+
+STRATEGIES = ("model", "temperature", "role")
+BACKENDS = ("llamacpp", "echo")
+
+# The MoA shape `moa-local ask` uses without flags. The repository's
+# models.toml repeats these values with comments (a test keeps them equal).
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "proposers": ["qwen2.5-coder-0.5b", "smollm2-135m"],
+    "aggregator": "auto",
+    "layers": 2,
+    "strategy": "model",
+    "num_proposers": 0,
+    "role_model": "",
+    "final_agent": "",
+    "final_agent_prompt": "",
+    "temperature": 0.7,
+    "temperature_range": [0.3, 1.0],
+    "top_p": 0.95,
+    "max_tokens": 384,
+    "min_proposers": 1,
+    "timeout": 0.0,
+    "trace_dir": "logs/moa",
+    "seed": -1,
+    "max_concurrent": 0,
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One ``[models.NAME]`` table."""
+
+    name: str
+    backend: str = "llamacpp"
+    path: Path | None = None
+    catalog: str | None = None
+    n_ctx: int | None = None
+    n_gpu_layers: int | None = None
+    n_threads: int | None = None
+    chat_format: str | None = None
+    parameters: int | None = None
+    family: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The fully merged configuration of one run."""
+
+    proposers: tuple[str, ...]
+    aggregator: str
+    layers: int
+    strategy: str
+    num_proposers: int
+    role_model: str
+    final_agent: str
+    final_agent_prompt: str
+    temperature: float
+    temperature_range: tuple[float, float]
+    top_p: float
+    max_tokens: int
+    min_proposers: int
+    timeout: float
+    trace_dir: str
+    seed: int
+    max_concurrent: int
+    models: Mapping[str, ModelConfig] = field(default_factory=dict)
+    source: Path | None = None
+
+    @property
+    def source_label(self) -> str:
+        """Where the file part of this config came from, for messages."""
+        return str(self.source) if self.source else "the built-in defaults"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved values, as recorded in a trace's ``run.start`` event."""
+        values = {key: getattr(self, key) for key in BUILTIN_DEFAULTS}
+        values["proposers"] = list(self.proposers)
+        values["temperature_range"] = list(self.temperature_range)
+        values["config_file"] = str(self.source) if self.source else None
+        return values
+
+
+def moa_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$MOA_LOCAL_HOME``, or the platform's user cache directory for moa-local."""
+    env = os.environ if env is None else env
+    home = env.get("MOA_LOCAL_HOME")
+    return Path(home).expanduser() if home else Path(user_cache_dir("moa-local"))
+
+
+def find_config_file(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """The config file to read, following the documented search order."""
+    env = os.environ if env is None else env
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (from --config)")
+        return path
+    from_env = env.get("MOA_LOCAL_CONFIG")
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (from MOA_LOCAL_CONFIG)")
+        return path
+    for candidate in (Path("models.toml"), moa_home(env) / "models.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Merge defaults, the config file, ``MOA_LOCAL_*`` and ``overrides`` into a Config.
+
+    ``overrides`` holds flag or keyword values keyed as in ``[defaults]``;
+    ``None`` means "not given". ``labels`` names where each override came from
+    (e.g. ``{"layers": "--layers"}``) so that errors point at the flag.
+    """
+    env = os.environ if env is None else env
+    file_path = find_config_file(path, env)
+    document = _read_toml(file_path) if file_path else {}
+    label = str(file_path) if file_path else "the built-in defaults"
+
+    unknown_tables = set(document) - {"defaults", "models"}
+    if unknown_tables:
+        table = sorted(unknown_tables)[0]
+        raise ConfigError(
+            f"{label}: unknown table [{table}] (known tables: [defaults], [models.NAME])"
+        )
+
+    values = dict(BUILTIN_DEFAULTS)
+    file_defaults = document.get("defaults", {})
+    if not isinstance(file_defaults, dict):
+        raise ConfigError(f"{label}: `defaults` must be a table")
+    for key, raw in file_defaults.items():
+        values[key] = _validate(key, raw, f"{label}: [defaults] {key}")
+    for key in BUILTIN_DEFAULTS:
+        var = f"MOA_LOCAL_{key.upper()}"
+        if var in env:
+            values[key] = _validate(key, _from_env(key, env[var]), var)
+    models = _read_models(document.get("models", {}), label)
+    config = _build(values, models, file_path)
+    return apply_overrides(config, overrides or {}, labels)
+
+
+def apply_overrides(
+    config: Config, overrides: Mapping[str, Any], labels: Mapping[str, str] | None = None
+) -> Config:
+    """``config`` with flag or keyword values on top; ``None`` values are skipped."""
+    labels = labels or {}
+    values = config.as_dict()
+    del values["config_file"]
+    changed = False
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        values[key] = _validate(key, value, labels.get(key, key))
+        changed = True
+    if not changed:
+        return config
+    return _build(values, config.models, config.source)
+
+
+def _build(values: dict[str, Any], models: Mapping[str, ModelConfig], source: Path | None) -> Config:
+    low, high = values["temperature_range"]
+    if low > high:
+        raise ConfigError(
+            f"temperature_range must be [low, high] with low <= high, got {[low, high]}"
+        )
+    return Config(
+        proposers=tuple(values["proposers"]),
+        aggregator=values["aggregator"],
+        layers=values["layers"],
+        strategy=values["strategy"],
+        num_proposers=values["num_proposers"],
+        role_model=values["role_model"],
+        final_agent=values["final_agent"],
+        final_agent_prompt=values["final_agent_prompt"],
+        temperature=values["temperature"],
+        temperature_range=(low, high),
+        top_p=values["top_p"],
+        max_tokens=values["max_tokens"],
+        min_proposers=values["min_proposers"],
+        timeout=values["timeout"],
+        trace_dir=values["trace_dir"],
+        seed=values["seed"],
+        max_concurrent=values["max_concurrent"],
+        models=models,
+        source=source,
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line N, column M)".
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+# ---------------------------------------------------------------------------
+# Validation of [defaults] values (shared by file, environment and flags)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(minimum: int) -> Callable[[Any, str], int]:
+    def check(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{where} must be >= {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def _number(minimum: float, maximum: float | None = None) -> Callable[[Any, str], float]:
+    def check(value: Any, where: str) -> float:
+        if not _is_number(value):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(f"{where} must be {bound}, got {value}")
+        return float(value)
+
+    return check
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _strategy(value: Any, where: str) -> str:
+    value = _string(value, where)
+    if value not in STRATEGIES:
+        raise ConfigError(f"{where} must be one of {', '.join(STRATEGIES)}, got {value!r}")
+    return value
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where} must be a list of model names, got {value!r}")
+    names = [item.strip() for item in value if item.strip()]
+    if not names:
+        raise ConfigError(f"{where} is empty: give at least one proposer model")
+    return names
+
+
+def _range(value: Any, where: str) -> list[float]:
+    if isinstance(value, tuple):
+        value = list(value)
+    if not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))):
+        raise ConfigError(f"{where} must be [low, high], got {value!r}")
+    for item in value:
+        _number(0.0, 2.0)(item, where)
+    return [float(value[0]), float(value[1])]
+
+
+def _seed(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where} must be an integer (-1 for random), got {value!r}")
+    return value
+
+
+_VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
+    "proposers": _string_list,
+    "aggregator": _string,
+    "layers": _integer(1),
+    "strategy": _strategy,
+    "num_proposers": _integer(0),
+    "role_model": _string,
+    "final_agent": _string,
+    "final_agent_prompt": _string,
+    "temperature": _number(0.0, 2.0),
+    "temperature_range": _range,
+    "top_p": _number(0.0, 1.0),
+    "max_tokens": _integer(1),
+    "min_proposers": _integer(1),
+    "timeout": _number(0.0),
+    "trace_dir": _string,
+    "seed": _seed,
+    "max_concurrent": _integer(0),
+}
+
+
+def _validate(key: str, value: Any, where: str) -> Any:
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        table, _, _ = where.rpartition(" ")
+        raise ConfigError(
+            f"{table} unknown key {key!r} (known keys: {', '.join(_VALIDATORS)})"
+            if "[defaults]" in where
+            else f"unknown setting {key!r}"
+        )
+    return validator(value, where)
+
+
+def _from_env(key: str, text: str) -> Any:
+    """Parse an environment string into the type the key expects."""
+    validator = _VALIDATORS.get(key)
+    if validator is _string_list:
+        return [part for part in text.split(",")]
+    if validator is _range:
+        parts = text.split(",")
+        try:
+            return [float(part) for part in parts]
+        except ValueError:
+            return text
+    if key in ("aggregator", "strategy", "role_model", "final_agent", "final_agent_prompt",
+               "trace_dir"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# ---------------------------------------------------------------------------
+# [models.NAME] tables
+
+_MODEL_KEYS: dict[str, Callable[[Any, str], Any]] = {
+    "backend": _string,
+    "path": _string,
+    "catalog": _string,
+    "n_ctx": _integer(128),
+    "n_gpu_layers": _integer(-1),
+    "n_threads": _integer(1),
+    "chat_format": _string,
+    "parameters": _integer(1),
+    "family": _string,
+    "description": _string,
+}
+
+
+def _read_models(tables: Any, label: str) -> dict[str, ModelConfig]:
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: `models` must be a set of [models.NAME] tables")
+    models = {}
+    for name, table in tables.items():
+        where = f"{label}: [models.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            check = _MODEL_KEYS.get(key)
+            if check is None:
+                raise ConfigError(
+                    f"{where} unknown key {key!r} (known keys: {', '.join(_MODEL_KEYS)})"
+                )
+            values[key] = check(raw, f"{where} {key}")
+        backend = values.get("backend", "llamacpp")
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"{where} backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+            )
+        if "path" in values and "catalog" in values:
+            raise ConfigError(f"{where} sets both `path` and `catalog`; keep one")
+        path = values.get("path")
+        if path is not None:
+            path = Path(path).expanduser()
+            if not path.is_absolute() and label != "the built-in defaults":
+                # Relative paths are relative to the file that names them.
+                path = Path(label).parent / path
+        models[name] = ModelConfig(
+            name=name,
+            backend=backend,
+            path=path,
+            catalog=values.get("catalog"),
+            n_ctx=values.get("n_ctx"),
+            n_gpu_layers=values.get("n_gpu_layers"),
+            n_threads=values.get("n_threads"),
+            chat_format=values.get("chat_format"),
+            parameters=values.get("parameters"),
+            family=values.get("family"),
+        )
+    return models

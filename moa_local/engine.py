@@ -1,0 +1,549 @@
+"""The Mixture-of-Agents algorithm, and nothing else.
+
+The engine knows nothing of click, printing, environment variables or where
+models come from: it receives a resolved :class:`Plan`, a backend registry, a
+scheduler and a tracer, and returns a :class:`MoAResult`.
+
+One run:
+
+1. with the ``role`` strategy, the role model writes the agents' roles;
+2. for each layer, every agent answers; from layer 2 on, each agent's system
+   message carries the previous layer's *successful* answers as references.
+   All of one layer's requests for one model go to the backend together
+   (``generate_many``) under one scheduler lease; different models run
+   concurrently as far as the scheduler allows;
+3. the aggregator synthesizes the last layer's answers, streamed to ``on_text``;
+4. an optional final agent rewrites the aggregator's answer (then it is the
+   final agent's text that streams).
+
+Failures are values: a failed or timed-out generation becomes a proposal with
+``error`` set; the run fails only when a layer has fewer than
+``min_proposers`` successes, or the aggregator fails. References that would
+overflow a model's context are shortened proportionally (keeping each one's
+beginning) and the shortening is traced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+
+from . import prompts
+from .agents import Agent, by_roles, parse_roles
+from .backends.base import (
+    Backend,
+    BackendRegistry,
+    Completion,
+    GenerateRequest,
+    Message,
+)
+from .errors import ContextOverflowError, GenerationError, MoALocalError, RunFailed
+from .models import ModelSpec
+from .result import MoAResult, Proposal
+from .scheduler import Scheduler
+from .trace import Tracer
+
+# Tokens a chat template adds around each message, and a little slack: the
+# real count is checked again by the backend before it generates.
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
+_TEMPLATE_SLACK = 16
+_MIN_TOKENS_PER_REFERENCE = 24
+_MIN_ANSWER_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling and policy settings shared by every generation of a run."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 384
+    seed: int | None = None
+    timeout: float | None = None
+    min_proposers: int = 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A fully resolved run: agents (or how to make them), models and settings."""
+
+    layers: int
+    aggregator: ModelSpec
+    models: dict[str, ModelSpec]
+    sampling: Sampling
+    strategy: str
+    agents: tuple[Agent, ...] = ()
+    role_model: ModelSpec | None = None
+    role_count: int = 0
+    role_models: tuple[str, ...] = ()
+    aggregator_prompt: str = ""
+    final_agent: ModelSpec | None = None
+    final_agent_prompt: str = ""
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def spec_for(self, agent: Agent) -> ModelSpec:
+        """The resolved model an agent runs on."""
+        return self.models[agent.model]
+
+
+TextCallback = Callable[[str], None]
+
+
+class Engine:
+    """Runs plans. One engine (and its loaded models) serves many runs."""
+
+    def __init__(self, backends: BackendRegistry, scheduler: Scheduler) -> None:
+        self.backends = backends
+        self.scheduler = scheduler
+
+    async def run(
+        self,
+        plan: Plan,
+        prompt: str,
+        tracer: Tracer,
+        on_text: TextCallback | None = None,
+    ) -> MoAResult:
+        """Run ``plan`` on ``prompt``; stream the final stage's text to ``on_text``."""
+        started = asyncio.get_running_loop().time()
+        tracer.emit("run.start", prompt=prompt, strategy=plan.strategy, layers=plan.layers,
+                    aggregator=plan.aggregator.name, config=plan.settings)
+        try:
+            result = await self._run(plan, prompt, tracer, on_text, started)
+        except asyncio.CancelledError:
+            tracer.emit("run.error", error="cancelled", kind="cancelled")
+            tracer.close()
+            raise
+        except MoALocalError as exc:
+            tracer.emit("run.error", error=str(exc), kind=type(exc).__name__)
+            tracer.close()
+            raise
+        except BaseException as exc:
+            tracer.emit("run.error", error=f"{type(exc).__name__}: {exc}", kind="internal")
+            tracer.close()
+            raise
+        tracer.emit("run.done", seconds=round(result.seconds, 3), usage=result.usage,
+                    models_used=result.models_used, num_proposals=result.num_proposals,
+                    final_response=result.final_response)
+        tracer.close()
+        return result
+
+    async def _run(
+        self,
+        plan: Plan,
+        prompt: str,
+        tracer: Tracer,
+        on_text: TextCallback | None,
+        started: float,
+    ) -> MoAResult:
+        extra: list[Proposal] = []
+        agents = list(plan.agents)
+        if plan.role_model is not None:
+            agents, role_proposal = await self._make_roles(plan, prompt, tracer)
+            if role_proposal is not None:
+                extra.append(role_proposal)
+
+        history: list[list[Proposal]] = []
+        references: list[str] = []
+        for layer in range(1, plan.layers + 1):
+            tracer.emit("layer.start", layer=layer, agents=[a.name for a in agents],
+                        references=len(references))
+            proposals = await self._run_layer(plan, layer, agents, prompt, references, tracer)
+            history.append(proposals)
+            succeeded = [p for p in proposals if p.ok]
+            if len(succeeded) < plan.sampling.min_proposers:
+                raise RunFailed(_layer_failure(layer, proposals, plan.sampling.min_proposers))
+            references = [p.content for p in succeeded]
+
+        stream_aggregate = plan.final_agent is None
+        tracer.emit("aggregate.start", model=plan.aggregator.name, references=len(references))
+        aggregate = await self._single(
+            plan, plan.aggregator, "aggregator", layer=plan.layers + 1,
+            system_base=plan.aggregator_prompt or None, refine=False, references=references, prompt=prompt,
+            temperature=plan.sampling.temperature, tracer=tracer,
+            on_text=on_text if stream_aggregate else None,
+        )
+        tracer.emit("aggregate.done", **aggregate.to_dict())
+        if not aggregate.ok:
+            raise RunFailed(f"the aggregator {plan.aggregator.name} failed: {aggregate.error}")
+        final_text = aggregate.content
+
+        final_proposal = None
+        if plan.final_agent is not None:
+            tracer.emit("final.start", model=plan.final_agent.name)
+            final_proposal = await self._final(plan, prompt, aggregate.content, tracer, on_text)
+            tracer.emit("final.done", **final_proposal.to_dict())
+            if not final_proposal.ok:
+                raise RunFailed(
+                    f"the final agent {plan.final_agent.name} failed: {final_proposal.error}"
+                )
+            final_text = final_proposal.content
+
+        everything = [*extra, *(p for layer in history for p in layer), aggregate]
+        if final_proposal:
+            everything.append(final_proposal)
+        models_used = list(dict.fromkeys(p.model for p in everything if p.ok))
+        prompt_tokens = sum(p.prompt_tokens for p in everything)
+        completion_tokens = sum(p.completion_tokens for p in everything)
+        return MoAResult(
+            final_response=final_text,
+            layer_history=history,
+            aggregator=aggregate,
+            final_agent=final_proposal,
+            models_used=models_used,
+            layers=plan.layers,
+            seconds=asyncio.get_running_loop().time() - started,
+            trace_file=str(tracer.path) if tracer.path else None,
+            run_id=tracer.run_id,
+            usage={
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        )
+
+    # -- roles --------------------------------------------------------------
+
+    async def _make_roles(
+        self, plan: Plan, prompt: str, tracer: Tracer
+    ) -> tuple[list[Agent], Proposal | None]:
+        assert plan.role_model is not None
+        spec = plan.role_model
+        request = GenerateRequest(
+            model=spec,
+            messages=(
+                {"role": "system", "content": prompts.ROLE_SYSTEM},
+                {"role": "user", "content": prompts.ROLE_USER.format(
+                    question=prompt, n=plan.role_count)},
+            ),
+            temperature=0.3,
+            top_p=plan.sampling.top_p,
+            max_tokens=max(256, 120 * plan.role_count),
+            seed=plan.sampling.seed,
+            timeout=plan.sampling.timeout,
+            tag="roles",
+        )
+        backend = self.backends.for_model(spec)
+        proposal: Proposal | None
+        try:
+            async with self.scheduler.lease(spec):
+                completion = await backend.generate(request)
+        except GenerationError as exc:
+            parsed = parse_roles("", plan.role_count)
+            detail = f"role model failed: {exc}"
+            proposal = Proposal(layer=0, agent="roles", model=spec.name, temperature=0.3,
+                                error=str(exc))
+        else:
+            parsed = parse_roles(completion.text, plan.role_count)
+            detail = parsed.detail
+            proposal = _proposal(0, "roles", spec, 0.3, completion)
+        tracer.emit("roles.generated", model=spec.name, outcome=parsed.outcome, detail=detail,
+                    roles=[{"name": n, "system_prompt": p} for n, p in parsed.roles])
+        models = list(plan.role_models)
+        return by_roles(models, parsed.roles, plan.sampling.temperature), proposal
+
+    # -- layers -------------------------------------------------------------
+
+    async def _run_layer(
+        self,
+        plan: Plan,
+        layer: int,
+        agents: Sequence[Agent],
+        prompt: str,
+        references: Sequence[str],
+        tracer: Tracer,
+    ) -> list[Proposal]:
+        results: list[Proposal | None] = [None] * len(agents)
+        groups: dict[str, list[tuple[int, GenerateRequest, bool]]] = {}
+        for index, agent in enumerate(agents):
+            spec = plan.spec_for(agent)
+            temperature = _temperature(agent, plan)
+            try:
+                request, shortened = await self._request(
+                    plan, spec, agent.system_prompt, references, prompt, temperature,
+                    seed_offset=index, tracer=tracer, who=agent.name, layer=layer,
+                )
+            except GenerationError as exc:
+                results[index] = self._record(
+                    tracer, Proposal(layer=layer, agent=agent.name, model=spec.name,
+                                     temperature=temperature, error=str(exc)))
+                continue
+            groups.setdefault(spec.name, []).append((index, request, shortened))
+
+        async def run_group(items: list[tuple[int, GenerateRequest, bool]]) -> None:
+            spec = items[0][1].model
+            backend = self.backends.for_model(spec)
+            try:
+                async with self.scheduler.lease(spec):
+                    outcomes = backend.generate_many([request for _, request, _ in items])
+                    async with aclosing(outcomes):
+                        async for position, outcome in outcomes:
+                            index, request, shortened = items[position]
+                            results[index] = self._record(tracer, _outcome_proposal(
+                                layer, agents[index].name, request, outcome, shortened))
+            except MoALocalError as exc:
+                for index, request, shortened in items:
+                    if results[index] is None:
+                        results[index] = self._record(tracer, _outcome_proposal(
+                            layer, agents[index].name, request, GenerationError(str(exc)),
+                            shortened))
+
+        async with asyncio.TaskGroup() as group:
+            for items in groups.values():
+                group.create_task(run_group(items))
+        return [proposal for proposal in results if proposal is not None]
+
+    def _record(self, tracer: Tracer, proposal: Proposal) -> Proposal:
+        tracer.emit("proposal.done", **proposal.to_dict())
+        return proposal
+
+    # -- single generations (aggregator, final agent) ------------------------
+
+    async def _single(
+        self,
+        plan: Plan,
+        spec: ModelSpec,
+        who: str,
+        *,
+        layer: int,
+        system_base: str | None,
+        refine: bool,
+        references: Sequence[str],
+        prompt: str,
+        temperature: float,
+        tracer: Tracer,
+        on_text: TextCallback | None,
+    ) -> Proposal:
+        try:
+            request, shortened = await self._request(
+                plan, spec, system_base, references, prompt, temperature, seed_offset=0,
+                tracer=tracer, who=who, layer=layer, refine=refine,
+            )
+        except GenerationError as exc:
+            return Proposal(layer=layer, agent=who, model=spec.name, temperature=temperature,
+                            error=str(exc))
+        outcome = await self._stream(request, on_text)
+        return _outcome_proposal(layer, who, request, outcome, shortened)
+
+    async def _final(
+        self, plan: Plan, prompt: str, draft: str, tracer: Tracer, on_text: TextCallback | None
+    ) -> Proposal:
+        assert plan.final_agent is not None
+        spec = plan.final_agent
+        system = plan.final_agent_prompt or prompts.DEFAULT_FINAL_AGENT_SYSTEM
+        messages = (
+            {"role": "system", "content": system},
+            {"role": "user", "content": prompts.final_agent_user(prompt, draft)},
+        )
+        request = self._base_request(plan, spec, messages, plan.sampling.temperature, 0, "final")
+        outcome = await self._stream(request, on_text)
+        return _outcome_proposal(plan.layers + 2, "final_agent", request, outcome, False)
+
+    async def _stream(
+        self, request: GenerateRequest, on_text: TextCallback | None
+    ) -> Completion | GenerationError:
+        backend = self.backends.for_model(request.model)
+        try:
+            async with self.scheduler.lease(request.model):
+                if on_text is None:
+                    return await backend.generate(request)
+                async with asyncio.timeout(request.timeout or None):
+                    async with aclosing(backend.stream(request)) as items:
+                        async for item in items:
+                            if isinstance(item, Completion):
+                                return item
+                            on_text(item)
+                raise GenerationError(f"{request.model.name}: the backend ended without a result")
+        except TimeoutError:
+            return GenerationError(f"{request.model.name}: no answer within {request.timeout:g} s")
+        except GenerationError as exc:
+            return exc
+        except MoALocalError as exc:
+            return GenerationError(str(exc))
+
+    # -- building requests -----------------------------------------------------
+
+    def _base_request(
+        self,
+        plan: Plan,
+        spec: ModelSpec,
+        messages: tuple[Message, ...],
+        temperature: float,
+        seed_offset: int,
+        tag: str,
+    ) -> GenerateRequest:
+        seed = plan.sampling.seed
+        return GenerateRequest(
+            model=spec,
+            messages=messages,
+            temperature=temperature,
+            top_p=plan.sampling.top_p,
+            max_tokens=plan.sampling.max_tokens,
+            seed=None if seed is None else seed + seed_offset,
+            timeout=plan.sampling.timeout,
+            tag=tag,
+        )
+
+    async def _request(
+        self,
+        plan: Plan,
+        spec: ModelSpec,
+        system_base: str | None,
+        references: Sequence[str],
+        prompt: str,
+        temperature: float,
+        *,
+        seed_offset: int,
+        tracer: Tracer,
+        who: str,
+        layer: int,
+        refine: bool = True,
+    ) -> tuple[GenerateRequest, bool]:
+        """Build one request, shortening references to fit the model's context."""
+        backend = self.backends.for_model(spec)
+        fitted, max_tokens = await fit_references(
+            backend, spec, system_base, references, prompt, plan.sampling.max_tokens,
+            refine=refine,
+        )
+        shortened = list(fitted) != list(references)
+        if shortened:
+            tracer.emit(
+                "references.shortened", layer=layer, agent=who, model=spec.name,
+                original_chars=[len(r) for r in references],
+                kept_chars=[len(r) for r in fitted],
+            )
+        if references:
+            system = prompts.synthesis_system(fitted, base=system_base, refine=refine)
+        else:
+            system = system_base or prompts.DEFAULT_PROPOSER_SYSTEM
+        messages = ({"role": "system", "content": system}, {"role": "user", "content": prompt})
+        request = self._base_request(plan, spec, messages, temperature, seed_offset, who)
+        return replace(request, max_tokens=max_tokens), shortened
+
+
+async def fit_references(
+    backend: Backend,
+    spec: ModelSpec,
+    system_base: str | None,
+    references: Sequence[str],
+    prompt: str,
+    max_tokens: int,
+    *,
+    refine: bool = True,
+) -> tuple[list[str], int]:
+    """References that fit ``spec``'s context next to the prompt and the answer budget.
+
+    Each reference keeps the same share of its length (its beginning), so no
+    proposer's answer is dropped in favour of another's. Returns the references
+    and the answer budget (reduced only when the prompt alone leaves less room
+    than ``max_tokens``). Raises :class:`ContextOverflowError` when the prompt
+    cannot fit at all.
+    """
+    n_ctx = (await backend.info(spec)).n_ctx
+    instruction = (prompts.REFINE if refine else prompts.SYNTHESIZE) if references else ""
+    base = system_base or ("" if references else prompts.DEFAULT_PROPOSER_SYSTEM)
+    fixed = (
+        await backend.count_tokens(spec, f"{base}\n\n{instruction}")
+        + await backend.count_tokens(spec, prompt)
+        + 2 * _TEMPLATE_TOKENS_PER_MESSAGE
+        + _TEMPLATE_SLACK
+    )
+    room = n_ctx - fixed
+    if room < _MIN_ANSWER_TOKENS:
+        raise ContextOverflowError(
+            f"{spec.name}: the prompt takes about {fixed} tokens, more than the context of "
+            f"{n_ctx} tokens allows; use a shorter prompt or a larger n_ctx"
+        )
+    max_tokens = min(max_tokens, room)
+    if not references:
+        return [], max_tokens
+    per_reference = _TEMPLATE_TOKENS_PER_MESSAGE  # header line and spacing
+    counts = [await backend.count_tokens(spec, text) for text in references]
+    available = room - max_tokens - per_reference * len(references)
+    if sum(counts) <= available:
+        return list(references), max_tokens
+    minimum = _MIN_TOKENS_PER_REFERENCE * len(references)
+    if available < minimum:
+        # Give the references their minimum by taking it from the answer budget.
+        max_tokens = max(_MIN_ANSWER_TOKENS, room - per_reference * len(references) - minimum)
+        available = room - max_tokens - per_reference * len(references)
+        if available < minimum:
+            raise ContextOverflowError(
+                f"{spec.name}: {len(references)} references cannot fit in a context of "
+                f"{n_ctx} tokens; raise n_ctx or use fewer proposers"
+            )
+    fitted = list(references)
+    factor = available / sum(counts)
+    for _ in range(6):
+        fitted = [_keep_beginning(text, factor) for text in references]
+        used = sum([await backend.count_tokens(spec, text) for text in fitted])
+        if used <= available:
+            return fitted, max_tokens
+        factor *= 0.85 * available / used if used else 0.85
+    raise ContextOverflowError(
+        f"{spec.name}: could not shorten the references to fit a context of {n_ctx} tokens"
+    )
+
+
+def _keep_beginning(text: str, factor: float) -> str:
+    if factor >= 1:
+        return text
+    keep = max(1, int(len(text) * factor))
+    cut = text[:keep]
+    space = cut.rfind(" ")
+    if space > keep * 0.8:
+        cut = cut[:space]
+    return cut.rstrip() + " [...]"
+
+
+def _temperature(agent: Agent, plan: Plan) -> float:
+    return agent.temperature if agent.temperature is not None else plan.sampling.temperature
+
+
+def _proposal(
+    layer: int, agent: str, spec: ModelSpec, temperature: float, completion: Completion,
+    shortened: bool = False,
+) -> Proposal:
+    return Proposal(
+        layer=layer,
+        agent=agent,
+        model=spec.name,
+        temperature=temperature,
+        content=completion.text.strip(),
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        seconds=round(completion.seconds, 3),
+        references_shortened=shortened,
+    )
+
+
+def _outcome_proposal(
+    layer: int,
+    agent: str,
+    request: GenerateRequest,
+    outcome: Completion | GenerationError,
+    shortened: bool,
+) -> Proposal:
+    if isinstance(outcome, Completion):
+        if not outcome.text.strip():
+            return Proposal(layer=layer, agent=agent, model=request.model.name,
+                            temperature=request.temperature, error="empty answer",
+                            prompt_tokens=outcome.prompt_tokens,
+                            completion_tokens=outcome.completion_tokens,
+                            seconds=round(outcome.seconds, 3),
+                            references_shortened=shortened)
+        return _proposal(layer, agent, request.model, request.temperature, outcome, shortened)
+    return Proposal(layer=layer, agent=agent, model=request.model.name,
+                    temperature=request.temperature, error=str(outcome),
+                    references_shortened=shortened)
+
+
+def _layer_failure(layer: int, proposals: Sequence[Proposal], minimum: int) -> str:
+    succeeded = sum(p.ok for p in proposals)
+    lines = [
+        f"layer {layer}: {succeeded} of {len(proposals)} proposers succeeded, "
+        f"at least {minimum} needed:"
+    ]
+    lines += [f"  - {p.agent} ({p.model}): {p.error}" for p in proposals if not p.ok]
+    return "\n".join(lines)

@@ -1,0 +1,282 @@
+"""The public entry point: :class:`MoA` turns settings into a plan and runs it.
+
+``MoA`` is where configuration, model resolution, pulling and planning meet;
+the algorithm itself lives in :mod:`moa_local.engine`. One ``MoA`` keeps its
+backends (and so its loaded models) across runs; close it with
+:meth:`MoA.aclose` or use it as an async context manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from . import catalog
+from .agents import Agent, by_model, by_temperature
+from .backends.base import Backend, BackendRegistry
+from .config import Config, apply_overrides, load_config, moa_home
+from .engine import Engine, Plan, Sampling
+from .errors import ConfigError, ModelError, ModelNotInstalled
+from .models import ModelSpec, resolve_model
+from .result import MoAResult
+from .scheduler import Scheduler
+from .store import ModelStore, ProgressFactory, silent_progress
+from .trace import Observer, Tracer
+
+_UNSET: Any = object()
+
+
+class MoA:
+    """A Mixture-of-Agents over local models.
+
+    Every argument left out comes from the configuration (``config``: a
+    :class:`Config`, a path to a models.toml, or None to search for one as the
+    CLI does). ``proposers`` is a list of model names, or of :class:`Agent`
+    objects for explicit agents. ``aggregator`` and ``final_agent`` are model
+    names or Agents (an Agent's system prompt is put before the synthesis
+    instructions, or guides the final rewrite).
+    """
+
+    def __init__(
+        self,
+        proposers: Sequence[str | Agent] | None = None,
+        aggregator: str | Agent | None = None,
+        layers: int | None = None,
+        strategy: str | None = None,
+        n: int | None = None,
+        role_model: str | None = None,
+        final_agent: str | Agent | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        config: Config | str | os.PathLike[str] | None = None,
+        *,
+        top_p: float | None = None,
+        temperature_range: tuple[float, float] | None = None,
+        min_proposers: int | None = None,
+        timeout: float | None = None,
+        seed: int | None = None,
+        trace_dir: str | os.PathLike[str] | None = _UNSET,
+        auto_pull: bool = False,
+        progress: ProgressFactory = silent_progress,
+        observers: Sequence[Observer] = (),
+        backends: dict[str, Backend] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        explicit_agents: tuple[Agent, ...] = ()
+        proposer_names: list[str] | None = None
+        if proposers is not None:
+            proposers = list(proposers)
+            if any(isinstance(p, Agent) for p in proposers):
+                if not all(isinstance(p, Agent) for p in proposers):
+                    raise ConfigError("proposers must be all model names or all Agent objects")
+                explicit_agents = tuple(p for p in proposers if isinstance(p, Agent))
+                proposer_names = [agent.model for agent in explicit_agents]
+            else:
+                proposer_names = [str(p) for p in proposers]
+            if not proposers:
+                raise ConfigError("no proposers given: name at least one proposer model")
+        aggregator_prompt = ""
+        if isinstance(aggregator, Agent):
+            aggregator, aggregator_prompt = aggregator.model, aggregator.system_prompt or ""
+        final_prompt = None
+        final_name = final_agent
+        if isinstance(final_agent, Agent):
+            final_name, final_prompt = final_agent.model, final_agent.system_prompt
+        overrides = {
+            "proposers": proposer_names,
+            "aggregator": aggregator,
+            "layers": layers,
+            "strategy": strategy,
+            "num_proposers": n,
+            "role_model": role_model,
+            "final_agent": final_name,
+            "final_agent_prompt": final_prompt,
+            "temperature": temperature,
+            "temperature_range": list(temperature_range) if temperature_range else None,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+            "min_proposers": min_proposers,
+            "timeout": timeout,
+            "seed": seed,
+            "trace_dir": None if trace_dir is _UNSET else os.fspath(trace_dir or ""),
+        }
+        if isinstance(config, Config):
+            self.config = apply_overrides(config, overrides, labels)
+        else:
+            self.config = load_config(config, overrides=overrides, labels=labels)
+        self.explicit_agents = explicit_agents
+        self.aggregator_prompt = aggregator_prompt
+        self.auto_pull = auto_pull
+        self.progress = progress
+        self.observers = list(observers)
+        self.store = ModelStore(moa_home())
+        self.backends = BackendRegistry(backends)
+        self._plan: Plan | None = None
+
+    # -- planning ---------------------------------------------------------
+
+    def prepare(self) -> Plan:
+        """Resolve every model, pull what is missing (if allowed), and build the plan.
+
+        Raises :class:`ConfigError` or :class:`ModelError` (exit code 2 in the
+        CLI) before any model is loaded.
+        """
+        if self._plan is None:
+            self._plan = self._build_plan()
+        return self._plan
+
+    def _resolve(self, reference: str) -> ModelSpec:
+        try:
+            return resolve_model(reference, self.config, self.store)
+        except ModelNotInstalled:
+            if not self.auto_pull:
+                raise
+        spec = resolve_model(reference, self.config, self.store, require_installed=False)
+        assert spec.catalog_entry is not None
+        self.store.pull(spec.catalog_entry, self.progress)
+        return resolve_model(reference, self.config, self.store)
+
+    def _build_plan(self) -> Plan:
+        config = self.config
+        if not config.proposers:
+            raise ConfigError("no proposers configured: give at least one proposer model")
+        models: dict[str, ModelSpec] = {}
+        for name in dict.fromkeys(config.proposers):
+            models[name] = self._resolve(name)
+        aggregator = self._aggregator(models)
+        models[aggregator.name] = aggregator
+        final_agent = None
+        if config.final_agent:
+            final_agent = models.get(config.final_agent) or self._resolve(config.final_agent)
+
+        strategy = "agents" if self.explicit_agents else config.strategy
+        proposer_names = list(config.proposers)
+        n = config.num_proposers or (len(proposer_names) if len(proposer_names) > 1 else 3)
+        if strategy == "model" and not config.num_proposers:
+            n = len(proposer_names)
+        agents: tuple[Agent, ...] = ()
+        role_model = None
+        if strategy == "agents":
+            agents = self.explicit_agents
+        elif strategy == "model":
+            agents = tuple(by_model(proposer_names, n, config.temperature))
+        elif strategy == "temperature":
+            low, high = config.temperature_range
+            agents = tuple(by_temperature(proposer_names, n, low, high))
+        else:  # role
+            role_name = config.role_model or aggregator.name
+            role_model = models.get(role_name) or self._resolve(role_name)
+        if config.min_proposers > (len(agents) or n):
+            raise ConfigError(
+                f"min_proposers is {config.min_proposers} but a layer has only "
+                f"{len(agents) or n} proposers"
+            )
+        for spec in [*models.values(), *(m for m in (final_agent, role_model) if m)]:
+            self.backends.for_model(spec)  # fails now if the backend is not installed
+        return Plan(
+            layers=config.layers,
+            aggregator=aggregator,
+            models=models,
+            sampling=Sampling(
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_tokens=config.max_tokens,
+                seed=None if config.seed < 0 else config.seed,
+                timeout=config.timeout or None,
+                min_proposers=config.min_proposers,
+            ),
+            strategy=strategy,
+            agents=agents,
+            role_model=role_model,
+            role_count=n,
+            role_models=tuple(proposer_names),
+            aggregator_prompt=self.aggregator_prompt,
+            final_agent=final_agent,
+            final_agent_prompt=config.final_agent_prompt,
+            settings=config.as_dict(),
+        )
+
+    def _aggregator(self, proposers: dict[str, ModelSpec]) -> ModelSpec:
+        name = self.config.aggregator
+        if name and name != "auto":
+            return proposers.get(name) or self._resolve(name)
+        candidates = list(proposers.values())
+        if any(spec.backend != "echo" for spec in candidates):
+            candidates += self._installed()
+        if not candidates:
+            raise ModelError("no model available to aggregate; set an aggregator")
+        best = candidates[0]
+        for spec in candidates[1:]:
+            if spec.strength > best.strength:
+                best = spec
+        return proposers.get(best.name, best)
+
+    def _installed(self) -> list[ModelSpec]:
+        """Chat models on disk: pulled catalog models and configured GGUF paths."""
+        specs = []
+        for name, model_config in self.config.models.items():
+            if model_config.backend != "llamacpp":
+                continue
+            try:
+                specs.append(resolve_model(name, self.config, self.store))
+            except ModelError:
+                continue
+        for entry in catalog.CATALOG.values():
+            if entry.chat and self.store.is_installed(entry):
+                specs.append(resolve_model(entry.name, self.config, self.store))
+        return specs
+
+    # -- running ------------------------------------------------------------
+
+    def _tracer(self) -> Tracer:
+        return Tracer(self.config.trace_dir or None, observers=self.observers)
+
+    def _engine(self) -> Engine:
+        return Engine(self.backends, Scheduler(max(1, self.config.max_concurrent)))
+
+    async def run(self, prompt: str, on_text: Callable[[str], None] | None = None) -> MoAResult:
+        """Run the MoA on ``prompt``; ``on_text`` receives the final answer as it streams."""
+        if not prompt or not prompt.strip():
+            raise ConfigError("the prompt is empty")
+        plan = self._plan or await asyncio.to_thread(self.prepare)
+        return await self._engine().run(plan, prompt, self._tracer(), on_text)
+
+    def run_sync(self, prompt: str) -> MoAResult:
+        """:meth:`run` for synchronous code (starts its own event loop)."""
+        return asyncio.run(self.run(prompt))
+
+    async def stream(self, prompt: str) -> AsyncIterator[str | MoAResult]:
+        """Yield the final answer's text as it is produced, then the :class:`MoAResult`."""
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        task = asyncio.create_task(self.run(prompt, on_text=queue.put_nowait))
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not queue.empty():
+                    yield queue.get_nowait()
+                yield task.result()
+                return
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def aclose(self) -> None:
+        """Release loaded models."""
+        await self.backends.close()
+
+    async def __aenter__(self) -> MoA:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,106 @@
+"""Every prompt moa-local sends on its own behalf.
+
+The synthesis prompts follow the idea of the Mixture-of-Agents paper (Wang et
+al., 2024): show a model several candidate answers from different models,
+warn that some may be wrong or biased, and ask for one better answer rather
+than a copy or a vote. The wording here is our own and kept short, because
+small local models follow short instructions better and every token of a
+system prompt costs prompt-processing time on a CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+REFERENCE_HEADER = "Response {number}:"
+
+SYNTHESIZE = (
+    "Below are responses to the user's question, written independently by several "
+    "different AI models. Some of them may be incomplete, biased or simply wrong. "
+    "Judge them critically: keep what is correct and useful, fix or drop what is not, "
+    "and fill in what is missing. Do not copy any one response and do not mention that "
+    "there were several. Write one accurate, well-organised answer of your own."
+)
+
+REFINE = (
+    "Other AI models have already answered the user's question; their responses are "
+    "below. They may contain mistakes or gaps. Use them as material: check each claim, "
+    "keep what holds up, correct what does not, then write your own improved answer "
+    "to the question."
+)
+
+DEFAULT_PROPOSER_SYSTEM = "You are a helpful, knowledgeable assistant. Answer accurately and concisely."
+
+DEFAULT_FINAL_AGENT_SYSTEM = (
+    "You are a careful editor. Improve the draft answer below: fix errors, remove "
+    "repetition, keep it complete and clear. Reply with the improved answer only."
+)
+
+ROLE_SYSTEM = (
+    "You design expert panels. Reply with JSON only, no prose and no code fences."
+)
+
+ROLE_USER = (
+    "Question: {question}\n\n"
+    "Propose {n} different experts who would each answer this question from a distinct "
+    "angle. Reply with a JSON list of exactly {n} objects, each with the keys \"name\" "
+    "(a short role title) and \"system_prompt\" (one or two sentences telling an AI "
+    "assistant to act as that expert). Example: "
+    '[{{"name": "Physicist", "system_prompt": "You are a physicist. Explain the '
+    'mechanism precisely."}}]'
+)
+
+# Used when the role model's reply cannot be turned into enough roles.
+GENERIC_ROLES: tuple[tuple[str, str], ...] = (
+    (
+        "Domain expert",
+        "You are a domain expert. Give a precise, technically correct answer with the key facts.",
+    ),
+    (
+        "Critical reviewer",
+        "You are a critical reviewer. Answer while pointing out pitfalls, edge cases and "
+        "common misconceptions.",
+    ),
+    (
+        "Teacher",
+        "You are a patient teacher. Explain the answer step by step so a newcomer can follow.",
+    ),
+    (
+        "Practitioner",
+        "You are an experienced practitioner. Focus on practical, concrete advice and examples.",
+    ),
+    (
+        "Skeptic",
+        "You are a careful skeptic. Question assumptions and state what is uncertain.",
+    ),
+    (
+        "Summarizer",
+        "You are a concise summarizer. Give the shortest answer that is still complete.",
+    ),
+)
+
+
+def format_references(references: Sequence[str]) -> str:
+    """Number the references the way the synthesis prompts refer to them."""
+    return "\n\n".join(
+        f"{REFERENCE_HEADER.format(number=index)}\n{text.strip()}"
+        for index, text in enumerate(references, start=1)
+    )
+
+
+def synthesis_system(references: Sequence[str], *, base: str | None = None, refine: bool) -> str:
+    """System message carrying ``references``: for a refining proposer or the aggregator.
+
+    ``base`` is the agent's own system prompt, kept first so a role keeps its
+    perspective in refinement layers.
+    """
+    instruction = REFINE if refine else SYNTHESIZE
+    parts = [base.strip()] if base and base.strip() else []
+    parts.append(instruction)
+    parts.append(format_references(references))
+    return "\n\n".join(parts)
+
+
+def final_agent_user(question: str, draft: str) -> str:
+    """User message for the optional final agent."""
+    return f"Question:\n{question}\n\nDraft answer:\n{draft.strip()}"

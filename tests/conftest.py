@@ -1,0 +1,50 @@
+"""Shared fixtures: every test gets its own MOA_LOCAL_HOME and working directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from moa_local.backends.echo import EchoBackend
+
+from .tiny_gguf import write_tiny_gguf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private home and cwd, and no MOA_LOCAL_* settings from the outside."""
+    for name in list(os.environ):
+        if name.startswith("MOA_LOCAL_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("MOA_LOCAL_HOME", str(home))
+    monkeypatch.chdir(work)
+    yield work
+
+
+@pytest.fixture
+def echo() -> EchoBackend:
+    """A fresh echo backend whose stats a test can read."""
+    return EchoBackend()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight llama GGUF with a ChatML template (a few hundred KB)."""
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def templateless_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny model without a chat template."""
+    return write_tiny_gguf(
+        tmp_path_factory.mktemp("gguf") / "no-template.gguf", chat_template=None
+    )
