@@ -39,12 +39,13 @@ def echo() -> EchoBackend:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight llama GGUF with a ChatML template (a few hundred KB)."""
-    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf", context_length=4096)
 
 
 @pytest.fixture(scope="session")
 def templateless_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same tiny model without a chat template."""
     return write_tiny_gguf(
-        tmp_path_factory.mktemp("gguf") / "no-template.gguf", chat_template=None
+        tmp_path_factory.mktemp("gguf") / "no-template.gguf", chat_template=None,
+        context_length=4096,
     )

@@ -40,7 +40,31 @@ def import_llama_cpp() -> Any:
         raise BackendUnavailable(
             f"GGUF models need llama-cpp-python, which is not installed; run: {INSTALL_HINT}"
         ) from None
+    _quiet_llama_logs(llama_cpp)
     return llama_cpp
+
+
+_log_callback: Any = None
+
+
+def _quiet_llama_logs(llama_cpp: Any) -> None:
+    """Keep llama.cpp's own log lines off the user's terminal (MOA_LOCAL_DEBUG=1 shows them).
+
+    ``verbose=False`` does not silence everything (context warnings still
+    print), so a no-op log callback is installed once per process.
+    """
+    global _log_callback
+    if _log_callback is not None or os.environ.get("MOA_LOCAL_DEBUG"):
+        return
+    try:
+        @llama_cpp.llama_log_callback
+        def ignore(level: int, text: bytes, user_data: Any) -> None:
+            return None
+
+        llama_cpp.llama_log_set(ignore, None)
+        _log_callback = ignore  # a reference keeps the C callback alive
+    except AttributeError:  # an older llama-cpp-python without the log API
+        _log_callback = False
 
 
 def physical_cores() -> int:
@@ -157,7 +181,8 @@ class LlamaCppBackend(BaseBackend):
             if vocab is None:
                 try:
                     vocab = self._llama_cpp.Llama(
-                        model_path=str(spec.path), vocab_only=True, verbose=False
+                        model_path=str(spec.path), vocab_only=True, n_ctx=16, n_batch=16,
+                        verbose=False,
                     )
                 except (ValueError, RuntimeError, OSError) as exc:
                     raise ModelError(
@@ -218,6 +243,30 @@ class LlamaCppBackend(BaseBackend):
         self._vocabularies.clear()
 
 
+def _llama_cpp_module() -> Any:
+    import llama_cpp
+
+    return llama_cpp
+
+
+def _end_when(cancel: threading.Event, eos: int) -> Callable[[Any, Any], Any]:
+    """A logits processor that forces end-of-sequence once ``cancel`` is set.
+
+    It runs before every token is sampled, including tokens that do not reach
+    the stream yet (an incomplete UTF-8 sequence), so a cancelled generation
+    ends within one token. llama-cpp-python's chat API takes no stopping
+    criteria, hence this route.
+    """
+
+    def process(_tokens: Any, scores: Any) -> Any:
+        if cancel.is_set():
+            scores[:] = -float("inf")
+            scores[eos] = 0.0
+        return scores
+
+    return process
+
+
 def _generate_blocking(
     model: LoadedModel,
     request: GenerateRequest,
@@ -242,6 +291,9 @@ def _generate_blocking(
                 stop=list(request.stop) or None,
                 seed=request.seed,
                 stream=True,
+                logits_processor=_llama_cpp_module().LogitsProcessorList(
+                    [_end_when(cancel, llama.token_eos())]
+                ),
             )
             for chunk in chunks:
                 if cancel.is_set():

@@ -1,0 +1,130 @@
+"""models.toml, environment and flags merge in one place; mistakes name their source."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from moa_local.config import BUILTIN_DEFAULTS, load_config
+from moa_local.errors import ConfigError
+
+from .conftest import REPO_ROOT
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_repository_models_toml_documents_the_builtin_defaults() -> None:
+    document = tomllib.loads((REPO_ROOT / "models.toml").read_text(encoding="utf-8"))
+    assert document["defaults"] == BUILTIN_DEFAULTS
+
+
+def test_without_any_file_the_builtin_defaults_apply() -> None:
+    config = load_config()
+    assert config.source is None
+    assert config.proposers == ("qwen2.5-coder-0.5b", "smollm2-135m")
+    assert config.aggregator == "auto" and config.layers == 2
+
+
+def test_precedence_flag_over_env_over_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    write(Path("models.toml"), "[defaults]\nlayers = 3\nmax_tokens = 100\ntemperature = 0.2\n")
+    monkeypatch.setenv("MOA_LOCAL_LAYERS", "4")
+    monkeypatch.setenv("MOA_LOCAL_MAX_TOKENS", "200")
+    config = load_config(overrides={"layers": 5})
+    assert config.source == Path("models.toml")
+    assert config.layers == 5  # flag
+    assert config.max_tokens == 200  # environment
+    assert config.temperature == 0.2  # file
+    assert config.strategy == "model"  # built-in
+
+
+def test_search_order_prefers_explicit_then_env_then_cwd_then_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home = Path(__import__("os").environ["MOA_LOCAL_HOME"])
+    write(home / "models.toml", "[defaults]\nlayers = 7\n")
+    assert load_config().layers == 7
+    write(Path("models.toml"), "[defaults]\nlayers = 6\n")
+    assert load_config().layers == 6
+    env_file = write(tmp_path / "env.toml", "[defaults]\nlayers = 5\n")
+    monkeypatch.setenv("MOA_LOCAL_CONFIG", str(env_file))
+    assert load_config().layers == 5
+    explicit = write(tmp_path / "explicit.toml", "[defaults]\nlayers = 4\n")
+    assert load_config(explicit).layers == 4
+
+
+def test_env_list_and_range_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOA_LOCAL_PROPOSERS", "echo:a, echo:b")
+    monkeypatch.setenv("MOA_LOCAL_TEMPERATURE_RANGE", "0.1,0.5")
+    config = load_config()
+    assert config.proposers == ("echo:a", "echo:b")
+    assert config.temperature_range == (0.1, 0.5)
+
+
+def test_toml_syntax_error_names_file_and_line() -> None:
+    write(Path("models.toml"), "[defaults]\nlayers = 2\nlayers 3\nmax_tokens = 9\n")
+    with pytest.raises(ConfigError, match=r"models\.toml: invalid TOML: .*line 3"):
+        load_config()
+
+
+def test_unknown_key_names_the_table_and_key() -> None:
+    write(Path("models.toml"), "[defaults]\nlayer = 2\n")
+    with pytest.raises(ConfigError, match=r"models\.toml: \[defaults\] unknown key 'layer'"):
+        load_config()
+
+
+def test_unknown_model_key_names_the_model_table() -> None:
+    write(Path("models.toml"), '[models.mine]\npath = "x.gguf"\nctx = 4\n')
+    with pytest.raises(ConfigError, match=r"\[models\.mine\] unknown key 'ctx'"):
+        load_config()
+
+
+def test_unknown_table_is_an_error() -> None:
+    write(Path("models.toml"), "[default]\nlayers = 2\n")
+    with pytest.raises(ConfigError, match=r"unknown table \[default\]"):
+        load_config()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("layers = 0", r"\[defaults\] layers must be >= 1, got 0"),
+        ('layers = "two"', r"\[defaults\] layers must be an integer"),
+        ("temperature = -0.5", r"\[defaults\] temperature must be between 0.0 and 2.0"),
+        ('strategy = "vote"', r"\[defaults\] strategy must be one of model, temperature, role"),
+        ("proposers = []", r"\[defaults\] proposers is empty"),
+        ("temperature_range = [0.9, 0.1]", r"low <= high"),
+    ],
+)
+def test_wrong_values_name_table_and_key(line: str, message: str) -> None:
+    write(Path("models.toml"), f"[defaults]\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config()
+
+
+def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOA_LOCAL_LAYERS", "many")
+    with pytest.raises(ConfigError, match="MOA_LOCAL_LAYERS must be an integer"):
+        load_config()
+
+
+def test_bad_flag_value_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--temperature must be between"):
+        load_config(overrides={"temperature": -1.0}, labels={"temperature": "--temperature"})
+
+
+def test_missing_explicit_config_file() -> None:
+    with pytest.raises(ConfigError, match="config file not found: nope.toml"):
+        load_config("nope.toml")
+
+
+def test_relative_model_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    config_file = write(folder / "models.toml", '[models.mine]\npath = "weights/m.gguf"\n')
+    config = load_config(config_file)
+    assert config.models["mine"].path == folder / "weights" / "m.gguf"

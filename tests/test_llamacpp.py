@@ -1,0 +1,149 @@
+"""The llama.cpp backend on a tiny random-weight GGUF written at test time."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from moa_local import MoA
+from moa_local.backends.base import Completion, GenerateRequest
+from moa_local.backends.llamacpp import LlamaCppBackend
+from moa_local.config import load_config
+from moa_local.errors import BackendUnavailable, ContextOverflowError, ModelError
+from moa_local.models import ModelSpec, resolve_model
+from moa_local.store import ModelStore
+
+pytest.importorskip("llama_cpp")
+
+
+def spec_for(path: Path) -> ModelSpec:
+    config = load_config()
+    return resolve_model(f"path:{path}", config, ModelStore(Path("home")))
+
+
+def request(spec: ModelSpec, max_tokens: int = 24, **kwargs: object) -> GenerateRequest:
+    return GenerateRequest(
+        model=spec,
+        messages=({"role": "system", "content": "Be brief."},
+                  {"role": "user", "content": "hello"}),
+        max_tokens=max_tokens,
+        seed=1,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def backend() -> LlamaCppBackend:
+    instance = LlamaCppBackend()
+    yield instance
+    await instance.close()
+
+
+async def test_generate_reports_usage_and_time(backend: LlamaCppBackend, tiny_model: Path) -> None:
+    spec = spec_for(tiny_model)
+    completion = await backend.generate(request(spec))
+    assert completion.text
+    assert 0 < completion.completion_tokens <= 24
+    prompt = await backend.count_tokens(spec, "hello")
+    assert completion.prompt_tokens > prompt  # the chat template adds tokens
+    assert completion.seconds > 0
+
+
+async def test_stream_yields_pieces_then_one_completion(
+    backend: LlamaCppBackend, tiny_model: Path
+) -> None:
+    spec = spec_for(tiny_model)
+    items = [item async for item in backend.stream(request(spec, max_tokens=12))]
+    assert isinstance(items[-1], Completion)
+    pieces = items[:-1]
+    assert all(isinstance(p, str) for p in pieces) and pieces
+    assert "".join(pieces) == items[-1].text  # type: ignore[union-attr]
+
+
+async def test_model_is_loaded_once_and_reused(backend: LlamaCppBackend, tiny_model: Path) -> None:
+    spec = spec_for(tiny_model)
+    first = await backend.load(spec)
+    await backend.generate(request(spec))
+    assert await backend.load(spec) is first
+    assert backend.loaded() == [spec]
+
+
+async def test_count_tokens_uses_the_model_vocabulary(
+    backend: LlamaCppBackend, tiny_model: Path
+) -> None:
+    # the tiny model's vocabulary is bytes: one token per byte
+    assert await backend.count_tokens(spec_for(tiny_model), "hello") == 5
+
+
+async def test_cancelling_a_stream_stops_the_worker_promptly(
+    backend: LlamaCppBackend, tiny_model: Path
+) -> None:
+    spec = spec_for(tiny_model)
+    model = await backend.load(spec)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in backend.stream(request(spec, max_tokens=400, temperature=1.0)):
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), timeout=60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # the worker thread has let go of the model: nothing is generating any more
+    assert model.lock.acquire(blocking=False)
+    model.lock.release()
+    # and it stopped long before its 400 tokens (the tiny model streams slowly)
+    assert model.llama.n_tokens < 200
+
+
+async def test_context_overflow_is_a_generation_error(
+    backend: LlamaCppBackend, tiny_model: Path
+) -> None:
+    spec = spec_for(tiny_model)
+    long = GenerateRequest(model=spec, messages=({"role": "user", "content": "x" * 5000},),
+                           max_tokens=8)
+    with pytest.raises(ContextOverflowError, match="exceed context window"):
+        await backend.generate(long)
+
+
+def test_templateless_gguf_is_refused_before_loading(templateless_model: Path) -> None:
+    with pytest.raises(ModelError, match="has no chat template.*chat_format"):
+        spec_for(templateless_model)
+
+
+def test_templateless_gguf_works_with_chat_format(templateless_model: Path) -> None:
+    Path("models.toml").write_text(
+        f'[models.base]\npath = "{templateless_model}"\nchat_format = "chatml"\n'
+    )
+    moa = MoA(proposers=["base"], aggregator="base", layers=1, max_tokens=8, seed=3,
+              trace_dir="")
+    result = moa.run_sync("hi")
+    assert result.layer_history[0][0].completion_tokens > 0
+
+
+def test_non_gguf_file_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"PK\x03\x04 this is a zip, not a model")
+    with pytest.raises(ModelError, match="not a GGUF model file"):
+        spec_for(fake)
+
+
+def test_missing_llama_cpp_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(BackendUnavailable, match=r"pip install 'moa-local\[llamacpp\]'"):
+        LlamaCppBackend()
+
+
+def test_a_moa_over_the_tiny_model(tiny_model: Path) -> None:
+    moa = MoA(proposers=[f"path:{tiny_model}"], strategy="temperature", n=2,
+              aggregator=f"path:{tiny_model}", layers=2, max_tokens=16, seed=5)
+    result = moa.run_sync("hello")
+    assert [len(layer) for layer in result.layer_history] == [2, 2]
+    assert all(p.ok for layer in result.layer_history for p in layer)
+    assert [p.temperature for p in result.layer_history[0]] == [0.3, 1.0]
+    assert result.trace_file and Path(result.trace_file).exists()
