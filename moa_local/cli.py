@@ -61,8 +61,14 @@ def _progress_factory(quiet: bool) -> ProgressFactory:
 
     def factory(description: str, total: int) -> Progress:
         bar: Progress = tqdm(
-            total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
-            file=sys.stderr, leave=True, dynamic_ncols=True,
+            total=total,
+            desc=description,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            leave=True,
+            dynamic_ncols=True,
         )
         return bar
 
@@ -81,21 +87,29 @@ class ProgressPrinter:
         if event == "run.start":
             self.layers = record["layers"]
             if self.verbose:
-                echo(f"run {record['run_id']}: strategy {record['strategy']}, "
-                     f"{record['layers']} layer(s), aggregator {record['aggregator']}")
+                echo(
+                    f"run {record['run_id']}: strategy {record['strategy']}, "
+                    f"{record['layers']} layer(s), aggregator {record['aggregator']}"
+                )
         elif event == "roles.generated":
             names = ", ".join(role["name"] for role in record["roles"])
-            note = "" if record["outcome"] == "ok" else f" ({record['outcome']}: {record['detail']})"
+            note = (
+                "" if record["outcome"] == "ok" else f" ({record['outcome']}: {record['detail']})"
+            )
             echo(f"roles by {record['model']}: {names}{note}")
         elif event == "layer.start":
-            echo(f"layer {record['layer']}/{self.layers}: {len(record['agents'])} proposers working")
+            echo(
+                f"layer {record['layer']}/{self.layers}: {len(record['agents'])} proposers working"
+            )
         elif event == "proposal.done":
             if record["error"]:
                 echo(f"  x {record['agent']}: {record['error']}")
             else:
                 speed = record["completion_tokens"] / record["seconds"] if record["seconds"] else 0
-                echo(f"  + {record['agent']}: {record['completion_tokens']} tokens, "
-                     f"{speed:.1f} tok/s, {record['seconds']:.1f} s")
+                echo(
+                    f"  + {record['agent']}: {record['completion_tokens']} tokens, "
+                    f"{speed:.1f} tok/s, {record['seconds']:.1f} s"
+                )
         elif event == "references.shortened" and self.verbose:
             echo(f"  (references shortened to fit {record['model']}'s context)")
         elif event == "aggregate.start":
@@ -110,10 +124,19 @@ def _err(message: str) -> None:
 
 @main.command()
 @click.argument("prompt")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="models.toml to use (default: search order in the README).")
-@click.option("-m", "--proposer", "proposers", multiple=True,
-              help="Proposer model (repeatable). Default: [defaults] proposers.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="models.toml to use (default: search order in the README).",
+)
+@click.option(
+    "-m",
+    "--proposer",
+    "proposers",
+    multiple=True,
+    help="Proposer model (repeatable). Default: [defaults] proposers.",
+)
 @click.option("--aggregator", help='Aggregator model, or "auto" for the strongest installed.')
 @click.option("--layers", type=int, help="Number of proposer layers (>= 1).")
 @click.option("--strategy", help="How to fill a layer: model, temperature or role.")
@@ -153,10 +176,16 @@ def ask(
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
     labels = {
-        "proposers": "-m/--proposer", "aggregator": "--aggregator", "layers": "--layers",
-        "strategy": "--strategy", "num_proposers": "--num-proposers",
-        "role_model": "--role-model", "final_agent": "--final-agent",
-        "temperature": "--temperature", "max_tokens": "--max-tokens", "trace_dir": "--trace-dir",
+        "proposers": "-m/--proposer",
+        "aggregator": "--aggregator",
+        "layers": "--layers",
+        "strategy": "--strategy",
+        "num_proposers": "--num-proposers",
+        "role_model": "--role-model",
+        "final_agent": "--final-agent",
+        "temperature": "--temperature",
+        "max_tokens": "--max-tokens",
+        "trace_dir": "--trace-dir",
     }
     observers = [] if quiet else [ProgressPrinter(verbose)]
     moa_kwargs: dict[str, Any] = {}
@@ -203,14 +232,20 @@ def ask(
         click.echo(result.final_response)
     if not quiet:
         usage = result.usage
-        _err(f"done in {result.seconds:.1f} s, {usage['total_tokens']} tokens"
-             + (f"; trace: {result.trace_file}" if result.trace_file else ""))
+        _err(
+            f"done in {result.seconds:.1f} s, {usage['total_tokens']} tokens"
+            + (f"; trace: {result.trace_file}" if result.trace_file else "")
+        )
 
 
 @main.command()
 @click.argument("names", nargs=-1, required=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="models.toml whose [models] may name catalog models.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="models.toml whose [models] may name catalog models.",
+)
 @click.option("--force", is_flag=True, help="Download again even if already pulled.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bool) -> None:
@@ -225,8 +260,10 @@ def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bo
             continue
         manifest = store.pull(entry, _progress_factory(quiet), force=force)
         if not quiet:
-            _err(f"{entry.name}: pulled from {manifest.source}, sha256 verified "
-                 f"({store.path_for(entry)})")
+            _err(
+                f"{entry.name}: pulled from {manifest.source}, sha256 verified "
+                f"({store.path_for(entry)})"
+            )
 
 
 def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
@@ -242,8 +279,12 @@ def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="models.toml whose [models] are listed too.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="models.toml whose [models] are listed too.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def models(config_path: str | None, as_json: bool) -> None:
     """List catalog and configured models, and whether each is installed."""
@@ -293,15 +334,25 @@ def _catalog_row(entry: catalog.CatalogEntry, store: ModelStore) -> dict[str, An
 
 
 def _configured_row(name: str, config: Config, store: ModelStore) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": name, "family": "?", "params": "?", "quant": "?",
-                           "size": "?", "installed": "no", "source": "models.toml"}
+    row: dict[str, Any] = {
+        "name": name,
+        "family": "?",
+        "params": "?",
+        "quant": "?",
+        "size": "?",
+        "installed": "no",
+        "source": "models.toml",
+    }
     try:
         spec = resolve_model(name, config, store, require_installed=False)
     except ModelError as exc:
         row["installed"] = f"error: {exc}"[:60]
         return row
-    row.update(family=spec.family or "?", params=_human_params(spec.parameters),
-               quant=spec.quantization or "?")
+    row.update(
+        family=spec.family or "?",
+        params=_human_params(spec.parameters),
+        quant=spec.quantization or "?",
+    )
     if spec.path is not None and spec.path.exists():
         row.update(size=_human_bytes(spec.path.stat().st_size), installed="yes")
         if spec.catalog_entry is None:

@@ -192,7 +192,9 @@ def apply_overrides(
     return _build(values, config.models, config.source)
 
 
-def _build(values: dict[str, Any], models: Mapping[str, ModelConfig], source: Path | None) -> Config:
+def _build(
+    values: dict[str, Any], models: Mapping[str, ModelConfig], source: Path | None
+) -> Config:
     low, high = values["temperature_range"]
     if low > high:
         raise ConfigError(
@@ -347,8 +349,14 @@ def _from_env(key: str, text: str) -> Any:
             return [float(part) for part in parts]
         except ValueError:
             return text
-    if key in ("aggregator", "strategy", "role_model", "final_agent", "final_agent_prompt",
-               "trace_dir"):
+    if key in (
+        "aggregator",
+        "strategy",
+        "role_model",
+        "final_agent",
+        "final_agent_prompt",
+        "trace_dir",
+    ):
         return text
     try:
         return int(text)

@@ -107,8 +107,14 @@ class Engine:
     ) -> MoAResult:
         """Run ``plan`` on ``prompt``; stream the final stage's text to ``on_text``."""
         started = asyncio.get_running_loop().time()
-        tracer.emit("run.start", prompt=prompt, strategy=plan.strategy, layers=plan.layers,
-                    aggregator=plan.aggregator.name, config=plan.settings)
+        tracer.emit(
+            "run.start",
+            prompt=prompt,
+            strategy=plan.strategy,
+            layers=plan.layers,
+            aggregator=plan.aggregator.name,
+            config=plan.settings,
+        )
         try:
             result = await self._run(plan, prompt, tracer, on_text, started)
         except asyncio.CancelledError:
@@ -123,9 +129,14 @@ class Engine:
             tracer.emit("run.error", error=f"{type(exc).__name__}: {exc}", kind="internal")
             tracer.close()
             raise
-        tracer.emit("run.done", seconds=round(result.seconds, 3), usage=result.usage,
-                    models_used=result.models_used, num_proposals=result.num_proposals,
-                    final_response=result.final_response)
+        tracer.emit(
+            "run.done",
+            seconds=round(result.seconds, 3),
+            usage=result.usage,
+            models_used=result.models_used,
+            num_proposals=result.num_proposals,
+            final_response=result.final_response,
+        )
         tracer.close()
         return result
 
@@ -147,8 +158,12 @@ class Engine:
         history: list[list[Proposal]] = []
         references: list[str] = []
         for layer in range(1, plan.layers + 1):
-            tracer.emit("layer.start", layer=layer, agents=[a.name for a in agents],
-                        references=len(references))
+            tracer.emit(
+                "layer.start",
+                layer=layer,
+                agents=[a.name for a in agents],
+                references=len(references),
+            )
             proposals = await self._run_layer(plan, layer, agents, prompt, references, tracer)
             history.append(proposals)
             succeeded = [p for p in proposals if p.ok]
@@ -159,9 +174,16 @@ class Engine:
         stream_aggregate = plan.final_agent is None
         tracer.emit("aggregate.start", model=plan.aggregator.name, references=len(references))
         aggregate = await self._single(
-            plan, plan.aggregator, "aggregator", layer=plan.layers + 1,
-            system_base=plan.aggregator_prompt or None, refine=False, references=references, prompt=prompt,
-            temperature=plan.sampling.temperature, tracer=tracer,
+            plan,
+            plan.aggregator,
+            "aggregator",
+            layer=plan.layers + 1,
+            system_base=plan.aggregator_prompt or None,
+            refine=False,
+            references=references,
+            prompt=prompt,
+            temperature=plan.sampling.temperature,
+            tracer=tracer,
             on_text=on_text if stream_aggregate else None,
         )
         tracer.emit("aggregate.done", **aggregate.to_dict())
@@ -214,8 +236,10 @@ class Engine:
             model=spec,
             messages=(
                 {"role": "system", "content": prompts.ROLE_SYSTEM},
-                {"role": "user", "content": prompts.ROLE_USER.format(
-                    question=prompt, n=plan.role_count)},
+                {
+                    "role": "user",
+                    "content": prompts.ROLE_USER.format(question=prompt, n=plan.role_count),
+                },
             ),
             temperature=0.3,
             top_p=plan.sampling.top_p,
@@ -232,14 +256,20 @@ class Engine:
         except GenerationError as exc:
             parsed = parse_roles("", plan.role_count)
             detail = f"role model failed: {exc}"
-            proposal = Proposal(layer=0, agent="roles", model=spec.name, temperature=0.3,
-                                error=str(exc))
+            proposal = Proposal(
+                layer=0, agent="roles", model=spec.name, temperature=0.3, error=str(exc)
+            )
         else:
             parsed = parse_roles(completion.text, plan.role_count)
             detail = parsed.detail
             proposal = _proposal(0, "roles", spec, 0.3, completion)
-        tracer.emit("roles.generated", model=spec.name, outcome=parsed.outcome, detail=detail,
-                    roles=[{"name": n, "system_prompt": p} for n, p in parsed.roles])
+        tracer.emit(
+            "roles.generated",
+            model=spec.name,
+            outcome=parsed.outcome,
+            detail=detail,
+            roles=[{"name": n, "system_prompt": p} for n, p in parsed.roles],
+        )
         models = list(plan.role_models)
         return by_roles(models, parsed.roles, plan.sampling.temperature), proposal
 
@@ -261,13 +291,28 @@ class Engine:
             temperature = _temperature(agent, plan)
             try:
                 request, shortened = await self._request(
-                    plan, spec, agent.system_prompt, references, prompt, temperature,
-                    seed_offset=index, tracer=tracer, who=agent.name, layer=layer,
+                    plan,
+                    spec,
+                    agent.system_prompt,
+                    references,
+                    prompt,
+                    temperature,
+                    seed_offset=index,
+                    tracer=tracer,
+                    who=agent.name,
+                    layer=layer,
                 )
             except GenerationError as exc:
                 results[index] = self._record(
-                    tracer, Proposal(layer=layer, agent=agent.name, model=spec.name,
-                                     temperature=temperature, error=str(exc)))
+                    tracer,
+                    Proposal(
+                        layer=layer,
+                        agent=agent.name,
+                        model=spec.name,
+                        temperature=temperature,
+                        error=str(exc),
+                    ),
+                )
                 continue
             groups.setdefault(spec.name, []).append((index, request, shortened))
 
@@ -280,14 +325,25 @@ class Engine:
                     async with aclosing(outcomes):
                         async for position, outcome in outcomes:
                             index, request, shortened = items[position]
-                            results[index] = self._record(tracer, _outcome_proposal(
-                                layer, agents[index].name, request, outcome, shortened))
+                            results[index] = self._record(
+                                tracer,
+                                _outcome_proposal(
+                                    layer, agents[index].name, request, outcome, shortened
+                                ),
+                            )
             except MoALocalError as exc:
                 for index, request, shortened in items:
                     if results[index] is None:
-                        results[index] = self._record(tracer, _outcome_proposal(
-                            layer, agents[index].name, request, GenerationError(str(exc)),
-                            shortened))
+                        results[index] = self._record(
+                            tracer,
+                            _outcome_proposal(
+                                layer,
+                                agents[index].name,
+                                request,
+                                GenerationError(str(exc)),
+                                shortened,
+                            ),
+                        )
 
         async with asyncio.TaskGroup() as group:
             for items in groups.values():
@@ -317,12 +373,22 @@ class Engine:
     ) -> Proposal:
         try:
             request, shortened = await self._request(
-                plan, spec, system_base, references, prompt, temperature, seed_offset=0,
-                tracer=tracer, who=who, layer=layer, refine=refine,
+                plan,
+                spec,
+                system_base,
+                references,
+                prompt,
+                temperature,
+                seed_offset=0,
+                tracer=tracer,
+                who=who,
+                layer=layer,
+                refine=refine,
             )
         except GenerationError as exc:
-            return Proposal(layer=layer, agent=who, model=spec.name, temperature=temperature,
-                            error=str(exc))
+            return Proposal(
+                layer=layer, agent=who, model=spec.name, temperature=temperature, error=str(exc)
+            )
         outcome = await self._stream(request, on_text)
         return _outcome_proposal(layer, who, request, outcome, shortened)
 
@@ -403,13 +469,21 @@ class Engine:
         """Build one request, shortening references to fit the model's context."""
         backend = self.backends.for_model(spec)
         fitted, max_tokens = await fit_references(
-            backend, spec, system_base, references, prompt, plan.sampling.max_tokens,
+            backend,
+            spec,
+            system_base,
+            references,
+            prompt,
+            plan.sampling.max_tokens,
             refine=refine,
         )
         shortened = list(fitted) != list(references)
         if shortened:
             tracer.emit(
-                "references.shortened", layer=layer, agent=who, model=spec.name,
+                "references.shortened",
+                layer=layer,
+                agent=who,
+                model=spec.name,
                 original_chars=[len(r) for r in references],
                 kept_chars=[len(r) for r in fitted],
             )
@@ -502,7 +576,11 @@ def _temperature(agent: Agent, plan: Plan) -> float:
 
 
 def _proposal(
-    layer: int, agent: str, spec: ModelSpec, temperature: float, completion: Completion,
+    layer: int,
+    agent: str,
+    spec: ModelSpec,
+    temperature: float,
+    completion: Completion,
     shortened: bool = False,
 ) -> Proposal:
     return Proposal(
@@ -527,16 +605,26 @@ def _outcome_proposal(
 ) -> Proposal:
     if isinstance(outcome, Completion):
         if not outcome.text.strip():
-            return Proposal(layer=layer, agent=agent, model=request.model.name,
-                            temperature=request.temperature, error="empty answer",
-                            prompt_tokens=outcome.prompt_tokens,
-                            completion_tokens=outcome.completion_tokens,
-                            seconds=round(outcome.seconds, 3),
-                            references_shortened=shortened)
+            return Proposal(
+                layer=layer,
+                agent=agent,
+                model=request.model.name,
+                temperature=request.temperature,
+                error="empty answer",
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                seconds=round(outcome.seconds, 3),
+                references_shortened=shortened,
+            )
         return _proposal(layer, agent, request.model, request.temperature, outcome, shortened)
-    return Proposal(layer=layer, agent=agent, model=request.model.name,
-                    temperature=request.temperature, error=str(outcome),
-                    references_shortened=shortened)
+    return Proposal(
+        layer=layer,
+        agent=agent,
+        model=request.model.name,
+        temperature=request.temperature,
+        error=str(outcome),
+        references_shortened=shortened,
+    )
 
 
 def _layer_failure(layer: int, proposals: Sequence[Proposal], minimum: int) -> str:

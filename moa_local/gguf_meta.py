@@ -133,7 +133,9 @@ def _read_cached(path: Path, size: int, mtime_ns: int) -> GGUFMetadata:
         with open(path, "rb") as handle:
             return _parse(path, handle)
     except (struct.error, UnicodeDecodeError, EOFError, MemoryError):
-        raise ModelError(f"{path} is not a valid GGUF file (its header is truncated or corrupt)") from None
+        raise ModelError(
+            f"{path} is not a valid GGUF file (its header is truncated or corrupt)"
+        ) from None
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
 

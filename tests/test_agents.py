@@ -19,15 +19,18 @@ def test_by_model_names_repeats_uniquely() -> None:
 
 
 def test_well_formed_roles() -> None:
-    reply = json.dumps([{"name": "A", "system_prompt": "Be A."},
-                        {"name": "B", "system_prompt": "Be B."}])
+    reply = json.dumps(
+        [{"name": "A", "system_prompt": "Be A."}, {"name": "B", "system_prompt": "Be B."}]
+    )
     parsed = parse_roles(reply, 2)
     assert parsed.outcome == "ok" and parsed.roles == [("A", "Be A."), ("B", "Be B.")]
 
 
 def test_roles_in_fences_with_prose_and_other_keys_are_repaired() -> None:
-    reply = ('Sure! Here are the roles:\n```json\n{"roles": [{"Role": "Historian", '
-             '"Prompt": "You are a historian."}, {"name": "Economist"}]}\n```\nHope it helps.')
+    reply = (
+        'Sure! Here are the roles:\n```json\n{"roles": [{"Role": "Historian", '
+        '"Prompt": "You are a historian."}, {"name": "Economist"}]}\n```\nHope it helps.'
+    )
     parsed = parse_roles(reply, 2)
     assert parsed.outcome == "repaired"
     assert parsed.roles[0] == ("Historian", "You are a historian.")

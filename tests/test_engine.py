@@ -45,8 +45,7 @@ async def test_layer_two_receives_successful_layer_one_answers(echo: EchoBackend
 
 
 async def test_failed_proposer_is_excluded_and_traced(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:good", "echo:bad?fail=boom"], aggregator="echo:agg",
-               layers=2)
+    moa = make(echo, proposers=["echo:good", "echo:bad?fail=boom"], aggregator="echo:agg", layers=2)
     result = await moa.run("Question?")
 
     bad = [p for layer in result.layer_history for p in layer if p.model.startswith("echo:bad")]
@@ -62,8 +61,12 @@ async def test_failed_proposer_is_excluded_and_traced(echo: EchoBackend) -> None
 
 
 async def test_run_fails_listing_each_failure_when_too_few_succeed(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:x?fail=disk on fire", "echo:y?fail=out of memory"],
-               aggregator="echo:agg", layers=2)
+    moa = make(
+        echo,
+        proposers=["echo:x?fail=disk on fire", "echo:y?fail=out of memory"],
+        aggregator="echo:agg",
+        layers=2,
+    )
     with pytest.raises(RunFailed) as caught:
         await moa.run("Question?")
     message = str(caught.value)
@@ -75,8 +78,13 @@ async def test_run_fails_listing_each_failure_when_too_few_succeed(echo: EchoBac
 
 
 async def test_min_proposers_is_enforced_per_layer(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:a", "echo:b?fail_after=2"], aggregator="echo:agg",
-               layers=2, min_proposers=2)
+    moa = make(
+        echo,
+        proposers=["echo:a", "echo:b?fail_after=2"],
+        aggregator="echo:agg",
+        layers=2,
+        min_proposers=2,
+    )
     with pytest.raises(RunFailed, match="layer 2: 1 of 2"):
         await moa.run("Question?")
 
@@ -85,29 +93,50 @@ async def test_model_strategy_cycles_models(echo: EchoBackend) -> None:
     moa = make(echo, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1, n=5)
     result = await moa.run("Q")
     assert [p.model for p in result.layer_history[0]] == [
-        "echo:a", "echo:b", "echo:a", "echo:b", "echo:a"
+        "echo:a",
+        "echo:b",
+        "echo:a",
+        "echo:b",
+        "echo:a",
     ]
     assert len({p.agent for p in result.layer_history[0]}) == 5
 
 
 async def test_temperature_strategy_spreads_temperatures(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:self"], aggregator="echo:self", layers=1,
-               strategy="temperature", n=4, temperature_range=(0.3, 0.9))
+    moa = make(
+        echo,
+        proposers=["echo:self"],
+        aggregator="echo:self",
+        layers=1,
+        strategy="temperature",
+        n=4,
+        temperature_range=(0.3, 0.9),
+    )
     result = await moa.run("Q")
     temps = [p.temperature for p in result.layer_history[0]]
     assert temps == [0.3, 0.5, 0.7, 0.9]
     assert {p.model for p in result.layer_history[0]} == {"echo:self"}
-    assert [f"t={t:.2f}" in p.content for t, p in zip(temps, result.layer_history[0],
-                                                        strict=True)] == [True] * 4
+    assert [
+        f"t={t:.2f}" in p.content for t, p in zip(temps, result.layer_history[0], strict=True)
+    ] == [True] * 4
 
 
 async def test_role_strategy_uses_roles_written_by_the_role_model(echo: EchoBackend) -> None:
-    roles = json.dumps([
-        {"name": "Chemist", "system_prompt": "You are a chemist."},
-        {"name": "Poet", "system_prompt": "You are a poet."},
-    ])
-    moa = make(echo, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=2,
-               strategy="role", n=2, role_model=f"echo:roles?reply={roles}")
+    roles = json.dumps(
+        [
+            {"name": "Chemist", "system_prompt": "You are a chemist."},
+            {"name": "Poet", "system_prompt": "You are a poet."},
+        ]
+    )
+    moa = make(
+        echo,
+        proposers=["echo:a", "echo:b"],
+        aggregator="echo:agg",
+        layers=2,
+        strategy="role",
+        n=2,
+        role_model=f"echo:roles?reply={roles}",
+    )
     result = await moa.run("Why is water wet?")
     assert [p.agent for p in result.layer_history[0]] == ["Chemist", "Poet"]
     # each role keeps its perspective in the refinement layer
@@ -119,8 +148,15 @@ async def test_role_strategy_uses_roles_written_by_the_role_model(echo: EchoBack
 
 
 async def test_malformed_role_json_falls_back_to_generic_roles(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1,
-               strategy="role", n=3, role_model="echo:roles?reply=I cannot do JSON, sorry")
+    moa = make(
+        echo,
+        proposers=["echo:a"],
+        aggregator="echo:agg",
+        layers=1,
+        strategy="role",
+        n=3,
+        role_model="echo:roles?reply=I cannot do JSON, sorry",
+    )
     result = await moa.run("Q")
     assert [p.agent for p in result.layer_history[0]] == [n for n, _ in GENERIC_ROLES[:3]]
     event = next(e for e in read_trace(result.trace_file) if e["event"] == "roles.generated")
@@ -129,8 +165,15 @@ async def test_malformed_role_json_falls_back_to_generic_roles(echo: EchoBackend
 
 
 async def test_failing_role_model_falls_back_and_is_traced(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1,
-               strategy="role", n=2, role_model="echo:roles?fail=crashed")
+    moa = make(
+        echo,
+        proposers=["echo:a"],
+        aggregator="echo:agg",
+        layers=1,
+        strategy="role",
+        n=2,
+        role_model="echo:roles?fail=crashed",
+    )
     result = await moa.run("Q")
     assert len(result.layer_history[0]) == 2
     event = next(e for e in read_trace(result.trace_file) if e["event"] == "roles.generated")
@@ -145,7 +188,8 @@ async def test_explicit_agents_keep_their_system_prompts(echo: EchoBackend) -> N
     moa = make(echo, proposers=agents, aggregator="echo:agg", layers=2)
     result = await moa.run("Will it rain?")
     assert [(p.agent, p.temperature) for p in result.layer_history[1]] == [
-        ("optimist", 0.1), ("pessimist", 0.9)
+        ("optimist", 0.1),
+        ("pessimist", 0.9),
     ]
     layer2 = [r for r in echo.stats.requests if r.tag in ("optimist", "pessimist")][2:]
     assert system_of(layer2[0]).startswith("Look on the bright side.")
@@ -155,8 +199,13 @@ async def test_explicit_agents_keep_their_system_prompts(echo: EchoBackend) -> N
 async def test_long_references_are_shortened_proportionally(echo: EchoBackend) -> None:
     long_a = " ".join(f"alpha{i}" for i in range(280))
     long_b = " ".join(f"beta{i}" for i in range(140))
-    moa = make(echo, proposers=[f"echo:a?reply={long_a}", f"echo:b?reply={long_b}"],
-               aggregator="echo:agg?n_ctx=600", layers=1, max_tokens=300)
+    moa = make(
+        echo,
+        proposers=[f"echo:a?reply={long_a}", f"echo:b?reply={long_b}"],
+        aggregator="echo:agg?n_ctx=600",
+        layers=1,
+        max_tokens=300,
+    )
     result = await moa.run("Summarize.")
     request = echo.stats.requests[-1]
     system = system_of(request)
@@ -174,8 +223,7 @@ async def test_long_references_are_shortened_proportionally(echo: EchoBackend) -
 
 
 async def test_prompt_larger_than_context_is_a_proposal_error(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:small?n_ctx=40", "echo:big"], aggregator="echo:big",
-               layers=1)
+    moa = make(echo, proposers=["echo:small?n_ctx=40", "echo:big"], aggregator="echo:big", layers=1)
     result = await moa.run(" ".join(["word"] * 100))
     small = result.layer_history[0][0]
     assert small.error and "context" in small.error
@@ -183,8 +231,13 @@ async def test_prompt_larger_than_context_is_a_proposal_error(echo: EchoBackend)
 
 
 async def test_timeout_becomes_a_proposal_error(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:slow?delay=30", "echo:fast"], aggregator="echo:fast",
-               layers=1, timeout=0.2)
+    moa = make(
+        echo,
+        proposers=["echo:slow?delay=30", "echo:fast"],
+        aggregator="echo:fast",
+        layers=1,
+        timeout=0.2,
+    )
     result = await moa.run("Q")
     slow = result.layer_history[0][0]
     assert slow.error and "0.2 s" in slow.error
@@ -192,8 +245,9 @@ async def test_timeout_becomes_a_proposal_error(echo: EchoBackend) -> None:
 
 
 async def test_cancellation_stops_everything_and_leaves_a_valid_trace(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:a?delay=30", "echo:b?delay=30"], aggregator="echo:agg",
-               layers=2)
+    moa = make(
+        echo, proposers=["echo:a?delay=30", "echo:b?delay=30"], aggregator="echo:agg", layers=2
+    )
     task = asyncio.create_task(moa.run("Q"))
     while echo.stats.in_flight < 2:
         await asyncio.sleep(0.01)
@@ -208,15 +262,23 @@ async def test_cancellation_stops_everything_and_leaves_a_valid_trace(echo: Echo
 
 
 async def test_proposers_of_one_layer_run_concurrently(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:a?delay=0.05", "echo:b?delay=0.05", "echo:c?delay=0.05"],
-               aggregator="echo:agg", layers=1)
+    moa = make(
+        echo,
+        proposers=["echo:a?delay=0.05", "echo:b?delay=0.05", "echo:c?delay=0.05"],
+        aggregator="echo:agg",
+        layers=1,
+    )
     await moa.run("Q")
     assert echo.stats.max_in_flight == 3
 
 
 async def test_local_device_pool_runs_one_model_at_a_time(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:a?delay=0.05&device=cpu", "echo:b?delay=0.05&device=cpu"],
-               aggregator="echo:agg", layers=1)
+    moa = make(
+        echo,
+        proposers=["echo:a?delay=0.05&device=cpu", "echo:b?delay=0.05&device=cpu"],
+        aggregator="echo:agg",
+        layers=1,
+    )
     await moa.run("Q")
     assert echo.stats.max_in_flight == 1
 
@@ -236,8 +298,13 @@ async def test_stream_yields_text_then_result(echo: EchoBackend) -> None:
 
 
 async def test_final_agent_rewrites_the_aggregate(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1,
-               final_agent=Agent("editor", "echo:editor", system_prompt="Polish it."))
+    moa = make(
+        echo,
+        proposers=["echo:a"],
+        aggregator="echo:agg",
+        layers=1,
+        final_agent=Agent("editor", "echo:editor", system_prompt="Polish it."),
+    )
     result = await moa.run("Q")
     assert result.final_agent is not None
     assert result.final_response.startswith("[editor")
@@ -247,8 +314,12 @@ async def test_final_agent_rewrites_the_aggregate(echo: EchoBackend) -> None:
 
 
 async def test_auto_aggregator_picks_the_largest_model(echo: EchoBackend) -> None:
-    moa = make(echo, proposers=["echo:small?params=1e8", "echo:large?params=9e8"],
-               aggregator="auto", layers=1)
+    moa = make(
+        echo,
+        proposers=["echo:small?params=1e8", "echo:large?params=9e8"],
+        aggregator="auto",
+        layers=1,
+    )
     result = await moa.run("Q")
     assert result.aggregator.model == "echo:large?params=9e8"
 
@@ -257,12 +328,23 @@ async def test_result_reads_like_a_dict(echo: EchoBackend) -> None:
     moa = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1)
     result = await moa.run("Q")
     data = result.to_dict()
-    for key in ("final_response", "layer_history", "aggregator", "models_used",
-                "num_proposals", "layers", "usage", "seconds", "trace_file"):
+    for key in (
+        "final_response",
+        "layer_history",
+        "aggregator",
+        "models_used",
+        "num_proposals",
+        "layers",
+        "usage",
+        "seconds",
+        "trace_file",
+    ):
         assert result[key] == data[key]
-    assert data["usage"]["total_tokens"] == (
-        data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
-    ) > 0
+    assert (
+        data["usage"]["total_tokens"]
+        == (data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"])
+        > 0
+    )
     json.dumps(data)
 
 

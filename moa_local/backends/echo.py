@@ -87,15 +87,10 @@ class EchoBackend(BaseBackend):
     def answer(request: GenerateRequest) -> str:
         """The deterministic default answer for ``request``."""
         system = next((m["content"] for m in request.messages if m["role"] == "system"), "")
-        user = next(
-            (m["content"] for m in reversed(request.messages) if m["role"] == "user"), ""
-        )
+        user = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
         references = len(re.findall(REFERENCE_HEADER.format(number=r"\d+"), system))
         name, _, _ = request.model.name.removeprefix("echo:").partition("?")
-        return (
-            f"[{name} t={request.temperature:.2f} refs={references}] "
-            f"{' '.join(user.split())}"
-        )
+        return f"[{name} t={request.temperature:.2f} refs={references}] {' '.join(user.split())}"
 
     async def count_tokens(self, model: ModelSpec, text: str) -> int:
         """Whitespace-separated words, the echo backend's notion of a token."""

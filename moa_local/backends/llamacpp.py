@@ -18,6 +18,7 @@ model itself is loaded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -57,6 +58,7 @@ def _quiet_llama_logs(llama_cpp: Any) -> None:
     if _log_callback is not None or os.environ.get("MOA_LOCAL_DEBUG"):
         return
     try:
+
         @llama_cpp.llama_log_callback
         def ignore(level: int, text: bytes, user_data: Any) -> None:
             return None
@@ -181,7 +183,10 @@ class LlamaCppBackend(BaseBackend):
             if vocab is None:
                 try:
                     vocab = self._llama_cpp.Llama(
-                        model_path=str(spec.path), vocab_only=True, n_ctx=16, n_batch=16,
+                        model_path=str(spec.path),
+                        vocab_only=True,
+                        n_ctx=16,
+                        n_batch=16,
                         verbose=False,
                     )
                 except (ValueError, RuntimeError, OSError) as exc:
@@ -227,10 +232,9 @@ class LlamaCppBackend(BaseBackend):
             cancel.set()
             # Wait for the thread to notice, so nothing keeps generating (and
             # the model's lock is free) once this stream is closed.
-            try:
+            # The worker reports its own errors through the queue.
+            with contextlib.suppress(Exception):
                 await asyncio.shield(worker)
-            except BaseException:  # the worker reports its errors through the queue
-                pass
 
     async def close(self) -> None:
         """Free every loaded model."""

@@ -2,9 +2,9 @@
 
 Its users write::
 
-    analyst = Agent(agent_name="Analyst", system_prompt="You analyse data.", llm="qwen2.5-coder-0.5b")
+    analyst = Agent(agent_name="Analyst", system_prompt="You analyse.", llm="qwen2.5-coder-0.5b")
     critic = Agent(agent_name="Critic", system_prompt="You find flaws.", llm="smollm2-135m")
-    boss = Agent(agent_name="Aggregator", system_prompt="You combine answers.", llm="qwen2.5-coder-0.5b")
+    boss = Agent(agent_name="Lead", system_prompt="You combine answers.", llm="qwen2.5-coder-0.5b")
     workflow = MixtureOfAgents(agents=[analyst, critic], aggregator_agent=boss, layers=2)
     out = workflow.run("Task")
     out["final_output"], out["layer_history"]
@@ -34,8 +34,12 @@ class Agent:
 
     def to_agent(self) -> _Agent:
         """The equivalent :class:`moa_local.Agent`."""
-        return _Agent(name=self.agent_name, model=self.llm,
-                      system_prompt=self.system_prompt or None, temperature=self.temperature)
+        return _Agent(
+            name=self.agent_name,
+            model=self.llm,
+            system_prompt=self.system_prompt or None,
+            temperature=self.temperature,
+        )
 
 
 class MixtureOfAgents:

@@ -46,8 +46,12 @@ class MixtureOfAgents:
     ) -> None:
         self._moa = MoA(
             proposers=[
-                Agent(name=p.name, model=p.model, system_prompt=p.system_prompt,
-                      temperature=p.temperature)
+                Agent(
+                    name=p.name,
+                    model=p.model,
+                    system_prompt=p.system_prompt,
+                    temperature=p.temperature,
+                )
                 for p in proposers
             ],
             aggregator=aggregator_model,

