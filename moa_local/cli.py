@@ -21,7 +21,6 @@ from tqdm import tqdm
 from . import __version__, catalog
 from .config import Config, load_config, moa_home
 from .errors import ConfigError, MoALocalError, ModelError
-from .gguf_meta import read_metadata
 from .moa import MoA
 from .models import resolve_model
 from .store import ModelStore, Progress, ProgressFactory, silent_progress
@@ -357,7 +356,6 @@ def _configured_row(name: str, config: Config, store: ModelStore) -> dict[str, A
         row.update(size=_human_bytes(spec.path.stat().st_size), installed="yes")
         if spec.catalog_entry is None:
             row["source"] = f"path {Path(spec.path).name}"
-            read_metadata(spec.path)
     elif spec.backend == "echo":
         row.update(installed="yes", source="echo")
     return row

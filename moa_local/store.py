@@ -127,6 +127,8 @@ class ModelStore:
                 return self._pull_from(entry, source, progress)
             except PullError as exc:
                 failures.append(f"{source.kind}: {exc}")
+            finally:
+                self._remove_if_empty(entry)
         raise PullError(f"could not pull {entry.name}: " + "; ".join(failures))
 
     def _pull_from(
@@ -150,6 +152,11 @@ class ModelStore:
             digest, size = fetch_hf(source, handle, progress, label=entry.name)
             self._verify(entry, source.kind, digest, size, source.sha256, None)
             return self._install(entry, temp_path, source.kind, digest, size)
+
+    def _remove_if_empty(self, entry: CatalogEntry) -> None:
+        """Leave no empty model directory behind a failed or interrupted pull."""
+        with contextlib.suppress(OSError):
+            self.directory_for(entry).rmdir()  # fails (as wanted) unless empty
 
     @contextlib.contextmanager
     def partial_file(self, entry: CatalogEntry) -> Iterator[tuple[Any, Path]]:

