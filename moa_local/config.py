@@ -47,8 +47,18 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "timeout": 0.0,
     "trace_dir": "logs/moa",
     "seed": -1,
-    "max_concurrent": 0,
 }
+
+# [resources]: how much of the machine moa-local may use (see resources.py).
+BUILTIN_RESOURCES: dict[str, Any] = {
+    "budget_mb": 0,
+    "reserve_mb": 512,
+    "budget_fraction": 0.9,
+    "keep_alive": -1.0,
+    "cpu_slots": 0,
+}
+
+TABLES: dict[str, dict[str, Any]] = {"defaults": BUILTIN_DEFAULTS, "resources": BUILTIN_RESOURCES}
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,11 @@ class Config:
     timeout: float
     trace_dir: str
     seed: int
-    max_concurrent: int
+    budget_mb: float
+    reserve_mb: float
+    budget_fraction: float
+    keep_alive: float
+    cpu_slots: int
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     source: Path | None = None
 
@@ -98,7 +112,7 @@ class Config:
 
     def as_dict(self) -> dict[str, Any]:
         """The resolved values, as recorded in a trace's ``run.start`` event."""
-        values = {key: getattr(self, key) for key in BUILTIN_DEFAULTS}
+        values = {key: getattr(self, key) for table in TABLES.values() for key in table}
         values["proposers"] = list(self.proposers)
         values["temperature_range"] = list(self.temperature_range)
         values["config_file"] = str(self.source) if self.source else None
@@ -152,20 +166,28 @@ def load_config(
     document = _read_toml(file_path) if file_path else {}
     label = str(file_path) if file_path else "the built-in defaults"
 
-    unknown_tables = set(document) - {"defaults", "models"}
+    unknown_tables = set(document) - {*TABLES, "models"}
     if unknown_tables:
         table = sorted(unknown_tables)[0]
         raise ConfigError(
-            f"{label}: unknown table [{table}] (known tables: [defaults], [models.NAME])"
+            f"{label}: unknown table [{table}] "
+            "(known tables: [defaults], [resources], [models.NAME])"
         )
 
-    values = dict(BUILTIN_DEFAULTS)
-    file_defaults = document.get("defaults", {})
-    if not isinstance(file_defaults, dict):
-        raise ConfigError(f"{label}: `defaults` must be a table")
-    for key, raw in file_defaults.items():
-        values[key] = _validate(key, raw, f"{label}: [defaults] {key}")
-    for key in BUILTIN_DEFAULTS:
+    values: dict[str, Any] = {}
+    for table_name, builtin in TABLES.items():
+        values.update(builtin)
+        table = document.get(table_name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{label}: `{table_name}` must be a table")
+        for key, raw in table.items():
+            if key not in builtin:
+                raise ConfigError(
+                    f"{label}: [{table_name}] unknown key {key!r} "
+                    f"(known keys: {', '.join(builtin)})"
+                )
+            values[key] = _validate(key, raw, f"{label}: [{table_name}] {key}")
+    for key in values:
         var = f"MOA_LOCAL_{key.upper()}"
         if var in env:
             values[key] = _validate(key, _from_env(key, env[var]), var)
@@ -217,7 +239,11 @@ def _build(
         timeout=values["timeout"],
         trace_dir=values["trace_dir"],
         seed=values["seed"],
-        max_concurrent=values["max_concurrent"],
+        budget_mb=values["budget_mb"],
+        reserve_mb=values["reserve_mb"],
+        budget_fraction=values["budget_fraction"],
+        keep_alive=values["keep_alive"],
+        cpu_slots=values["cpu_slots"],
         models=models,
         source=source,
     )
@@ -322,19 +348,18 @@ _VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     "timeout": _number(0.0),
     "trace_dir": _string,
     "seed": _seed,
-    "max_concurrent": _integer(0),
+    "budget_mb": _number(0.0),
+    "reserve_mb": _number(0.0),
+    "budget_fraction": _number(0.05, 1.0),
+    "keep_alive": _number(-1.0),
+    "cpu_slots": _integer(0),
 }
 
 
 def _validate(key: str, value: Any, where: str) -> Any:
     validator = _VALIDATORS.get(key)
     if validator is None:
-        table, _, _ = where.rpartition(" ")
-        raise ConfigError(
-            f"{table} unknown key {key!r} (known keys: {', '.join(_VALIDATORS)})"
-            if "[defaults]" in where
-            else f"unknown setting {key!r}"
-        )
+        raise ConfigError(f"unknown setting {key!r}")
     return validator(value, where)
 
 

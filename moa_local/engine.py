@@ -251,9 +251,9 @@ class Engine:
         backend = self.backends.for_model(spec)
         proposal: Proposal | None
         try:
-            async with self.scheduler.lease(spec):
-                completion = await backend.generate(request)
-        except GenerationError as exc:
+            async with self.scheduler.lease(spec, tracer.emit) as lease:
+                completion = await backend.generate(replace(request, n_threads=lease.threads))
+        except MoALocalError as exc:
             parsed = parse_roles("", plan.role_count)
             detail = f"role model failed: {exc}"
             proposal = Proposal(
@@ -320,8 +320,10 @@ class Engine:
             spec = items[0][1].model
             backend = self.backends.for_model(spec)
             try:
-                async with self.scheduler.lease(spec):
-                    outcomes = backend.generate_many([request for _, request, _ in items])
+                async with self.scheduler.lease(spec, tracer.emit) as lease:
+                    outcomes = backend.generate_many(
+                        [replace(request, n_threads=lease.threads) for _, request, _ in items]
+                    )
                     async with aclosing(outcomes):
                         async for position, outcome in outcomes:
                             index, request, shortened = items[position]
@@ -389,7 +391,7 @@ class Engine:
             return Proposal(
                 layer=layer, agent=who, model=spec.name, temperature=temperature, error=str(exc)
             )
-        outcome = await self._stream(request, on_text)
+        outcome = await self._stream(request, on_text, tracer)
         return _outcome_proposal(layer, who, request, outcome, shortened)
 
     async def _final(
@@ -403,15 +405,16 @@ class Engine:
             {"role": "user", "content": prompts.final_agent_user(prompt, draft)},
         )
         request = self._base_request(plan, spec, messages, plan.sampling.temperature, 0, "final")
-        outcome = await self._stream(request, on_text)
+        outcome = await self._stream(request, on_text, tracer)
         return _outcome_proposal(plan.layers + 2, "final_agent", request, outcome, False)
 
     async def _stream(
-        self, request: GenerateRequest, on_text: TextCallback | None
+        self, request: GenerateRequest, on_text: TextCallback | None, tracer: Tracer
     ) -> Completion | GenerationError:
         backend = self.backends.for_model(request.model)
         try:
-            async with self.scheduler.lease(request.model):
+            async with self.scheduler.lease(request.model, tracer.emit) as lease:
+                request = replace(request, n_threads=lease.threads)
                 if on_text is None:
                     return await backend.generate(request)
                 async with asyncio.timeout(request.timeout or None):

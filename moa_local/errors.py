@@ -9,7 +9,8 @@ the CLI exits with; library callers can ignore it.
     MoALocalError                 base; never raised itself
     ├── ConfigError               bad models.toml, flag or environment value   (exit 2)
     ├── ModelError                unknown name, not a GGUF, no chat template   (exit 2)
-    │   └── ModelNotInstalled     known model whose file is not pulled yet      (exit 2)
+    │   ├── ModelNotInstalled     known model whose file is not pulled yet      (exit 2)
+    │   └── InsufficientMemory    the model can never fit its device's budget   (exit 2)
     ├── BackendUnavailable        an optional dependency is missing             (exit 2)
     ├── PullError                 a download failed or its hash did not match   (exit 1)
     ├── GenerationError           one generation failed (becomes a proposal error)
@@ -41,6 +42,10 @@ class ModelError(MoALocalError):
 
 class ModelNotInstalled(ModelError):
     """A catalog model is known but its file has not been pulled."""
+
+
+class InsufficientMemory(ModelError):
+    """A model's estimated memory exceeds the whole budget of its device."""
 
 
 class BackendUnavailable(MoALocalError):

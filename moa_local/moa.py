@@ -21,6 +21,7 @@ from .config import Config, apply_overrides, load_config, moa_home
 from .engine import Engine, Plan, Sampling
 from .errors import ConfigError, ModelError, ModelNotInstalled
 from .models import ModelSpec, resolve_model
+from .resources import Budget, budget_for, detect_devices, physical_cores
 from .result import MoAResult
 from .scheduler import Scheduler
 from .store import ModelStore, ProgressFactory, silent_progress
@@ -58,6 +59,7 @@ class MoA:
         min_proposers: int | None = None,
         timeout: float | None = None,
         seed: int | None = None,
+        budget_mb: float | None = None,
         trace_dir: str | os.PathLike[str] | None = _UNSET,
         auto_pull: bool = False,
         progress: ProgressFactory = silent_progress,
@@ -101,6 +103,7 @@ class MoA:
             "min_proposers": min_proposers,
             "timeout": timeout,
             "seed": seed,
+            "budget_mb": budget_mb,
             "trace_dir": None if trace_dir is _UNSET else os.fspath(trace_dir or ""),
         }
         if isinstance(config, Config):
@@ -114,6 +117,13 @@ class MoA:
         self.observers = list(observers)
         self.store = ModelStore(moa_home())
         self.backends = BackendRegistry(backends)
+        self.scheduler = Scheduler(
+            self.backends,
+            {name: budget.bytes for name, budget in machine_budgets(self.config).items()},
+            cpu_slots=default_cpu_slots(self.config),
+            cpu_threads=physical_cores(),
+            keep_alive=self.config.keep_alive,
+        )
         self._plan: Plan | None = None
 
     # -- planning ---------------------------------------------------------
@@ -175,7 +185,9 @@ class MoA:
                 f"{len(agents) or n} proposers"
             )
         for spec in [*models.values(), *(m for m in (final_agent, role_model) if m)]:
-            self.backends.for_model(spec)  # fails now if the backend is not installed
+            backend = self.backends.for_model(spec)  # fails now if not installed
+            # A model that can never fit its budget fails now, before any load.
+            self.scheduler.check_fits(spec, _run(backend.estimate(spec)))
         return Plan(
             layers=config.layers,
             aggregator=aggregator,
@@ -235,7 +247,7 @@ class MoA:
         return Tracer(self.config.trace_dir or None, observers=self.observers)
 
     def _engine(self) -> Engine:
-        return Engine(self.backends, Scheduler(max(1, self.config.max_concurrent)))
+        return Engine(self.backends, self.scheduler)
 
     async def run(self, prompt: str, on_text: Callable[[str], None] | None = None) -> MoAResult:
         """Run the MoA on ``prompt``; ``on_text`` receives the final answer as it streams."""
@@ -271,7 +283,8 @@ class MoA:
                     await task
 
     async def aclose(self) -> None:
-        """Release loaded models."""
+        """Unload every model and release the backends."""
+        await self.scheduler.close()
         await self.backends.close()
 
     async def __aenter__(self) -> MoA:
@@ -279,3 +292,31 @@ class MoA:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def machine_budgets(config: Config) -> dict[str, Budget]:
+    """The memory budget of every device on this machine, under ``config``."""
+    return {
+        device.name: budget_for(
+            device,
+            reserve_mb=config.reserve_mb,
+            fraction=config.budget_fraction,
+            override_mb=config.budget_mb or None,
+            override_source="budget_mb",
+        )
+        for device in detect_devices()
+    }
+
+
+def default_cpu_slots(config: Config) -> int:
+    """Concurrent CPU generations: configured, or one per 4 physical cores."""
+    return config.cpu_slots or max(1, physical_cores() // 4)
+
+
+def _run(coroutine: Any) -> Any:
+    """Run a short coroutine from synchronous planning code (no loop may be running)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    raise RuntimeError("MoA.prepare() cannot run inside an event loop; await MoA.run() instead")

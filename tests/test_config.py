@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from moa_local.config import BUILTIN_DEFAULTS, load_config
+from moa_local.config import TABLES, load_config
 from moa_local.errors import ConfigError
 
 from .conftest import REPO_ROOT
@@ -20,7 +20,8 @@ def write(path: Path, text: str) -> Path:
 
 def test_repository_models_toml_documents_the_builtin_defaults() -> None:
     document = tomllib.loads((REPO_ROOT / "models.toml").read_text(encoding="utf-8"))
-    assert document["defaults"] == BUILTIN_DEFAULTS
+    for table, builtin in TABLES.items():
+        assert document[table] == builtin
 
 
 def test_without_any_file_the_builtin_defaults_apply() -> None:

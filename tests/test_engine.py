@@ -275,7 +275,7 @@ async def test_proposers_of_one_layer_run_concurrently(echo: EchoBackend) -> Non
 async def test_local_device_pool_runs_one_model_at_a_time(echo: EchoBackend) -> None:
     moa = make(
         echo,
-        proposers=["echo:a?delay=0.05&device=cpu", "echo:b?delay=0.05&device=cpu"],
+        proposers=["echo:a?delay=0.05&slot=1", "echo:b?delay=0.05&slot=1"],
         aggregator="echo:agg",
         layers=1,
     )

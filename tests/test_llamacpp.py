@@ -64,9 +64,9 @@ async def test_stream_yields_pieces_then_one_completion(
 
 async def test_model_is_loaded_once_and_reused(backend: LlamaCppBackend, tiny_model: Path) -> None:
     spec = spec_for(tiny_model)
-    first = await backend.load(spec)
+    first = await backend.loaded_model(spec)
     await backend.generate(request(spec))
-    assert await backend.load(spec) is first
+    assert await backend.loaded_model(spec) is first
     assert backend.loaded() == [spec]
 
 
@@ -81,7 +81,7 @@ async def test_cancelling_a_stream_stops_the_worker_promptly(
     backend: LlamaCppBackend, tiny_model: Path
 ) -> None:
     spec = spec_for(tiny_model)
-    model = await backend.load(spec)
+    model = await backend.loaded_model(spec)
     started = asyncio.Event()
 
     async def consume() -> None:

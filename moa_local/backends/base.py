@@ -11,7 +11,12 @@ async protocol:
   and yields ``(index, Completion | GenerationError)`` as each finishes. The
   default runs them one after another; a backend that can batch (shared
   prompt prefix, several sequences in one context) overrides it;
-- ``count_tokens(model, text)`` and ``info(model)`` for context budgeting.
+- ``count_tokens(model, text)`` and ``info(model)`` for context budgeting;
+- ``estimate(model)``, ``load(model)`` and ``unload(model)`` for the
+  scheduler, which decides when a model may be resident (a backend without
+  local memory keeps the defaults: no memory, nothing to load);
+- ``compute_device(model)``: the device whose compute slots a generation
+  takes (``"cpu"`` for llama.cpp on the CPU), or None.
 
 Backends are found by name through the ``moa_local.backends`` entry-point
 group, so a third-party package can add one without touching moa-local.
@@ -28,6 +33,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import BackendUnavailable, GenerationError, GenerationTimeout, MoALocalError
+from ..estimate import NO_MEMORY, MemoryEstimate
 from ..models import ModelSpec
 
 Message = dict[str, str]
@@ -46,6 +52,7 @@ class GenerateRequest:
     seed: int | None = None
     timeout: float | None = None
     tag: str = ""
+    n_threads: int | None = None  # CPU threads granted by the scheduler
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,14 @@ class ModelInfo:
 StreamItem = str | Completion
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading a model took: wall seconds and measured bytes per device."""
+
+    seconds: float
+    measured: dict[str, int] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """The protocol every backend implements (see the module docstring)."""
@@ -102,6 +117,22 @@ class Backend(Protocol):
 
     async def info(self, model: ModelSpec) -> ModelInfo:
         """Context size and other facts about ``model``."""
+        ...
+
+    async def estimate(self, model: ModelSpec) -> MemoryEstimate:
+        """Memory ``model`` will take once loaded, per device."""
+        ...
+
+    def compute_device(self, model: ModelSpec) -> str | None:
+        """Device whose compute slots a generation of ``model`` occupies, if any."""
+        ...
+
+    async def load(self, model: ModelSpec) -> LoadReport:
+        """Make ``model`` resident; report what it took."""
+        ...
+
+    async def unload(self, model: ModelSpec) -> None:
+        """Free ``model``'s memory (it may be loaded again later)."""
         ...
 
     async def close(self) -> None:
@@ -161,6 +192,21 @@ class BaseBackend:
     async def info(self, model: ModelSpec) -> ModelInfo:
         """The configured context size."""
         return ModelInfo(n_ctx=model.n_ctx, parameters=model.parameters)
+
+    async def estimate(self, model: ModelSpec) -> MemoryEstimate:
+        """No local memory by default."""
+        return NO_MEMORY
+
+    def compute_device(self, model: ModelSpec) -> str | None:
+        """No local compute by default."""
+        return None
+
+    async def load(self, model: ModelSpec) -> LoadReport:
+        """Nothing to load by default."""
+        return LoadReport(seconds=0.0)
+
+    async def unload(self, model: ModelSpec) -> None:
+        """Nothing to unload by default."""
 
     async def close(self) -> None:
         """Nothing to release by default."""

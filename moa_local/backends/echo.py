@@ -7,7 +7,10 @@ Reference it as ``echo:NAME`` with options after a ``?``, like a URL query:
 - ``fail_after=N``: fail from the Nth call on (1-based), succeed before it;
 - ``reply=TEXT``: answer TEXT verbatim instead of the default echo;
 - ``n_ctx=N``: the context size the engine budgets against;
-- ``params=N``: parameter count, so ``aggregator = "auto"`` can rank it.
+- ``params=N``: parameter count, so ``aggregator = "auto"`` can rank it;
+- ``size_mb=N``: memory the model declares, so the scheduler budgets it
+  (on ``device=NAME``, default ``cpu``);
+- ``slot=1``: each generation takes a CPU compute slot, like llama.cpp does.
 
 The default answer names the model, the temperature, how many references the
 system message carried, and the user's question, so tests can see what each
@@ -22,9 +25,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ..errors import GenerationError
+from ..estimate import MIB, NO_MEMORY, MemoryEstimate
 from ..models import ModelSpec
 from ..prompts import REFERENCE_HEADER
-from .base import BaseBackend, Completion, GenerateRequest, StreamItem, now
+from .base import BaseBackend, Completion, GenerateRequest, LoadReport, StreamItem, now
 
 
 @dataclass
@@ -35,6 +39,9 @@ class EchoStats:
     in_flight: int = 0
     max_in_flight: int = 0
     cancelled: int = 0
+    loads: list[str] = field(default_factory=list)
+    unloads: list[str] = field(default_factory=list)
+    resident: set[str] = field(default_factory=set)
 
 
 class EchoBackend(BaseBackend):
@@ -91,6 +98,30 @@ class EchoBackend(BaseBackend):
         references = len(re.findall(REFERENCE_HEADER.format(number=r"\d+"), system))
         name, _, _ = request.model.name.removeprefix("echo:").partition("?")
         return f"[{name} t={request.temperature:.2f} refs={references}] {' '.join(user.split())}"
+
+    async def estimate(self, model: ModelSpec) -> MemoryEstimate:
+        """The declared ``size_mb`` on the declared device (none when not declared)."""
+        size_mb = float(model.options.get("size_mb", 0) or 0)
+        if not size_mb:
+            return NO_MEMORY
+        size = int(size_mb * MIB)
+        return MemoryEstimate(size, 0, 0, {model.options.get("device", "cpu"): size})
+
+    def compute_device(self, model: ModelSpec) -> str | None:
+        """``cpu`` when the model was declared with ``slot=1``."""
+        return "cpu" if model.options.get("slot") == "1" else None
+
+    async def load(self, model: ModelSpec) -> LoadReport:
+        """Record the load; "measure" exactly the declared size."""
+        self.stats.loads.append(model.name)
+        self.stats.resident.add(model.name)
+        estimate = await self.estimate(model)
+        return LoadReport(seconds=0.0, measured=dict(estimate.per_device))
+
+    async def unload(self, model: ModelSpec) -> None:
+        """Record the unload."""
+        self.stats.unloads.append(model.name)
+        self.stats.resident.discard(model.name)
 
     async def count_tokens(self, model: ModelSpec, text: str) -> int:
         """Whitespace-separated words, the echo backend's notion of a token."""
