@@ -115,6 +115,13 @@ class ProgressPrinter:
             echo(f"aggregating with {record['model']}...")
         elif event == "final.start":
             echo(f"final agent {record['model']} rewriting...")
+        elif event == "model.load" and self.verbose:
+            echo(
+                f"  loaded {record['model']} on {record['device']} in {record['seconds']:.1f} s: "
+                f"estimated {record['estimate_mb']} MiB, measured {record['measured_mb']} MiB"
+            )
+        elif event == "model.unload" and self.verbose:
+            echo(f"  unloaded {record['model']} ({record['reason']})")
 
 
 def _err(message: str) -> None:
@@ -148,6 +155,9 @@ def _err(message: str) -> None:
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")
 @click.option("--trace-dir", help="Directory for the JSONL trace ('' turns traces off).")
 @click.option("--no-pull", is_flag=True, help="Fail instead of pulling missing models.")
+@click.option(
+    "--budget-mb", type=float, help="Memory budget per device in MiB (default: computed)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="More progress detail on stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def ask(
@@ -166,6 +176,7 @@ def ask(
     no_stream: bool,
     trace_dir: str | None,
     no_pull: bool,
+    budget_mb: float | None,
     verbose: bool,
     quiet: bool,
 ) -> None:
@@ -185,6 +196,7 @@ def ask(
         "temperature": "--temperature",
         "max_tokens": "--max-tokens",
         "trace_dir": "--trace-dir",
+        "budget_mb": "--budget-mb",
     }
     observers = [] if quiet else [ProgressPrinter(verbose)]
     moa_kwargs: dict[str, Any] = {}
@@ -200,6 +212,7 @@ def ask(
         final_agent=final_agent,
         temperature=temperature,
         max_tokens=max_tokens,
+        budget_mb=budget_mb,
         config=config_path,
         auto_pull=not no_pull,
         progress=_progress_factory(quiet),
@@ -303,6 +316,75 @@ def models(config_path: str | None, as_json: bool) -> None:
     click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row_cells in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row_cells, widths, strict=True)).rstrip())
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="models.toml to diagnose (default: search order in the README).",
+)
+@click.option(
+    "--budget-mb", type=float, help="Memory budget per device in MiB (default: computed)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> None:
+    """Show devices, memory budgets, backends, model estimates and the plan for [defaults]."""
+    from .doctor import diagnose
+
+    config = load_config(
+        config_path, overrides={"budget_mb": budget_mb}, labels={"budget_mb": "--budget-mb"}
+    )
+    report = diagnose(config, ModelStore(moa_home()))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo("devices")
+    for device in report["devices"]:
+        click.echo(
+            f"  {device['name']:<8} {device['total_mb']:>8} MiB total  "
+            f"{device['free_mb']:>8} MiB free   {device['description']}"
+        )
+    cpu = report["cpu"]
+    click.echo(
+        f"  cpu slots: {cpu['cpu_slots']} concurrent generation(s) sharing "
+        f"{cpu['physical_cores']} physical cores"
+    )
+    click.echo("budgets")
+    for name, budget in report["budgets"].items():
+        click.echo(f"  {name:<8} {budget['mb']:>8} MiB   ({budget['source']})")
+    click.echo("backends")
+    for name, backend in report["backends"].items():
+        mark = "ok" if backend["usable"] else "--"
+        click.echo(f"  {mark} {name:<9} {backend['detail']}")
+    click.echo("models")
+    click.echo(
+        f"  {'NAME':<22} {'BACKEND':<9} {'N_CTX':>6} {'ESTIMATE':>10}  {'FITS':<5} INSTALLED"
+    )
+    for row in report["models"]:
+        if row["error"]:
+            click.echo(f"  {row['name']:<22} error: {row['error']}")
+            continue
+        estimate = f"{row['estimate_mb']} MiB"
+        fits = "yes" if row["fits"] else "NO"
+        note = f"  ({row['note']})" if row.get("note") else ""
+        click.echo(
+            f"  {row['name']:<22} {row['backend']:<9} {row['n_ctx']:>6} {estimate:>10}  "
+            f"{fits:<5} {'yes' if row['installed'] else 'no'}{note}"
+        )
+    plan = report["plan"]
+    click.echo(f"plan for [defaults]: {plan['layers']} layer(s), aggregator {plan['aggregator']}")
+    for number, wave in enumerate(plan["waves"], start=1):
+        click.echo(f"  wave {number}: {', '.join(wave)}")
+    if len(plan["waves"]) == 1:
+        click.echo("  every proposer model of a layer fits in memory at once")
+    elif plan["waves"]:
+        click.echo(
+            f"  each layer runs in {len(plan['waves'])} waves; models are swapped between them"
+        )
+    for problem in plan["problems"]:
+        click.echo(f"  problem: {problem}")
 
 
 def _human_bytes(size: int) -> str:

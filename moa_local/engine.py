@@ -347,8 +347,13 @@ class Engine:
                             ),
                         )
 
+        # Models already in memory go first: under a tight budget this saves
+        # unloading one only to load it again later in the same layer.
+        ordered = sorted(
+            groups.values(), key=lambda items: not self.scheduler.is_resident(items[0][1].model)
+        )
         async with asyncio.TaskGroup() as group:
-            for items in groups.values():
+            for items in ordered:
                 group.create_task(run_group(items))
         return [proposal for proposal in results if proposal is not None]
 

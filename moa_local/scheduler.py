@@ -130,6 +130,10 @@ class Scheduler:
                 return False
         return True
 
+    def is_resident(self, spec: ModelSpec) -> bool:
+        """Whether ``spec`` is loaded (or being loaded) right now."""
+        return spec.name in self.resident
+
     # -- leases ---------------------------------------------------------------
 
     @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ temperatures plus the aggregator answers a question.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -86,3 +87,63 @@ def test_pull_and_ask_with_smollm2(home: Path, isolated: Path) -> None:
     assert result["usage"]["completion_tokens"] > 0
     events = read_trace(Path(isolated, result["trace_file"]))
     assert [e["event"] for e in events][-1] == "run.done"
+
+
+def test_tight_budget_unloads_before_each_load(home: Path, isolated: Path) -> None:
+    """700 MiB cannot hold qwen2.5-coder-0.5b and smollm2-135m together; the ask still works."""
+    env = {**os.environ, "MOA_LOCAL_HOME": str(home), "MOA_LOCAL_SEED": "42"}
+    asked = moa_local(
+        "ask",
+        "--json",
+        "--budget-mb",
+        "700",
+        "--aggregator",
+        "qwen2.5-coder-0.5b",
+        "--max-tokens",
+        "16",
+        "Name one primary colour.",
+        env=env,
+    )  # default proposers, pulled on first use
+    assert asked.returncode == 0, asked.stderr
+    result = json.loads(asked.stdout)
+    assert all(p["error"] is None for layer in result["layer_history"] for p in layer)
+    events = read_trace(Path(isolated, result["trace_file"]))
+    resident: dict[str, float] = {}
+    loads = 0
+    for event in events:
+        if event["event"] == "model.load":
+            loads += 1
+            assert not resident, f"{event['model']} loaded while {resident} was resident"
+            resident[event["model"]] = event["estimate_mb"]
+            measured, estimated = event["measured_mb"], event["estimate_mb"]
+            assert abs(measured - estimated) <= 0.25 * measured  # estimate within 25 %
+        elif event["event"] == "model.unload":
+            del resident[event["model"]]
+    assert loads >= 3  # both models, and at least one reload
+
+
+def test_roomy_budget_keeps_both_models_across_runs(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moa_local import MoA
+
+    monkeypatch.setenv("MOA_LOCAL_HOME", str(home))
+    moa = MoA(
+        proposers=["qwen2.5-coder-0.5b", "smollm2-135m"],
+        aggregator="qwen2.5-coder-0.5b",
+        layers=1,
+        max_tokens=8,
+        budget_mb=2000,
+        auto_pull=True,
+    )
+    first = moa.run_sync("Say yes.")
+    second = moa.run_sync("Say no.")
+    loads = [
+        [e for e in read_trace(r.trace_file) if e["event"] == "model.load"] for r in (first, second)
+    ]
+    assert sorted(e["model"] for e in loads[0]) == ["qwen2.5-coder-0.5b", "smollm2-135m"]
+    assert loads[1] == []  # no reload in the second run
+    assert not any(
+        e["event"] == "model.unload" for r in (first, second) for e in read_trace(r.trace_file)
+    )
+    asyncio.run(moa.aclose())

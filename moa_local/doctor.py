@@ -1,0 +1,176 @@
+"""``moa-local doctor``: what this machine has, and what the configured MoA will do on it.
+
+:func:`diagnose` gathers plain data (the CLI prints it as text or JSON):
+devices with total and free memory, the budget per device, which backends are
+usable, every catalog and configured model with its memory estimate and
+whether it fits, and for ``[defaults]`` the plan: which proposers can be
+resident together, and in how many waves a layer runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import urllib.request
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from . import catalog
+from .backends.base import BackendRegistry
+from .config import Config
+from .errors import MoALocalError
+from .estimate import MIB, MemoryEstimate
+from .estimate import estimate as estimate_memory
+from .moa import default_cpu_slots, machine_budgets
+from .models import DEFAULT_N_CTX, ModelSpec, resolve_model
+from .resources import detect_devices, physical_cores
+from .store import ModelStore
+
+
+def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
+    """Everything ``doctor`` reports, as JSON-ready data."""
+    budgets = machine_budgets(config)
+    backends = BackendRegistry()
+    models = [_model_row(name, config, store, backends, budgets) for name in _model_names(config)]
+    return {
+        "devices": [
+            {
+                **asdict(device),
+                "total_mb": round(device.total / MIB),
+                "free_mb": round(device.free / MIB),
+            }
+            for device in detect_devices()
+        ],
+        "cpu": {"physical_cores": physical_cores(), "cpu_slots": default_cpu_slots(config)},
+        "budgets": {
+            name: {"mb": round(budget.mb), "source": budget.source}
+            for name, budget in budgets.items()
+        },
+        "backends": _backends(),
+        "models": models,
+        "plan": _plan(config, models, budgets),
+        "config_file": str(config.source) if config.source else None,
+    }
+
+
+def _model_names(config: Config) -> list[str]:
+    names = list(catalog.CATALOG)
+    names += [name for name in config.models if name not in names]
+    names += [name for name in config.proposers if name not in names]
+    return names
+
+
+def _model_row(
+    name: str, config: Config, store: ModelStore, backends: BackendRegistry, budgets: dict[str, Any]
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "name": name,
+        "installed": False,
+        "estimate_mb": None,
+        "fits": None,
+        "error": None,
+    }
+    try:
+        spec = resolve_model(name, config, store, require_installed=False)
+        row.update(
+            backend=spec.backend,
+            n_ctx=spec.n_ctx,
+            installed=spec.backend == "echo" or bool(spec.path and spec.path.exists()),
+        )
+        estimate = _estimate(spec, backends)
+    except MoALocalError as exc:
+        entry = catalog.lookup(name)
+        if entry is None or entry.shape is None or entry.chat:
+            row["error"] = str(exc)
+            return row
+        # A base model: still worth sizing, with a note on what it needs.
+        spec = ModelSpec(
+            name=name,
+            backend="llamacpp",
+            catalog_entry=entry,
+            n_ctx=min(DEFAULT_N_CTX, entry.context_length),
+        )
+        row.update(
+            backend="llamacpp",
+            n_ctx=spec.n_ctx,
+            note="base model: set chat_format",
+            installed=store.is_installed(entry),
+        )
+        estimate = estimate_memory(entry.shape, spec.n_ctx)
+    row["estimate_mb"] = round(estimate.total / MIB)
+    row["per_device_mb"] = {d: round(b / MIB) for d, b in estimate.per_device.items()}
+    row["fits"] = all(
+        need <= budgets[device].bytes
+        for device, need in estimate.per_device.items()
+        if device in budgets
+    )
+    return row
+
+
+def _estimate(spec: ModelSpec, backends: BackendRegistry) -> MemoryEstimate:
+    return asyncio.run(backends.for_model(spec).estimate(spec))
+
+
+def _plan(config: Config, models: list[dict[str, Any]], budgets: dict[str, Any]) -> dict[str, Any]:
+    """Proposers of ``[defaults]`` packed, in order, into waves that fit the budget together."""
+    by_name = {row["name"]: row for row in models}
+    waves: list[list[str]] = []
+    used: dict[str, int] = {}
+    problems = []
+    for name in dict.fromkeys(config.proposers):
+        row = by_name.get(name)
+        if row is None or row["estimate_mb"] is None:
+            problems.append(f"{name}: {row['error'] if row else 'unknown'}")
+            continue
+        if not row["fits"]:
+            problems.append(f"{name}: needs {row['estimate_mb']} MiB, more than the budget")
+            continue
+        need = row.get("per_device_mb", {})
+        fits_now = waves and all(
+            used.get(device, 0) + mb <= budgets[device].mb
+            for device, mb in need.items()
+            if device in budgets
+        )
+        if not fits_now:
+            waves.append([])
+            used = {}
+        waves[-1].append(name)
+        for device, mb in need.items():
+            used[device] = used.get(device, 0) + mb
+    return {
+        "proposers": list(config.proposers),
+        "aggregator": config.aggregator,
+        "layers": config.layers,
+        "waves": waves,
+        "problems": problems,
+    }
+
+
+def _backends() -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = {"echo": {"usable": True, "detail": "built in"}}
+    try:
+        llama_version = version("llama-cpp-python")
+        from .backends.llamacpp import gpu_offload_supported
+
+        gpu = gpu_offload_supported()
+        result["llamacpp"] = {
+            "usable": True,
+            "detail": f"llama-cpp-python {llama_version}, "
+            + ("built with GPU offload" if gpu else "CPU only (no GPU backend built in)"),
+        }
+    except (PackageNotFoundError, MoALocalError):
+        result["llamacpp"] = {
+            "usable": False,
+            "detail": "llama-cpp-python not installed: pip install 'moa-local[llamacpp]'",
+        }
+    host = os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
+    if not host.startswith("http"):
+        host = f"http://{host}"
+    try:
+        with urllib.request.urlopen(f"{host}/api/version", timeout=0.5) as response:
+            detail = f"reachable at {host}: {response.read(200).decode(errors='replace')}"
+            result["ollama"] = {"usable": True, "detail": detail}
+    except (OSError, ValueError):
+        result["ollama"] = {"usable": False, "detail": f"not reachable at {host}"}
+    return result
