@@ -233,3 +233,40 @@ def test_models_lists_catalog_and_configured(runner: CliRunner, tiny_model: Path
 def test_pull_unknown_model(runner: CliRunner) -> None:
     result = runner.invoke(main, ["pull", "llama-9000"])
     one_line_error(result, 2, "unknown model 'llama-9000'")
+
+
+def test_model_larger_than_the_budget(runner: CliRunner) -> None:
+    result = ask(
+        runner,
+        "-m",
+        "echo:big?size_mb=5000",
+        "--aggregator",
+        "echo:agg",
+        "--budget-mb",
+        "1000",
+        "Q",
+    )
+    one_line_error(result, 2, "needs about 5000 MiB on cpu", "budget is 1000 MiB", "--budget-mb")
+    assert not Path("logs").exists() or not any(Path("logs").rglob("*.jsonl"))
+
+
+def test_verbose_shows_loads_with_estimate_and_measurement(runner: CliRunner) -> None:
+    result = ask(
+        runner,
+        "-v",
+        "-m",
+        "echo:a?size_mb=300",
+        "-m",
+        "echo:b?size_mb=300",
+        "--aggregator",
+        "echo:a?size_mb=300",
+        "--budget-mb",
+        "500",
+        "--layers",
+        "1",
+        "Q",
+    )
+    assert result.exit_code == 0, result.output
+    assert "loaded echo:a?size_mb=300 on cpu" in result.stderr
+    assert "estimated 300.0 MiB, measured 300.0 MiB" in result.stderr
+    assert "unloaded echo:a?size_mb=300 (lru)" in result.stderr
