@@ -4,8 +4,9 @@ Measures, on this machine:
 
 1. the scheduler's own overhead per lease (acquire + release, no model work),
    for a model already resident and for one that must be admitted and evicted;
-2. estimated vs measured memory (process RSS delta at load) for every
-   installed catalog model, and any GGUF given with --gguf;
+2. estimated vs measured memory (process RSS delta at load, each load in a
+   fresh process) for every installed catalog model, and any GGUF given with
+   --gguf;
 3. the wall time of the default ``ask`` (proposers qwen2.5-coder-0.5b and
    smollm2-135m, 2 layers, aggregator qwen2.5-coder-0.5b) with a plain
    one-at-a-time scheduler (issue 2's behaviour: load lazily, never unload),
@@ -22,9 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import gc
+import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -91,42 +93,55 @@ async def lease_overhead(count: int) -> dict[str, float]:
     return {"resident_us": resident, "evict_and_admit_us": swapping}
 
 
-async def memory_table(extra: list[Path]) -> list[dict[str, Any]]:
-    """Estimate vs measured RSS delta for each installed catalog model."""
-    from moa_local.backends.llamacpp import LlamaCppBackend
+_MEASURE = """
+import asyncio, dataclasses, json, sys
+from pathlib import Path
+from moa_local.backends.llamacpp import LlamaCppBackend
+from moa_local.models import ModelSpec
+path, n_ctx = Path(sys.argv[1]), int(sys.argv[2])
+spec = ModelSpec(name=path.name, backend="llamacpp", path=path, n_ctx=n_ctx, chat_format="chatml")
+async def main():
+    backend = LlamaCppBackend()
+    estimate = await backend.estimate(spec)
+    report = await backend.load(spec)
+    print(json.dumps({"estimate": estimate.total, "measured": report.measured["cpu"]}))
+asyncio.run(main())
+"""
 
-    config = load_config()
+
+def memory_table(extra: list[Path]) -> list[dict[str, Any]]:
+    """Estimate vs measured RSS delta, each load in a fresh process.
+
+    A fresh process matters: after a model is freed, the allocator keeps its
+    pages, so a second load in the same process shows a smaller RSS delta.
+    """
     store = ModelStore(moa_home())
-    specs = [
-        resolve_model(entry.name, config, store)
+    files = [
+        (entry.name, store.path_for(entry))
         for entry in CATALOG.values()
-        if entry.chat and store.is_installed(entry)
+        if store.is_installed(entry)
     ]
-    # Files given by path are sized as they are (a base model gets a chat format
-    # only so that it loads; the format does not change its memory).
-    specs += [
-        ModelSpec(name=path.name, backend="llamacpp", path=path.resolve(), chat_format="chatml")
-        for path in extra
-    ]
+    files += [(path.name, path.resolve()) for path in extra]
     rows = []
-    for spec in specs:
+    for name, path in files:
         for n_ctx in (4096, 8192):
-            sized = dataclasses.replace(spec, n_ctx=n_ctx)
-            backend = LlamaCppBackend()
-            estimate = await backend.estimate(sized)
-            report = await backend.load(sized)
-            measured = report.measured["cpu"]
+            output = subprocess.run(
+                [sys.executable, "-c", _MEASURE, str(path), str(n_ctx)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            figures = json.loads(output.strip().splitlines()[-1])
+            estimate, measured = figures["estimate"], figures["measured"]
             rows.append(
                 {
-                    "model": spec.name,
+                    "model": name,
                     "n_ctx": n_ctx,
-                    "estimate_mb": estimate.total / MIB,
+                    "estimate_mb": estimate / MIB,
                     "measured_mb": measured / MIB,
-                    "error_pct": (estimate.total - measured) / measured * 100,
+                    "error_pct": (estimate - measured) / measured * 100,
                 }
             )
-            await backend.close()
-            gc.collect()
     return rows
 
 
@@ -193,7 +208,7 @@ async def main() -> None:
 
     print("\nestimated vs measured memory (RSS delta at load):")
     print(f"  {'model':<22} {'n_ctx':>6} {'estimate':>10} {'measured':>10} {'error':>7}")
-    for row in await memory_table(args.gguf):
+    for row in memory_table(args.gguf):
         print(
             f"  {row['model']:<22} {row['n_ctx']:>6} {row['estimate_mb']:>7.0f} MiB "
             f"{row['measured_mb']:>7.0f} MiB {row['error_pct']:>+6.1f}%"
