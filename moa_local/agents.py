@@ -22,17 +22,26 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ConfigError
 from .prompts import GENERIC_ROLES
 
 
 @dataclass(frozen=True)
 class Agent:
-    """One proposer: a model, an optional system prompt and an optional temperature."""
+    """One proposer: ``Agent(name, system_prompt, model, temperature)``.
+
+    ``system_prompt`` gives the agent its perspective (kept in refinement
+    layers); ``temperature`` None means the run's temperature.
+    """
 
     name: str
-    model: str
     system_prompt: str | None = None
+    model: str = ""
     temperature: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError(f"agent {self.name!r} has no model; pass model=...")
 
 
 def by_model(models: list[str], n: int, temperature: float) -> list[Agent]:

@@ -143,9 +143,9 @@ CATALOG: dict[str, CatalogEntry] = {
                     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                     size=98_362_432,
                 ),
-                HfSource(
-                    "bartowski/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_K_M.gguf"
-                ),
+                # No hub source: the hub's builds of SmolLM2 are other
+                # quantizations than this Q4_1 file, so they would not match
+                # this entry's facts (size, quantization, memory estimate).
             ),
             ollama_tag="smollm2:135m",
         ),

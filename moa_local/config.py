@@ -256,6 +256,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line N, column M)".
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: invalid TOML: not UTF-8 text (byte {exc.start} cannot be decoded)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
@@ -322,6 +326,8 @@ def _range(value: Any, where: str) -> list[float]:
         raise ConfigError(f"{where} must be [low, high], got {value!r}")
     for item in value:
         _number(0.0, 2.0)(item, where)
+    if value[0] > value[1]:
+        raise ConfigError(f"{where} must be [low, high] with low <= high, got {value!r}")
     return [float(value[0]), float(value[1])]
 
 

@@ -253,7 +253,7 @@ class Engine:
         try:
             async with self.scheduler.lease(spec, tracer.emit) as lease:
                 completion = await backend.generate(replace(request, n_threads=lease.threads))
-        except MoALocalError as exc:
+        except (MoALocalError, Exception) as exc:
             parsed = parse_roles("", plan.role_count)
             detail = f"role model failed: {exc}"
             proposal = Proposal(
@@ -435,6 +435,8 @@ class Engine:
             return exc
         except MoALocalError as exc:
             return GenerationError(str(exc))
+        except Exception as exc:  # a backend bug or library error is still a value
+            return GenerationError(f"{request.model.name}: {type(exc).__name__}: {exc}")
 
     # -- building requests -----------------------------------------------------
 
@@ -516,11 +518,12 @@ async def fit_references(
 ) -> tuple[list[str], int]:
     """References that fit ``spec``'s context next to the prompt and the answer budget.
 
-    Each reference keeps the same share of its length (its beginning), so no
-    proposer's answer is dropped in favour of another's. Returns the references
-    and the answer budget (reduced only when the prompt alone leaves less room
-    than ``max_tokens``). Raises :class:`ContextOverflowError` when the prompt
-    cannot fit at all.
+    References are kept whole when they fit beside the prompt and at least a
+    quarter of the room for the answer (the answer budget shrinks first). Only
+    beyond that is each reference shortened, keeping the same share of its
+    length (its beginning), so no proposer's answer is dropped in favour of
+    another's. Returns the references and the answer budget. Raises
+    :class:`ContextOverflowError` when the prompt cannot fit at all.
     """
     n_ctx = (await backend.info(spec)).n_ctx
     instruction = (prompts.REFINE if refine else prompts.SYNTHESIZE) if references else ""
@@ -540,21 +543,20 @@ async def fit_references(
     max_tokens = min(max_tokens, room)
     if not references:
         return [], max_tokens
-    per_reference = _TEMPLATE_TOKENS_PER_MESSAGE  # header line and spacing
+    headers = _TEMPLATE_TOKENS_PER_MESSAGE * len(references)  # "Response N:" and spacing
     counts = [await backend.count_tokens(spec, text) for text in references]
-    available = room - max_tokens - per_reference * len(references)
-    if sum(counts) <= available:
-        return list(references), max_tokens
-    minimum = _MIN_TOKENS_PER_REFERENCE * len(references)
-    if available < minimum:
-        # Give the references their minimum by taking it from the answer budget.
-        max_tokens = max(_MIN_ANSWER_TOKENS, room - per_reference * len(references) - minimum)
-        available = room - max_tokens - per_reference * len(references)
-        if available < minimum:
-            raise ContextOverflowError(
-                f"{spec.name}: {len(references)} references cannot fit in a context of "
-                f"{n_ctx} tokens; raise n_ctx or use fewer proposers"
-            )
+    # The answer budget gives way to the references down to a floor (a quarter
+    # of the room, or max_tokens if smaller); only below it are they shortened.
+    answer_floor = min(max_tokens, max(_MIN_ANSWER_TOKENS, room // 4))
+    if sum(counts) + headers + answer_floor <= room:
+        return list(references), min(max_tokens, room - sum(counts) - headers)
+    max_tokens = answer_floor
+    available = room - max_tokens - headers
+    if available < _MIN_TOKENS_PER_REFERENCE * len(references):
+        raise ContextOverflowError(
+            f"{spec.name}: {len(references)} references cannot fit in a context of "
+            f"{n_ctx} tokens; raise n_ctx or use fewer proposers"
+        )
     fitted = list(references)
     factor = available / sum(counts)
     for _ in range(6):

@@ -67,6 +67,9 @@ class MoA:
         backends: dict[str, Backend] | None = None,
         labels: dict[str, str] | None = None,
     ) -> None:
+        if n is not None and n < 1:
+            where = (labels or {}).get("num_proposers", "n")
+            raise ConfigError(f"{where} must be >= 1, got {n}")
         explicit_agents: tuple[Agent, ...] = ()
         proposer_names: list[str] | None = None
         if proposers is not None:

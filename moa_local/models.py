@@ -102,14 +102,37 @@ def resolve_model(
     )
 
 
+_ECHO_OPTIONS = {
+    "delay": float,
+    "word_delay": float,
+    "fail": str,
+    "fail_after": int,
+    "reply": str,
+    "n_ctx": int,
+    "params": float,
+    "size_mb": float,
+    "device": str,
+    "slot": int,
+}
+
+
 def _echo_spec(reference: str) -> ModelSpec:
     _, options = parse_echo_reference(reference)
+    for key, value in options.items():
+        kind = _ECHO_OPTIONS.get(key)
+        if kind is None:
+            raise ModelError(
+                f"unknown echo option {key!r} in {reference!r} (known: {', '.join(_ECHO_OPTIONS)})"
+            )
+        try:
+            kind(value)
+        except ValueError:
+            raise ModelError(
+                f"echo option {key}={value!r} in {reference!r} is not a valid {kind.__name__}"
+            ) from None
     parameters = options.get("params")
-    try:
-        n_ctx = int(options.get("n_ctx", DEFAULT_N_CTX))
-        params = int(float(parameters)) if parameters else None
-    except ValueError:
-        raise ModelError(f"bad echo model options in {reference!r}") from None
+    n_ctx = int(options.get("n_ctx", DEFAULT_N_CTX))
+    params = int(float(parameters)) if parameters else None
     return ModelSpec(
         name=reference,
         backend="echo",

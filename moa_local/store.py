@@ -127,6 +127,11 @@ class ModelStore:
                 return self._pull_from(entry, source, progress)
             except PullError as exc:
                 failures.append(f"{source.kind}: {exc}")
+            except OSError as exc:  # the local disk: full, read-only, no permission
+                raise PullError(
+                    f"cannot write {entry.name} into {self.directory_for(entry)}: "
+                    f"{exc.strerror or exc}; nothing was installed"
+                ) from None
             finally:
                 self._remove_if_empty(entry)
         raise PullError(f"could not pull {entry.name}: " + "; ".join(failures))

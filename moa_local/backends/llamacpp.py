@@ -314,8 +314,8 @@ class LlamaCppBackend(BaseBackend):
 
 def _use_threads(model: LoadedModel, threads: int | None) -> None:
     """Run on the CPU threads the scheduler granted (the caller holds the model's lock)."""
-    if not threads or threads == model.threads:
-        return
+    if not threads or threads == model.threads or model.spec.n_threads:
+        return  # nothing granted, nothing to change, or the user fixed n_threads
     try:
         _llama_cpp_module().llama_set_n_threads(model.llama.ctx, threads, threads)
     except (AttributeError, TypeError):  # an older llama-cpp-python: keep the load's threads
