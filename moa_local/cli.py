@@ -19,6 +19,7 @@ import click
 from tqdm import tqdm
 
 from . import __version__, catalog
+from .backends.base import BackendRegistry
 from .config import Config, load_config, moa_home
 from .errors import ConfigError, MoALocalError, ModelError
 from .moa import MoA
@@ -261,10 +262,17 @@ def ask(
 @click.option("--force", is_flag=True, help="Download again even if already pulled.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bool) -> None:
-    """Download catalog models (verified by sha256) into the model store."""
+    """Download catalog models (sha256-verified) into the store, or Ollama models on their host."""
     config = load_config(config_path)
     store = ModelStore(moa_home())
-    entries = [_catalog_entry(name, config) for name in names]
+    remote = [name for name in names if _is_ollama(name, config)]
+    entries = [_catalog_entry(name, config) for name in names if name not in remote]
+    for name in remote:
+        spec = resolve_model(name, config, store)
+        backend = BackendRegistry().for_model(spec)
+        asyncio.run(backend.pull(spec, _progress_factory(quiet)))  # type: ignore[attr-defined]
+        if not quiet:
+            _err(f"{name}: pulled {spec.remote_model} on Ollama at {spec.host.url}")  # type: ignore[union-attr]
     for entry in entries:
         if store.is_installed(entry) and not force:
             if not quiet:
@@ -276,6 +284,13 @@ def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bo
                 f"{entry.name}: pulled from {manifest.source}, sha256 verified "
                 f"({store.path_for(entry)})"
             )
+
+
+def _is_ollama(name: str, config: Config) -> bool:
+    model_config = config.models.get(name)
+    return name.startswith("ollama:") or (
+        model_config is not None and model_config.backend == "ollama"
+    )
 
 
 def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
@@ -373,6 +388,17 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
             f"  {row['name']:<22} {row['backend']:<9} {row['n_ctx']:>6} {estimate:>10}  "
             f"{fits:<5} {'yes' if row['installed'] else 'no'}{note}"
         )
+    if report["hosts"]:
+        click.echo("hosts")
+    for host in report["hosts"]:
+        if host["reachable"]:
+            models = ", ".join(host["models"]) or "no models"
+            click.echo(f"  ok {host['name']:<10} {host['kind']:<7} {host['url']}: {models}")
+        else:
+            click.echo(
+                f"  -- {host['name']:<10} {host['kind']:<7} {host['url']}: unreachable "
+                f"({host.get('error', '')})"
+            )
     plan = report["plan"]
     click.echo(f"plan for [defaults]: {plan['layers']} layer(s), aggregator {plan['aggregator']}")
     for number, wave in enumerate(plan["waves"], start=1):

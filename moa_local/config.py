@@ -26,7 +26,8 @@ from platformdirs import user_cache_dir
 from .errors import ConfigError
 
 STRATEGIES = ("model", "temperature", "role")
-BACKENDS = ("llamacpp", "echo")
+BACKENDS = ("llamacpp", "echo", "ollama", "openai")
+HOST_KINDS = ("ollama", "openai")
 
 # The MoA shape `moa-local ask` uses without flags. The repository's
 # models.toml repeats these values with comments (a test keeps them equal).
@@ -62,11 +63,27 @@ TABLES: dict[str, dict[str, Any]] = {"defaults": BUILTIN_DEFAULTS, "resources": 
 
 
 @dataclass(frozen=True)
+class HostConfig:
+    """One ``[hosts.NAME]`` table: a server on this or another machine."""
+
+    name: str
+    url: str
+    kind: str = "ollama"
+    budget_mb: float | None = None  # memory the host may fill with our models
+    total_mb: float | None = None  # Ollama: its memory, from which what it holds is taken
+    api_key: str | None = None
+    timeout: float = 600.0  # seconds a generation may take on this host
+    slots: int = 0  # concurrent generations (0: Ollama decides; OpenAI servers: 1)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """One ``[models.NAME]`` table."""
 
     name: str
     backend: str = "llamacpp"
+    host: str | None = None
+    model: str | None = None  # the model's name on its server (Ollama tag, OpenAI id)
     path: Path | None = None
     catalog: str | None = None
     n_ctx: int | None = None
@@ -104,6 +121,7 @@ class Config:
     cpu_slots: int
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     source: Path | None = None
+    hosts: Mapping[str, HostConfig] = field(default_factory=dict)
 
     @property
     def source_label(self) -> str:
@@ -166,12 +184,12 @@ def load_config(
     document = _read_toml(file_path) if file_path else {}
     label = str(file_path) if file_path else "the built-in defaults"
 
-    unknown_tables = set(document) - {*TABLES, "models"}
+    unknown_tables = set(document) - {*TABLES, "models", "hosts"}
     if unknown_tables:
         table = sorted(unknown_tables)[0]
         raise ConfigError(
             f"{label}: unknown table [{table}] "
-            "(known tables: [defaults], [resources], [models.NAME])"
+            "(known tables: [defaults], [resources], [models.NAME], [hosts.NAME])"
         )
 
     values: dict[str, Any] = {}
@@ -191,8 +209,9 @@ def load_config(
         var = f"MOA_LOCAL_{key.upper()}"
         if var in env:
             values[key] = _validate(key, _from_env(key, env[var]), var)
-    models = _read_models(document.get("models", {}), label)
-    config = _build(values, models, file_path)
+    hosts = _read_hosts(document.get("hosts", {}), label)
+    models = _read_models(document.get("models", {}), label, hosts)
+    config = _build(values, models, file_path, hosts)
     return apply_overrides(config, overrides or {}, labels)
 
 
@@ -211,11 +230,14 @@ def apply_overrides(
         changed = True
     if not changed:
         return config
-    return _build(values, config.models, config.source)
+    return _build(values, config.models, config.source, config.hosts)
 
 
 def _build(
-    values: dict[str, Any], models: Mapping[str, ModelConfig], source: Path | None
+    values: dict[str, Any],
+    models: Mapping[str, ModelConfig],
+    source: Path | None,
+    hosts: Mapping[str, HostConfig] | None = None,
 ) -> Config:
     low, high = values["temperature_range"]
     if low > high:
@@ -246,6 +268,7 @@ def _build(
         cpu_slots=values["cpu_slots"],
         models=models,
         source=source,
+        hosts=dict(hosts or {}),
     )
 
 
@@ -413,10 +436,15 @@ _MODEL_KEYS: dict[str, Callable[[Any, str], Any]] = {
     "parameters": _integer(1),
     "family": _string,
     "description": _string,
+    "host": _string,
+    "model": _string,
 }
 
 
-def _read_models(tables: Any, label: str) -> dict[str, ModelConfig]:
+def _read_models(
+    tables: Any, label: str, hosts: Mapping[str, HostConfig] | None = None
+) -> dict[str, ModelConfig]:
+    hosts = hosts or {}
     if not isinstance(tables, dict):
         raise ConfigError(f"{label}: `models` must be a set of [models.NAME] tables")
     models = {}
@@ -432,7 +460,16 @@ def _read_models(tables: Any, label: str) -> dict[str, ModelConfig]:
                     f"{where} unknown key {key!r} (known keys: {', '.join(_MODEL_KEYS)})"
                 )
             values[key] = check(raw, f"{where} {key}")
-        backend = values.get("backend", "llamacpp")
+        host = values.get("host")
+        if host is not None and host not in hosts:
+            known = ", ".join(hosts) or "none defined"
+            raise ConfigError(f"{where} host {host!r} is not a [hosts.NAME] table ({known})")
+        backend = values.get("backend", hosts[host].kind if host else "llamacpp")
+        if host is not None and backend != hosts[host].kind:
+            raise ConfigError(
+                f"{where} backend {backend!r} does not match host {host!r} (kind "
+                f"{hosts[host].kind!r})"
+            )
         if backend not in BACKENDS:
             raise ConfigError(
                 f"{where} backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
@@ -456,5 +493,55 @@ def _read_models(tables: Any, label: str) -> dict[str, ModelConfig]:
             chat_format=values.get("chat_format"),
             parameters=values.get("parameters"),
             family=values.get("family"),
+            host=host,
+            model=values.get("model"),
         )
+        if backend == "openai" and not (host and values.get("model")):
+            raise ConfigError(f"{where} an openai model needs `host` and `model`")
     return models
+
+
+_HOST_KEYS: dict[str, Callable[[Any, str], Any]] = {
+    "url": _string,
+    "kind": _string,
+    "budget_mb": _number(1.0),
+    "total_mb": _number(1.0),
+    "api_key": _string,
+    "timeout": _number(1.0),
+    "slots": _integer(0),
+}
+
+
+def _read_hosts(tables: Any, label: str) -> dict[str, HostConfig]:
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: `hosts` must be a set of [hosts.NAME] tables")
+    hosts = {}
+    for name, table in tables.items():
+        where = f"{label}: [hosts.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            check = _HOST_KEYS.get(key)
+            if check is None:
+                raise ConfigError(
+                    f"{where} unknown key {key!r} (known keys: {', '.join(_HOST_KEYS)})"
+                )
+            values[key] = check(raw, f"{where} {key}")
+        url = values.get("url", "")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where} url must start with http:// or https://, got {url!r}")
+        kind = values.get("kind", "ollama")
+        if kind not in HOST_KINDS:
+            raise ConfigError(f"{where} kind must be one of {', '.join(HOST_KINDS)}, got {kind!r}")
+        hosts[name] = HostConfig(
+            name=name,
+            url=url.rstrip("/"),
+            kind=kind,
+            budget_mb=values.get("budget_mb"),
+            total_mb=values.get("total_mb"),
+            api_key=values.get("api_key"),
+            timeout=values.get("timeout", 600.0),
+            slots=values.get("slots", 0),
+        )
+    return hosts

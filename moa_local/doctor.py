@@ -50,6 +50,7 @@ def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
         "backends": _backends(),
         "models": models,
         "plan": _plan(config, models, budgets),
+        "hosts": _hosts(config),
         "config_file": str(config.source) if config.source else None,
     }
 
@@ -174,3 +175,29 @@ def _backends() -> dict[str, dict[str, Any]]:
     except (OSError, ValueError):
         result["ollama"] = {"usable": False, "detail": f"not reachable at {host}"}
     return result
+
+
+def _hosts(config: Config) -> list[dict[str, Any]]:
+    """Each ``[hosts.NAME]`` with whether it answers and the models it has."""
+    from .backends.ollama import OllamaBackend
+    from .backends.openai import OpenAIBackend
+
+    rows = []
+    for name, host in config.hosts.items():
+        spec = ModelSpec(name=name, backend=host.kind, host=host, remote_model="")
+        backend = OllamaBackend() if host.kind == "ollama" else OpenAIBackend()
+        row: dict[str, Any] = {
+            "name": name,
+            "url": host.url,
+            "kind": host.kind,
+            "budget_mb": host.budget_mb,
+            "reachable": False,
+            "models": [],
+        }
+        try:
+            row["models"] = asyncio.run(backend.host_models(spec))
+            row["reachable"] = True
+        except Exception as exc:  # any failure means: not reachable, and why
+            row["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        rows.append(row)
+    return rows

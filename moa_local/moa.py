@@ -20,6 +20,7 @@ from .backends.base import Backend, BackendRegistry
 from .config import Config, apply_overrides, load_config, moa_home
 from .engine import Engine, Plan, Sampling
 from .errors import ConfigError, ModelError, ModelNotInstalled
+from .estimate import MIB
 from .models import ModelSpec, resolve_model
 from .resources import Budget, budget_for, detect_devices, physical_cores
 from .result import MoAResult
@@ -122,10 +123,14 @@ class MoA:
         self.backends = BackendRegistry(backends)
         self.scheduler = Scheduler(
             self.backends,
-            {name: budget.bytes for name, budget in machine_budgets(self.config).items()},
+            {
+                **{name: budget.bytes for name, budget in machine_budgets(self.config).items()},
+                **host_budgets(self.config),
+            },
             cpu_slots=default_cpu_slots(self.config),
             cpu_threads=physical_cores(),
             keep_alive=self.config.keep_alive,
+            slots=host_slots(self.config),
         )
         self._plan: Plan | None = None
 
@@ -143,14 +148,24 @@ class MoA:
 
     def _resolve(self, reference: str) -> ModelSpec:
         try:
-            return resolve_model(reference, self.config, self.store)
+            spec = resolve_model(reference, self.config, self.store)
         except ModelNotInstalled:
             if not self.auto_pull:
                 raise
+        else:
+            if spec.backend == "ollama" and self.auto_pull:
+                self._pull_from_ollama(spec)
+            return spec
         spec = resolve_model(reference, self.config, self.store, require_installed=False)
         assert spec.catalog_entry is not None
         self.store.pull(spec.catalog_entry, self.progress)
         return resolve_model(reference, self.config, self.store)
+
+    def _pull_from_ollama(self, spec: ModelSpec) -> None:
+        """Pull a model its Ollama host lacks (an unreachable host is the run's to report)."""
+        backend = self.backends.for_model(spec)
+        if _run(backend.is_pulled(spec)) is False:  # type: ignore[attr-defined]
+            _run(backend.pull(spec, self.progress))  # type: ignore[attr-defined]
 
     def _build_plan(self) -> Plan:
         config = self.config
@@ -308,6 +323,23 @@ def machine_budgets(config: Config) -> dict[str, Budget]:
             override_source="budget_mb",
         )
         for device in detect_devices()
+    }
+
+
+def host_budgets(config: Config) -> dict[str, int]:
+    """Budgets of the ``[hosts]`` that set one (others are not limited by memory)."""
+    return {
+        f"host:{name}": int(host.budget_mb * MIB)
+        for name, host in config.hosts.items()
+        if host.budget_mb
+    }
+
+
+def host_slots(config: Config) -> dict[str, int]:
+    """Concurrent generations per host: as configured; an OpenAI server serves one by default."""
+    return {
+        f"host:{name}": host.slots or (1 if host.kind == "openai" else 0)
+        for name, host in config.hosts.items()
     }
 
 

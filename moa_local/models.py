@@ -7,7 +7,11 @@ A user names a model in one of four ways:
 - a catalog name such as ``qwen2.5-coder-0.5b``;
 - ``path:/some/file.gguf``, a GGUF used in place;
 - ``echo:NAME[?key=value&...]``, the deterministic echo backend for tests and
-  dry runs (see :mod:`moa_local.backends.echo` for its options).
+  dry runs (see :mod:`moa_local.backends.echo` for its options);
+- ``ollama:TAG``, a model of the local Ollama server (``$OLLAMA_HOST``).
+
+A ``[models.NAME]`` table with ``host = "..."`` runs on that ``[hosts.NAME]``
+server (Ollama or OpenAI-compatible) under its ``model`` name there.
 
 Resolution never loads a model; it checks what can be checked cheaply (the
 name exists, a path is a GGUF with a chat template) so that a bad reference
@@ -16,6 +20,7 @@ fails before any work starts.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +32,7 @@ from .errors import ModelError, ModelNotInstalled
 from .gguf_meta import read_metadata
 
 if TYPE_CHECKING:
-    from .config import Config, ModelConfig
+    from .config import Config, HostConfig, ModelConfig
     from .store import ModelStore
 
 DEFAULT_N_CTX = 4096
@@ -49,6 +54,8 @@ class ModelSpec:
     quantization: str | None = None
     family: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    host: HostConfig | None = None  # the server a remote model runs on
+    remote_model: str | None = None  # its name there (Ollama tag, OpenAI model id)
 
     @property
     def strength(self) -> tuple[int, int]:
@@ -57,8 +64,8 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        """Short name for progress lines and traces."""
-        return self.name
+        """Short name for progress lines and traces (with the host, for remote models)."""
+        return f"{self.name}@{self.host.name}" if self.host else self.name
 
 
 def parse_echo_reference(reference: str) -> tuple[str, dict[str, str]]:
@@ -87,6 +94,17 @@ def resolve_model(
         raise ModelError("empty model name")
     if reference.startswith("echo:"):
         return _echo_spec(reference)
+    if reference.startswith("ollama:"):
+        tag = reference.removeprefix("ollama:").strip()
+        if not tag:
+            raise ModelError(f"{reference!r}: give an Ollama tag, e.g. ollama:qwen2.5-coder:0.5b")
+        return ModelSpec(
+            name=reference,
+            backend="ollama",
+            host=default_ollama_host(),
+            remote_model=tag,
+            n_ctx=DEFAULT_N_CTX,
+        )
     if reference.startswith("path:"):
         return _path_spec(reference, Path(reference.removeprefix("path:")), None)
     model_config = config.models.get(reference)
@@ -181,6 +199,8 @@ def _configured_spec(
 ) -> ModelSpec:
     if model_config.backend == "echo":
         return _echo_spec(f"echo:{name}")
+    if model_config.backend in ("ollama", "openai"):
+        return _remote_spec(name, model_config, config)
     if model_config.path is not None:
         return _path_spec(name, model_config.path, model_config)
     entry = catalog.lookup(model_config.catalog or name)
@@ -223,6 +243,35 @@ def _catalog_spec(
         parameters=entry.parameters,
         quantization=entry.quantization,
         family=entry.family,
+    )
+
+
+def default_ollama_host() -> HostConfig:
+    """The Ollama server of ``$OLLAMA_HOST``, else the client's default."""
+    from .config import HostConfig
+
+    raw = os.environ.get("OLLAMA_HOST", "").strip() or "127.0.0.1:11434"
+    url = raw if raw.startswith(("http://", "https://")) else f"http://{raw}"
+    host_part = url.split("://", 1)[1]
+    if ":" not in host_part.rsplit("]", 1)[-1]:
+        url = f"{url}:11434"
+    url = url.replace("://0.0.0.0", "://127.0.0.1")
+    return HostConfig(name="ollama", url=url.rstrip("/"), kind="ollama")
+
+
+def _remote_spec(name: str, model_config: ModelConfig, config: Config) -> ModelSpec:
+    host = config.hosts[model_config.host] if model_config.host else default_ollama_host()
+    entry = catalog.lookup(model_config.catalog or name)
+    remote = model_config.model or (entry.ollama_tag if entry else None) or name
+    return ModelSpec(
+        name=name,
+        backend=model_config.backend,
+        n_ctx=model_config.n_ctx or DEFAULT_N_CTX,
+        parameters=model_config.parameters or (entry.parameters if entry else None),
+        quantization=entry.quantization if entry else None,
+        family=model_config.family or (entry.family if entry else None),
+        host=host,
+        remote_model=remote,
     )
 
 

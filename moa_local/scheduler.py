@@ -88,10 +88,14 @@ class Scheduler:
         cpu_slots: int = 1,
         cpu_threads: int = 1,
         keep_alive: float = -1.0,
+        slots: dict[str, int] | None = None,
     ) -> None:
         self.backends = backends
         self.budgets = dict(budgets)
         self.cpu_slots = max(1, cpu_slots)
+        # Concurrent generations per device; a device not listed has no limit
+        # (hosts: one budget and one slot count each, so hosts run in parallel).
+        self.slots = {**(slots or {}), "cpu": self.cpu_slots}
         self.threads_per_slot = max(1, cpu_threads // self.cpu_slots)
         self.keep_alive = keep_alive
         self.resident: dict[str, _Resident] = {}
@@ -220,7 +224,8 @@ class Scheduler:
     async def _admit(self, waiter: _Waiter) -> bool:
         """Give ``waiter`` its residency and slot, or say it must wait."""
         device = waiter.slot_device
-        if device is not None and self.slots_used.get(device, 0) >= self.cpu_slots:
+        limit = self.slots.get(device or "", 0)
+        if device is not None and limit and self.slots_used.get(device, 0) >= limit:
             return False
         resident = self.resident.get(waiter.spec.name)
         if resident is None:

@@ -245,6 +245,8 @@ def _load_backend(name: str) -> Backend:
     builtin = {
         "echo": "moa_local.backends.echo:EchoBackend",
         "llamacpp": "moa_local.backends.llamacpp:LlamaCppBackend",
+        "ollama": "moa_local.backends.ollama:OllamaBackend",
+        "openai": "moa_local.backends.openai:OpenAIBackend",
     }
     target = builtin.get(name)
     if target is None:

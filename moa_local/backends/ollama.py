@@ -1,0 +1,264 @@
+"""Models served by Ollama, through the official ``ollama`` client (AsyncClient).
+
+- Chat streams; options ``temperature``, ``top_p``, ``num_ctx`` (the model's
+  n_ctx), ``num_predict`` (max_tokens), ``seed`` and ``stop``. Usage comes from
+  the final message's ``prompt_eval_count`` / ``eval_count``, seconds from its
+  ``total_duration`` (nanoseconds).
+- Facts for the scheduler come from ``/api/show`` (architecture, block count,
+  KV heads, key/value lengths), ``/api/tags`` (file size) and ``/api/ps``
+  (what is resident and its size). Loading is Ollama's preload (an empty
+  generate request); unloading is ``keep_alive=0``; so the host's budget
+  reflects what moa-local asked it to hold.
+- Pulls use Ollama's pull stream (one progress bar per layer digest).
+- Errors: connection refused, 404 (model not pulled), 503 (queue full, retried
+  with backoff), an ``{"error": ...}`` line mid-stream, and timeouts all become
+  one-line :class:`GenerationError` s naming the host.
+
+A new client is made for every call: httpx clients belong to one event loop,
+and a MoA may run on several (``run_sync`` twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from ..errors import BackendUnavailable, GenerationError, ModelError, PullError
+from ..estimate import NO_MEMORY, MemoryEstimate, ModelShape
+from ..models import ModelSpec
+from ..store import ProgressFactory, silent_progress
+from . import remote
+from .base import BaseBackend, Completion, GenerateRequest, LoadReport, StreamItem, now
+
+
+def _ollama() -> Any:
+    try:
+        import ollama
+    except ImportError:
+        raise BackendUnavailable(
+            "Ollama models need the ollama package; run: pip install ollama"
+        ) from None
+    return ollama
+
+
+class OllamaBackend(BaseBackend):
+    """Chats with models on Ollama servers (the local one or ``[hosts]``)."""
+
+    name = "ollama"
+
+    def __init__(self) -> None:
+        self._ollama = _ollama()
+
+    def _client(self, spec: ModelSpec, timeout: httpx.Timeout | None = None) -> Any:
+        assert spec.host is not None
+        headers = {"Authorization": f"Bearer {spec.host.api_key}"} if spec.host.api_key else None
+        return self._ollama.AsyncClient(
+            host=spec.host.url, timeout=timeout or remote.generation_timeout(spec), headers=headers
+        )
+
+    # -- generation -----------------------------------------------------------
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """Stream a chat, retrying a 503 (queue full) before anything was produced."""
+        spec = request.model
+        started = now()
+        pieces: list[str] = []
+        final: Any = None
+        options: dict[str, Any] = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "num_ctx": spec.n_ctx,
+            "num_predict": request.max_tokens,
+        }
+        if request.seed is not None:
+            options["seed"] = request.seed
+        if request.stop:
+            options["stop"] = list(request.stop)
+        for delay in (*remote.RETRY_DELAYS, None):
+            try:
+                async with self._client(spec) as client:
+                    parts = await client.chat(
+                        model=spec.remote_model,
+                        messages=list(request.messages),
+                        stream=True,
+                        options=options,
+                    )
+                    async for part in parts:
+                        text = part.message.content if part.message else ""
+                        if text:
+                            pieces.append(text)
+                            yield text
+                        if part.done:
+                            final = part
+                break
+            except self._ollama.ResponseError as exc:
+                if exc.status_code == 503 and not pieces and delay is not None:
+                    await asyncio.sleep(delay)
+                    continue
+                raise self._response_error(spec, exc) from None
+            except (ConnectionError, httpx.ConnectError):
+                raise remote.unreachable(spec) from None
+            except httpx.TimeoutException:
+                raise remote.timed_out(spec) from None
+            except httpx.HTTPError as exc:
+                raise remote.broken(spec, exc) from None
+        if final is None:
+            raise GenerationError(f"{spec.label}: the stream from {spec.host.url} ended early")  # type: ignore[union-attr]
+        duration = getattr(final, "total_duration", None)
+        yield Completion(
+            text="".join(pieces),
+            prompt_tokens=int(final.prompt_eval_count or 0),
+            completion_tokens=int(final.eval_count or len(pieces)),
+            seconds=duration / 1e9 if duration else now() - started,
+            finish_reason=getattr(final, "done_reason", None) or "stop",
+        )
+
+    def _response_error(self, spec: ModelSpec, exc: Any) -> GenerationError:
+        assert spec.host is not None
+        if exc.status_code == 404:
+            return GenerationError(
+                f"{spec.label}: model {spec.remote_model!r} is not on Ollama at "
+                f"{spec.host.url}; run `moa-local pull {spec.name}`"
+            )
+        if exc.status_code == 503:
+            return remote.busy(spec)
+        return GenerationError(f"{spec.label}: Ollama at {spec.host.url}: {exc.error}")
+
+    # -- model facts, residency ---------------------------------------------------
+
+    async def _facts(self, spec: ModelSpec) -> tuple[Any, int | None, int | None]:
+        """(show, size from tags, size resident from ps) or raise."""
+        async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+            show = await client.show(spec.remote_model)
+            tags = await client.list()
+            ps = await client.ps()
+        size = next((m.size for m in tags.models if _same(m.model, spec.remote_model)), None)
+        resident = next((m.size for m in ps.models if _same(m.model, spec.remote_model)), None)
+        return show, size, resident
+
+    async def estimate(self, spec: ModelSpec) -> MemoryEstimate:
+        """From /api/show, /api/tags and /api/ps; nothing when the host cannot say."""
+        try:
+            show, size, resident = await self._facts(spec)
+        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+            return NO_MEMORY  # unreachable or not pulled: the generation will say so
+        info = dict(show.modelinfo or {})
+        arch = str(info.get("general.architecture", ""))
+        shape = _shape(info, arch, int(size or 0))
+        kv = shape.kv_bytes(spec.n_ctx)
+        if resident:  # Ollama holds it already: its own figure is the truth
+            return remote.remote_estimate(spec, int(resident), 0, 0)
+        return remote.remote_estimate(spec, shape.weight_bytes, kv, shape.compute_bytes())
+
+    def compute_device(self, spec: ModelSpec) -> str | None:
+        """Generations on one host share that host's slots."""
+        return remote.device_of(spec)
+
+    async def load(self, spec: ModelSpec) -> LoadReport:
+        """Preload on the host (an empty generate request) and read its size from /api/ps."""
+        started = now()
+        try:
+            async with self._client(spec) as client:
+                await client.generate(model=spec.remote_model, prompt="")
+                ps = await client.ps()
+        except self._ollama.ResponseError as exc:
+            raise self._response_error(spec, exc) from None
+        except (ConnectionError, httpx.ConnectError):
+            raise remote.unreachable(spec) from None
+        except httpx.TimeoutException:
+            raise remote.timed_out(spec) from None
+        except httpx.HTTPError as exc:
+            raise remote.broken(spec, exc) from None
+        size = next((m.size for m in ps.models if _same(m.model, spec.remote_model)), None)
+        measured = {remote.device_of(spec): int(size)} if size else {}
+        return LoadReport(seconds=now() - started, measured=measured)
+
+    async def unload(self, spec: ModelSpec) -> None:
+        """Ask Ollama to drop the model now (keep_alive=0); a dead host has nothing to drop."""
+        try:
+            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+                await client.generate(model=spec.remote_model, prompt="", keep_alive=0)
+        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+            pass
+
+    # -- pulling ----------------------------------------------------------------------
+
+    async def is_pulled(self, spec: ModelSpec) -> bool | None:
+        """Whether the host has the model; None when the host cannot be asked."""
+        try:
+            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+                tags = await client.list()
+        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+            return None
+        return any(_same(m.model, spec.remote_model) for m in tags.models)
+
+    async def pull(self, spec: ModelSpec, progress: ProgressFactory = silent_progress) -> None:
+        """Pull through Ollama's stream, one progress bar per layer digest."""
+        assert spec.host is not None
+        bars: dict[str, Any] = {}
+        shown: dict[str, int] = {}
+        try:
+            async with self._client(spec) as client:
+                async for part in await client.pull(spec.remote_model, stream=True):
+                    digest, total = part.digest, part.total
+                    if not digest or not total:
+                        continue
+                    if digest not in bars:
+                        bars[digest] = progress(f"{spec.remote_model} {digest[7:19]}", int(total))
+                        shown[digest] = 0
+                    completed = int(part.completed or 0)
+                    if completed > shown[digest]:
+                        bars[digest].update(completed - shown[digest])
+                        shown[digest] = completed
+        except self._ollama.ResponseError as exc:
+            raise PullError(
+                f"Ollama at {spec.host.url} could not pull {spec.remote_model}: {exc.error}"
+            ) from None
+        except (ConnectionError, httpx.ConnectError):
+            raise PullError(
+                f"cannot reach Ollama at {spec.host.url}; is `ollama serve` running?"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise PullError(
+                f"pulling {spec.remote_model} from {spec.host.url} failed: {exc}"
+            ) from None
+        finally:
+            for bar in bars.values():
+                bar.close()
+
+    async def host_models(self, spec: ModelSpec) -> list[str]:
+        """Tags the host has (for doctor)."""
+        try:
+            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+                tags = await client.list()
+        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
+            raise ModelError(f"cannot list models of {spec.host.url}: {exc}") from None  # type: ignore[union-attr]
+        return [str(m.model) for m in tags.models]
+
+
+def _same(name: str | None, tag: str | None) -> bool:
+    """Ollama reports ``name:latest`` for a tag given as ``name``."""
+    if not name or not tag:
+        return False
+    return name == tag or name == f"{tag}:latest" or f"{name}:latest" == tag
+
+
+def _shape(info: dict[str, Any], arch: str, size: int) -> ModelShape:
+    def value(key: str, default: int = 0) -> int:
+        raw = info.get(f"{arch}.{key}", default)
+        return int(raw) if isinstance(raw, int | float) else default
+
+    heads = value("attention.head_count", 1) or 1
+    head_dim = value("embedding_length") // heads
+    kv_heads = value("attention.head_count_kv", heads)
+    per_layer = value("attention.key_length", head_dim) + value("attention.value_length", head_dim)
+    return ModelShape(
+        weight_bytes=size,
+        n_layers=value("block_count"),
+        kv_bytes_per_token_per_layer=per_layer * kv_heads * 2,
+        n_vocab=value("vocab_size"),
+        n_ff=value("feed_forward_length"),
+    )

@@ -1,0 +1,161 @@
+"""Any server that speaks OpenAI's ``/v1/chat/completions``: llama.cpp's
+llama-server or llama-cpp-python's server, vLLM, LM Studio, and the like.
+
+Requests stream (server-sent events) through httpx with explicit timeouts.
+Usage comes from the server when it sends it (``stream_options.include_usage``);
+otherwise completion tokens are counted from the streamed chunks. The error
+rules are those of the Ollama backend: connection refused, 404, 503 (retried
+with backoff), an ``error`` object mid-stream, and timeouts each become one
+readable :class:`GenerationError` naming the host.
+
+Memory on such a server is the server's business (its models are loaded when
+it starts); the scheduler still gives each host its own slots (``slots`` in
+``[hosts.NAME]``, default 1), so one host is never sent more than it serves
+while other hosts work in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from ..errors import GenerationError
+from ..models import ModelSpec
+from . import remote
+from .base import BaseBackend, Completion, GenerateRequest, StreamItem, now
+
+
+def endpoint(base_url: str, path: str) -> str:
+    """``base_url`` + ``/v1/...``, whether or not the URL already ends in ``/v1``."""
+    base = base_url.rstrip("/")
+    if not base.endswith("/v1"):
+        base += "/v1"
+    return f"{base}/{path}"
+
+
+class OpenAIBackend(BaseBackend):
+    """Chats with a model on an OpenAI-compatible server."""
+
+    name = "openai"
+
+    def _headers(self, spec: ModelSpec) -> dict[str, str]:
+        assert spec.host is not None
+        return {"Authorization": f"Bearer {spec.host.api_key}"} if spec.host.api_key else {}
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """Stream one chat completion, retrying a 503 before anything was produced."""
+        spec = request.model
+        assert spec.host is not None
+        body: dict[str, Any] = {
+            "model": spec.remote_model,
+            "messages": list(request.messages),
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        started = now()
+        pieces: list[str] = []
+        usage: dict[str, Any] = {}
+        finish_reason = "stop"
+        url = endpoint(spec.host.url, "chat/completions")
+        for delay in (*remote.RETRY_DELAYS, None):
+            try:
+                async with (
+                    httpx.AsyncClient(timeout=remote.generation_timeout(spec)) as client,
+                    client.stream("POST", url, json=body, headers=self._headers(spec)) as response,
+                ):
+                    if response.status_code == 503 and delay is not None:
+                        await asyncio.sleep(delay)
+                        continue
+                    if response.status_code >= 400:
+                        raise self._status_error(
+                            spec,
+                            response.status_code,
+                            (await response.aread()).decode("utf-8", "replace"),
+                        )
+                    async for line in response.aiter_lines():
+                        data = (
+                            line.removeprefix("data:").strip() if line.startswith("data:") else ""
+                        )
+                        if not data:
+                            continue
+                        if data == "[DONE]":
+                            break
+                        chunk = json.loads(data)
+                        if chunk.get("error"):
+                            raise GenerationError(
+                                f"{spec.label}: {spec.host.url}: {_message(chunk['error'])}"
+                            )
+                        usage = chunk.get("usage") or usage
+                        for choice in chunk.get("choices") or []:
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                pieces.append(text)
+                                yield text
+                            finish_reason = choice.get("finish_reason") or finish_reason
+                break
+            except httpx.ConnectError:
+                raise remote.unreachable(spec) from None
+            except httpx.TimeoutException:
+                raise remote.timed_out(spec) from None
+            except httpx.HTTPError as exc:
+                raise remote.broken(spec, exc) from None
+            except json.JSONDecodeError:
+                raise GenerationError(f"{spec.label}: {url} sent a line that is not JSON") from None
+        else:  # pragma: no cover - the loop always breaks or raises
+            raise remote.busy(spec)
+        yield Completion(
+            text="".join(pieces),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or len(pieces)),
+            seconds=now() - started,
+            finish_reason=finish_reason,
+        )
+
+    def _status_error(self, spec: ModelSpec, status: int, text: str) -> GenerationError:
+        assert spec.host is not None
+        try:
+            detail = _message(json.loads(text).get("error", text))
+        except (json.JSONDecodeError, AttributeError):
+            detail = text.strip()[:200]
+        if status == 503:
+            return remote.busy(spec)
+        if status == 404:
+            return GenerationError(
+                f"{spec.label}: model {spec.remote_model!r} not found on {spec.host.url} ({detail})"
+            )
+        if status in (401, 403):
+            return GenerationError(
+                f"{spec.label}: {spec.host.url} refused the request ({status}); check api_key"
+            )
+        return GenerationError(f"{spec.label}: {spec.host.url} answered {status}: {detail}")
+
+    def compute_device(self, spec: ModelSpec) -> str | None:
+        """Generations on one host share that host's slots."""
+        return remote.device_of(spec)
+
+    async def host_models(self, spec: ModelSpec) -> list[str]:
+        """Model ids the server lists (for doctor)."""
+        assert spec.host is not None
+        async with httpx.AsyncClient(timeout=remote.QUICK_TIMEOUT) as client:
+            response = await client.get(
+                endpoint(spec.host.url, "models"), headers=self._headers(spec)
+            )
+            response.raise_for_status()
+        return [str(item.get("id")) for item in response.json().get("data", [])]
+
+
+def _message(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)

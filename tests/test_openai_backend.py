@@ -1,0 +1,137 @@
+"""The OpenAI-compatible backend against real llama-cpp-python servers, and hosts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from moa_local import MoA
+from moa_local.backends.base import Completion, GenerateRequest
+from moa_local.backends.openai import OpenAIBackend, endpoint
+from moa_local.config import load_config
+from moa_local.models import resolve_model
+from moa_local.store import ModelStore
+from moa_local.trace import read_trace
+
+from .servers import LlamaServer, free_port
+
+pytest.importorskip("llama_cpp.server.app")
+
+
+@pytest.fixture(scope="module")
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+) -> Iterator[list[LlamaServer]]:
+    logs = tmp_path_factory.mktemp("server-logs")
+    started = [LlamaServer(tiny_model, logs / f"server{n}.log") for n in (1, 2)]
+    try:
+        yield [server.wait_ready() for server in started]
+    finally:
+        for server in started:
+            server.stop()
+
+
+def hosts_toml(*urls: str, extra: str = "") -> str:
+    text = ""
+    for name, url in zip(("a", "b", "c"), urls, strict=False):
+        text += f'[hosts.{name}]\nurl = "{url}"\nkind = "openai"\ntimeout = 60\n\n'
+        text += f'[models.tiny-{name}]\nhost = "{name}"\nmodel = "tiny"\nn_ctx = 4096\n\n'
+    return text + extra
+
+
+def spec_for(name: str):  # type: ignore[no-untyped-def]
+    return resolve_model(name, load_config(), ModelStore(Path("home")))
+
+
+def ask(spec, max_tokens: int = 12) -> GenerateRequest:  # type: ignore[no-untyped-def]
+    return GenerateRequest(
+        model=spec,
+        messages=({"role": "user", "content": "hello"},),
+        max_tokens=max_tokens,
+        temperature=0.8,
+        seed=3,
+    )
+
+
+def test_endpoint_accepts_urls_with_or_without_v1() -> None:
+    assert endpoint("http://h:1", "models") == "http://h:1/v1/models"
+    assert endpoint("http://h:1/v1/", "models") == "http://h:1/v1/models"
+
+
+async def test_streaming_and_collected(servers: list[LlamaServer]) -> None:
+    Path("models.toml").write_text(hosts_toml(servers[0].url))
+    spec = spec_for("tiny-a")
+    backend = OpenAIBackend()
+    items = [item async for item in backend.stream(ask(spec))]
+    assert isinstance(items[-1], Completion)
+    assert "".join(i for i in items[:-1] if isinstance(i, str)) == items[-1].text
+    assert 0 < items[-1].completion_tokens <= 12
+    collected = await backend.generate(ask(spec))
+    assert collected.text == items[-1].text  # same seed, same answer
+    assert await backend.host_models(spec) == ["tiny"]
+
+
+async def test_connection_refused_is_a_one_line_generation_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    Path("models.toml").write_text(hosts_toml(url))
+    from moa_local import GenerationError
+
+    with pytest.raises(GenerationError, match=rf"tiny-a@a: cannot reach openai at {url}"):
+        await OpenAIBackend().generate(ask(spec_for("tiny-a")))
+
+
+def test_moa_spread_over_two_hosts(servers: list[LlamaServer]) -> None:
+    Path("models.toml").write_text(hosts_toml(servers[0].url, servers[1].url))
+    moa = MoA(proposers=["tiny-a", "tiny-b"], aggregator="tiny-a", layers=2, max_tokens=8, seed=11)
+    result = moa.run_sync("hello")
+    assert [[p.model for p in layer] for layer in result.layer_history] == [
+        ["tiny-a", "tiny-b"],
+        ["tiny-a", "tiny-b"],
+    ]
+    assert all(
+        p.error is None or p.error == "empty answer"
+        for layer in result.layer_history
+        for p in layer
+    )
+    # one slot per host: both hosts worked, each never had two generations at once
+    assert moa.scheduler.peak_slots == {"host:a": 1, "host:b": 1}
+
+
+def test_a_host_dying_mid_run_becomes_proposal_errors(tmp_path: Path, tiny_model: Path) -> None:
+    doomed = LlamaServer(tiny_model, tmp_path / "doomed.log").wait_ready()
+    survivor = LlamaServer(tiny_model, tmp_path / "survivor.log").wait_ready()
+    try:
+        Path("models.toml").write_text(hosts_toml(survivor.url, doomed.url))
+
+        def kill_before_layer_two(event: str, record: dict) -> None:  # type: ignore[type-arg]
+            if event == "layer.start" and record["layer"] == 2:
+                doomed.stop()
+
+        moa = MoA(
+            proposers=["tiny-a", "tiny-b"],
+            aggregator="tiny-a",
+            layers=2,
+            max_tokens=8,
+            seed=11,
+            observers=[kill_before_layer_two],
+        )
+        result = moa.run_sync("hello")
+    finally:
+        doomed.stop()
+        survivor.stop()
+    layer1, layer2 = result.layer_history
+    assert layer1[1].error in (None, "empty answer")
+    failed = layer2[1]
+    assert failed.model == "tiny-b" and failed.error
+    assert "tiny-b@b" in failed.error and doomed.url in failed.error
+    assert result.aggregator.model == "tiny-a" and result.aggregator.error is None
+    events = read_trace(result.trace_file)
+    errors = [
+        e
+        for e in events
+        if e["event"] == "proposal.done" and e["layer"] == 2 and e["model"] == "tiny-b"
+    ]
+    assert errors and "tiny-b@b" in errors[0]["error"]
+    assert events[-1]["event"] == "run.done"
