@@ -143,8 +143,24 @@ class MoA:
         CLI) before any model is loaded.
         """
         if self._plan is None:
+            self._derive_ollama_budgets()
             self._plan = self._build_plan()
         return self._plan
+
+    def _derive_ollama_budgets(self) -> None:
+        """Budgets of Ollama hosts given a ``total_mb``: the total less what others hold there.
+
+        ``/api/ps`` lists what the host already holds; models of this MoA are
+        not counted (their estimates are what the scheduler budgets).
+        """
+        ours = {m.model for m in self.config.models.values() if m.model}
+        for name, host in self.config.hosts.items():
+            if host.kind != "ollama" or not host.total_mb or host.budget_mb:
+                continue
+            spec = ModelSpec(name=name, backend="ollama", host=host, remote_model="")
+            backend = self.backends.for_model(spec)
+            held = _run(backend.resident_elsewhere(spec, ours))  # type: ignore[attr-defined]
+            self.scheduler.budgets[f"host:{name}"] = max(0, int(host.total_mb * MIB) - held)
 
     def _resolve(self, reference: str) -> ModelSpec:
         try:

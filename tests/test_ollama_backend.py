@@ -231,3 +231,39 @@ def test_doctor_lists_hosts_reachability_and_models(httpserver: HTTPServer) -> N
     assert f"-- gone       openai  {dead}: unreachable" in result.stdout
     report = json.loads(CliRunner().invoke(main, ["doctor", "--json"]).stdout)
     assert [h["reachable"] for h in report["hosts"]] == [True, False]
+
+
+def test_ollama_budget_from_total_less_what_others_hold(httpserver: HTTPServer) -> None:
+    other = {
+        "name": "llama3:8b",
+        "model": "llama3:8b",
+        "size": 1000 * MIB,
+        "digest": "b" * 64,
+        "details": {},
+        "expires_at": "2099-01-01T00:00:00Z",
+        "size_vram": 0,
+    }
+    mine = {**other, "name": TAG, "model": TAG, "size": 300 * MIB}
+    httpserver.expect_request("/api/ps").respond_with_json({"models": [other, mine]})
+    Path("models.toml").write_text(
+        f'[hosts.box]\nurl = "{base_url(httpserver)}"\nkind = "ollama"\ntotal_mb = 4000\n\n'
+        f'[models.q]\nhost = "box"\nmodel = "{TAG}"\n'
+    )
+    moa = MoA(proposers=["q"], aggregator="q", layers=1)
+    moa.prepare()
+    assert moa.scheduler.budgets["host:box"] == 3000 * MIB  # only llama3's 1000 MiB taken
+
+
+def test_ollama_and_gguf_proposers_in_one_moa(httpserver: HTTPServer, tiny_model: Path) -> None:
+    configure(base_url(httpserver))
+    with open("models.toml", "a") as handle:
+        handle.write(f'\n[models.tiny]\npath = "{tiny_model}"\n')
+    serve_facts(httpserver)
+    serve_chat(httpserver, ["from", " ollama"])
+    result = MoA(proposers=["q", "tiny"], aggregator="q", layers=2, max_tokens=8, seed=2).run_sync(
+        "hi"
+    )
+    assert [p.model for p in result.layer_history[1]] == ["q", "tiny"]
+    assert result.layer_history[0][0].content == "from ollama"
+    assert result.layer_history[0][1].completion_tokens > 0  # the GGUF ran in-process
+    assert result.final_response == "from ollama"

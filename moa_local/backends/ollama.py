@@ -184,6 +184,17 @@ class OllamaBackend(BaseBackend):
         except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
             pass
 
+    async def resident_elsewhere(self, spec: ModelSpec, ours: set[str]) -> int:
+        """Bytes the host holds for models other than ``ours`` (0 when it cannot say)."""
+        try:
+            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+                ps = await client.ps()
+        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+            return 0
+        return sum(
+            int(m.size or 0) for m in ps.models if not any(_same(m.model, tag) for tag in ours)
+        )
+
     # -- pulling ----------------------------------------------------------------------
 
     async def is_pulled(self, spec: ModelSpec) -> bool | None:
