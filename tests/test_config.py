@@ -129,3 +129,41 @@ def test_relative_model_path_is_relative_to_the_config_file(tmp_path: Path) -> N
     config_file = write(folder / "models.toml", '[models.mine]\npath = "weights/m.gguf"\n')
     config = load_config(config_file)
     assert config.models["mine"].path == folder / "weights" / "m.gguf"
+
+
+def test_hosts_and_remote_models() -> None:
+    write(
+        Path("models.toml"),
+        '[hosts.box]\nurl = "http://10.0.0.7:11434/"\nbudget_mb = 8000\n\n'
+        '[models.big]\nhost = "box"\nmodel = "qwen2.5:14b"\n',
+    )
+    config = load_config()
+    host = config.hosts["box"]
+    assert (host.url, host.kind, host.budget_mb) == ("http://10.0.0.7:11434", "ollama", 8000)
+    assert config.models["big"].backend == "ollama" and config.models["big"].model == "qwen2.5:14b"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[models.m]\nhost = "nowhere"\n',
+            r"\[models\.m\] host 'nowhere' is not a \[hosts\.NAME\]",
+        ),
+        ('[hosts.h]\nurl = "10.0.0.7:11434"\n', r"\[hosts\.h\] url must start with http"),
+        ('[hosts.h]\nurl = "http://h"\nkind = "vllm"\n', r"\[hosts\.h\] kind must be one of"),
+        ('[hosts.h]\nurl = "http://h"\nport = 1\n', r"\[hosts\.h\] unknown key 'port'"),
+        (
+            '[hosts.h]\nurl = "http://h"\nkind = "openai"\n[models.m]\nhost = "h"\n',
+            r"\[models\.m\] an openai model needs `host` and `model`",
+        ),
+        (
+            '[hosts.h]\nurl = "http://h"\n[models.m]\nhost = "h"\nbackend = "openai"\n',
+            r"\[models\.m\] backend 'openai' does not match host 'h'",
+        ),
+    ],
+)
+def test_bad_hosts_name_the_table_and_key(text: str, message: str) -> None:
+    write(Path("models.toml"), text)
+    with pytest.raises(ConfigError, match=message):
+        load_config()
