@@ -74,6 +74,7 @@ class HostConfig:
     api_key: str | None = None
     timeout: float = 600.0  # seconds a generation may take on this host
     slots: int = 0  # concurrent generations (0: Ollama decides; OpenAI servers: 1)
+    keep_alive: str | float | None = None  # Ollama: how long it keeps a model after a chat
 
 
 @dataclass(frozen=True)
@@ -509,6 +510,9 @@ _HOST_KEYS: dict[str, Callable[[Any, str], Any]] = {
     "api_key": _string,
     "timeout": _number(1.0),
     "slots": _integer(0),
+    "keep_alive": lambda value, where: (
+        value if isinstance(value, str) or _is_number(value) else _string(value, where)
+    ),
 }
 
 
@@ -543,5 +547,6 @@ def _read_hosts(tables: Any, label: str) -> dict[str, HostConfig]:
             api_key=values.get("api_key"),
             timeout=values.get("timeout", 600.0),
             slots=values.get("slots", 0),
+            keep_alive=values.get("keep_alive"),
         )
     return hosts

@@ -44,7 +44,8 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def configure(url: str, timeout: float = 5, budget_mb: float | None = None) -> None:
     budget = f"budget_mb = {budget_mb}\n" if budget_mb else ""
     Path("models.toml").write_text(
-        f'[hosts.box]\nurl = "{url}"\nkind = "ollama"\ntimeout = {timeout}\n{budget}\n'
+        f'[hosts.box]\nurl = "{url}"\nkind = "ollama"\ntimeout = {timeout}\n{budget}'
+        'keep_alive = "10m"\n\n'
         f'[models.q]\nhost = "box"\nmodel = "{TAG}"\nn_ctx = 2048\n\n'
         f'[models.q2]\nhost = "box"\nmodel = "{TAG}"\n'
     )
@@ -80,7 +81,7 @@ async def test_chat_streams_with_options_and_usage(httpserver: HTTPServer) -> No
     assert (completion.prompt_tokens, completion.completion_tokens) == (12, 3)  # type: ignore[union-attr]
     assert completion.seconds == pytest.approx(1.5)  # type: ignore[union-attr]
     sent = json.loads(httpserver.log[0][0].get_data())
-    assert sent["model"] == TAG and sent["stream"] is True
+    assert sent["model"] == TAG and sent["stream"] is True and sent["keep_alive"] == "10m"
     assert sent["messages"] == [{"role": "user", "content": "hi"}]
     assert sent["options"] == {
         "temperature": 0.4,

@@ -85,6 +85,7 @@ class OllamaBackend(BaseBackend):
                         messages=list(request.messages),
                         stream=True,
                         options=options,
+                        keep_alive=spec.host.keep_alive if spec.host else None,
                     )
                     async for part in parts:
                         text = part.message.content if part.message else ""
