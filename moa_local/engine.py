@@ -26,6 +26,7 @@ beginning) and the shortening is traced.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -107,12 +108,17 @@ class Engine:
     ) -> MoAResult:
         """Run ``plan`` on ``prompt``; stream the final stage's text to ``on_text``."""
         started = asyncio.get_running_loop().time()
+        if plan.sampling.seed is None:
+            # A fresh seed per run (recorded in the trace, so a run can be
+            # repeated with --seed): llama.cpp's default seed is a constant.
+            plan = replace(plan, sampling=replace(plan.sampling, seed=random.randrange(2**31)))
         tracer.emit(
             "run.start",
             prompt=prompt,
             strategy=plan.strategy,
             layers=plan.layers,
             aggregator=plan.aggregator.name,
+            seed=plan.sampling.seed,
             config=plan.settings,
         )
         try:

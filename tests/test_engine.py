@@ -400,3 +400,20 @@ def test_echo_options_are_checked_before_the_run(echo: EchoBackend) -> None:
         make(echo, proposers=["echo:a"], aggregator="echo:agg?delay=abc").prepare()
     with pytest.raises(ModelError, match="unknown echo option 'dealy'"):
         make(echo, proposers=["echo:a?dealy=1"]).prepare()
+
+
+async def test_each_run_gets_its_own_seed_unless_one_is_set(echo: EchoBackend) -> None:
+    def seeds(moa: MoA) -> list[int | None]:
+        return [r.seed for r in echo.stats.requests[-2:]]
+
+    moa = make(echo, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1)
+    first = await moa.run("Q")
+    first_seeds = [r.seed for r in echo.stats.requests[:2]]
+    second = await moa.run("Q")
+    start = [e for e in read_trace(first.trace_file) if e["event"] == "run.start"][0]
+    assert first_seeds == [start["seed"], start["seed"] + 1]  # one per agent
+    again = [e for e in read_trace(second.trace_file) if e["event"] == "run.start"][0]
+    assert again["seed"] != start["seed"]
+    fixed = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1, seed=42)
+    await fixed.run("Q")
+    assert seeds(fixed) == [42, 42]  # the proposer and the aggregator, each at offset 0
