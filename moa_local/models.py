@@ -63,6 +63,22 @@ class ModelSpec:
         return (self.parameters or 0, catalog.quant_quality(self.quantization))
 
     @property
+    def resource_key(self) -> tuple[object, ...]:
+        """What identifies the loaded model, whatever name it was called by."""
+        if self.backend == "echo":
+            return ("echo", self.name)
+        return (
+            self.backend,
+            str(self.path) if self.path else None,
+            self.host.url if self.host else None,
+            self.remote_model,
+            self.n_ctx,
+            self.n_gpu_layers,
+            self.n_threads,
+            self.chat_format,
+        )
+
+    @property
     def label(self) -> str:
         """Short name for progress lines and traces (with the host, for remote models)."""
         return f"{self.name}@{self.host.name}" if self.host else self.name
@@ -130,7 +146,10 @@ _ECHO_OPTIONS = {
     "params": float,
     "size_mb": float,
     "device": str,
-    "slot": int,
+    "slot": str,
+    "estimate_delay": float,
+    "unload_delay": float,
+    "unload_fail": str,
 }
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import BackendRegistry
-from .errors import InsufficientMemory, MoALocalError
+from .errors import InsufficientMemory
 from .estimate import MIB, MemoryEstimate
 from .models import ModelSpec
 
@@ -71,10 +71,11 @@ class _Resident:
 @dataclass
 class _Waiter:
     spec: ModelSpec
-    estimate: MemoryEstimate
+    estimate: MemoryEstimate | None  # None until the backend has said
     slot_device: str | None
     future: asyncio.Future[None]
     emit: Emit
+    queue: str
 
 
 class Scheduler:
@@ -98,18 +99,22 @@ class Scheduler:
         self.slots = {**(slots or {}), "cpu": self.cpu_slots}
         self.threads_per_slot = max(1, cpu_threads // self.cpu_slots)
         self.keep_alive = keep_alive
-        self.resident: dict[str, _Resident] = {}
+        self.resident: dict[tuple[object, ...], _Resident] = {}
         self.used: dict[str, int] = {}
         self.peak: dict[str, int] = {}
         self.slots_used: dict[str, int] = {}
         self.peak_slots: dict[str, int] = {}
         self.grants: list[str] = []  # model names in the order leases were granted
+        self._estimates: dict[tuple[object, ...], MemoryEstimate] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: deque[_Waiter] = deque()
+        # One first-come-first-served queue per device, so that a request for
+        # one host (or the GPU) never waits behind one for another.
+        self._queues: dict[str, deque[_Waiter]] = {}
         self._state_lock: asyncio.Lock | None = None
         self._load_lock: asyncio.Lock | None = None
         self._pump_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._emit: Emit = _no_emit
 
     # -- checks ---------------------------------------------------------------
 
@@ -136,7 +141,21 @@ class Scheduler:
 
     def is_resident(self, spec: ModelSpec) -> bool:
         """Whether ``spec`` is loaded (or being loaded) right now."""
-        return spec.name in self.resident
+        return spec.resource_key in self.resident
+
+    def queued(self) -> int:
+        """Requests waiting for a lease."""
+        return sum(len(queue) for queue in self._queues.values())
+
+    async def _estimate(self, spec: ModelSpec) -> MemoryEstimate:
+        """The backend's estimate, asked once per model (it may cost a network call)."""
+        key = spec.resource_key
+        estimate = self._estimates.get(key)
+        if estimate is None:
+            estimate = await self.backends.for_model(spec).estimate(spec)
+            if estimate.per_device:  # "unknown" is asked again next time
+                self._estimates[key] = estimate
+        return estimate
 
     # -- leases ---------------------------------------------------------------
 
@@ -144,36 +163,48 @@ class Scheduler:
     async def lease(self, spec: ModelSpec, emit: Emit | None = None) -> AsyncIterator[Lease]:
         """Hold ``spec`` resident (loading it if needed) and a compute slot for the block."""
         emit = emit or _no_emit
-        backend = self.backends.for_model(spec)
-        estimate = await backend.estimate(spec)
-        self.check_fits(spec, estimate)
+        self._emit = emit
         self._bind_loop()
+        backend = self.backends.for_model(spec)
+        slot_device = backend.compute_device(spec)
+        queue_name = slot_device or f"memory:{spec.backend}"
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(spec, estimate, backend.compute_device(spec), loop.create_future(), emit)
-        self._queue.append(waiter)
+        waiter = _Waiter(spec, None, slot_device, loop.create_future(), emit, queue_name)
+        # Join the queue before any await, so requests keep the order they were made in.
+        queue = self._queues.setdefault(queue_name, deque())
+        queue.append(waiter)
+        try:
+            estimate = await self._estimate(spec)
+            self.check_fits(spec, estimate)
+        except BaseException:
+            if waiter in queue:
+                queue.remove(waiter)
+            self._kick()
+            raise
+        waiter.estimate = estimate
         self._kick()
         try:
             await waiter.future
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
                 self._release(waiter)  # granted just as we were cancelled
-            elif waiter in self._queue:
-                self._queue.remove(waiter)
+            elif waiter in queue:
+                queue.remove(waiter)
             self._kick()
             raise
         try:
-            resident = self.resident[spec.name]
+            resident = self.resident[spec.resource_key]
             if resident.load_task is None:
                 resident.load_task = asyncio.ensure_future(self._load(resident, emit))
             await asyncio.shield(resident.load_task)
-            threads = self.threads_per_slot if waiter.slot_device == "cpu" else None
+            threads = self.threads_per_slot if slot_device == "cpu" else None
             yield Lease(spec, threads)
         finally:
             self._release(waiter)
             self._kick()
 
     def _release(self, waiter: _Waiter) -> None:
-        resident = self.resident.get(waiter.spec.name)
+        resident = self.resident.get(waiter.spec.resource_key)
         if waiter.slot_device is not None:
             self.slots_used[waiter.slot_device] -= 1
         if resident is None:
@@ -190,15 +221,20 @@ class Scheduler:
                 task.add_done_callback(lambda _: self._after_load(resident))
             else:
                 self._forget(resident)  # the load failed: the reservation goes away
-        elif self.keep_alive == 0:
-            self._spawn(self._unload_idle(resident, "keep_alive", waiter.emit))
-        elif self.keep_alive > 0 and self._loop is not None:
-            resident.unload_timer = self._loop.call_later(
-                self.keep_alive,
-                lambda: self._spawn(self._unload_idle(resident, "keep_alive", waiter.emit)),
-            )
+        else:
+            self._schedule_keep_alive(resident, self.keep_alive)
 
-    # -- the queue ------------------------------------------------------------
+    def _schedule_keep_alive(self, resident: _Resident, delay: float) -> None:
+        if self.keep_alive < 0 or self._loop is None:
+            return
+        if delay <= 0:
+            self._spawn(self._unload_idle(resident, "keep_alive"))
+            return
+        resident.unload_timer = self._loop.call_later(
+            delay, lambda: self._spawn(self._unload_idle(resident, "keep_alive"))
+        )
+
+    # -- the queues -------------------------------------------------------------
 
     def _kick(self) -> None:
         """Make sure a pump is running to admit waiters."""
@@ -206,36 +242,57 @@ class Scheduler:
             self._pump_task = asyncio.ensure_future(self._pump())
 
     async def _pump(self) -> None:
+        """Admit the head of each queue while it can be admitted; never dies."""
         assert self._state_lock is not None
         async with self._state_lock:
-            while self._queue:
-                head = self._queue[0]
-                if head.future.done():
-                    self._queue.popleft()
-                    continue
-                if not await self._admit(head):
-                    return
-                self._queue.popleft()
-                if head.future.done():  # cancelled while we made room for it
-                    self._release(head)
-                else:
-                    head.future.set_result(None)
+            progress = True
+            while progress:
+                progress = False
+                for queue in list(self._queues.values()):
+                    while queue:
+                        head = queue[0]
+                        if head.future.done():
+                            queue.popleft()
+                            continue
+                        if head.estimate is None:
+                            break  # its estimate is still coming
+                        try:
+                            admitted = await self._admit(head)
+                        except Exception as exc:  # a backend failed while making room
+                            if queue and queue[0] is head:
+                                queue.popleft()
+                            if not head.future.done():
+                                head.future.set_exception(exc)
+                            progress = True
+                            continue
+                        if not admitted:
+                            break
+                        # The head may have been cancelled (and removed) meanwhile.
+                        if queue and queue[0] is head:
+                            queue.popleft()
+                        if head.future.done():
+                            self._release(head)
+                        else:
+                            head.future.set_result(None)
+                        progress = True
 
     async def _admit(self, waiter: _Waiter) -> bool:
         """Give ``waiter`` its residency and slot, or say it must wait."""
+        assert waiter.estimate is not None
         device = waiter.slot_device
         limit = self.slots.get(device or "", 0)
         if device is not None and limit and self.slots_used.get(device, 0) >= limit:
             return False
-        resident = self.resident.get(waiter.spec.name)
+        key = waiter.spec.resource_key
+        resident = self.resident.get(key)
         if resident is None:
             while not self._fits(waiter.estimate):
-                victim = self._least_recently_used_idle()
+                victim = self._least_recently_used_idle(self._short_devices(waiter.estimate))
                 if victim is None:
                     return False
                 await self._unload(victim, "lru", waiter.emit)
             resident = _Resident(waiter.spec, waiter.estimate)
-            self.resident[waiter.spec.name] = resident
+            self.resident[key] = resident
             for dev, need in waiter.estimate.per_device.items():
                 self.used[dev] = self.used.get(dev, 0) + need
                 self.peak[dev] = max(self.peak.get(dev, 0), self.used[dev])
@@ -249,13 +306,25 @@ class Scheduler:
         self.grants.append(waiter.spec.name)
         return True
 
+    def _short_devices(self, estimate: MemoryEstimate) -> set[str]:
+        return {
+            device
+            for device, need in estimate.per_device.items()
+            if device in self.budgets and self.used.get(device, 0) + need > self.budgets[device]
+        }
+
     def _after_load(self, resident: _Resident) -> None:
         if resident.leases == 0 and not resident.loaded:
             self._forget(resident)
         self._kick()
 
-    def _least_recently_used_idle(self) -> _Resident | None:
-        idle = [r for r in self.resident.values() if r.leases == 0 and r.loaded]
+    def _least_recently_used_idle(self, devices: set[str]) -> _Resident | None:
+        """The idle model used longest ago among those holding memory on ``devices``."""
+        idle = [
+            r
+            for r in self.resident.values()
+            if r.leases == 0 and r.loaded and devices & r.estimate.per_device.keys()
+        ]
         return min(idle, key=lambda r: r.last_used, default=None)
 
     # -- loading and unloading --------------------------------------------------
@@ -281,31 +350,36 @@ class Scheduler:
     async def _unload(self, resident: _Resident, reason: str, emit: Emit) -> None:
         if resident.unload_timer is not None:
             resident.unload_timer.cancel()
-        await self.backends.for_model(resident.spec).unload(resident.spec)
+            resident.unload_timer = None
+        error = None
+        try:
+            await self.backends.for_model(resident.spec).unload(resident.spec)
+        except Exception as exc:  # the memory is forgotten either way; say what happened
+            error = f"{type(exc).__name__}: {exc}"
         self._forget(resident)
-        emit("model.unload", model=resident.spec.name, reason=reason)
+        emit("model.unload", model=resident.spec.name, reason=reason, error=error)
 
     def _forget(self, resident: _Resident) -> None:
-        if self.resident.get(resident.spec.name) is not resident:
+        key = resident.spec.resource_key
+        if self.resident.get(key) is not resident:
             return
-        del self.resident[resident.spec.name]
+        del self.resident[key]
         for device, need in resident.estimate.per_device.items():
             self.used[device] -= need
 
-    async def _unload_idle(self, resident: _Resident, reason: str, emit: Emit) -> None:
+    async def _unload_idle(self, resident: _Resident, reason: str) -> None:
         assert self._state_lock is not None
         async with self._state_lock:
-            current = self.resident.get(resident.spec.name)
+            current = self.resident.get(resident.spec.resource_key)
             if current is resident and resident.leases == 0 and resident.loaded:
-                await self._unload(resident, reason, emit)
+                await self._unload(resident, reason, self._emit)
         self._kick()
 
     async def close(self, emit: Emit | None = None) -> None:
         """Unload every resident model (none may be leased)."""
         for resident in list(self.resident.values()):
             if resident.loaded and resident.leases == 0:
-                with contextlib.suppress(MoALocalError):
-                    await self._unload(resident, "close", emit or _no_emit)
+                await self._unload(resident, "close", emit or _no_emit)
 
     # -- event loops --------------------------------------------------------------
 
@@ -313,17 +387,20 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
-        # A new event loop (e.g. a second run_sync): keep residency, renew primitives.
+        # A new event loop (e.g. a second run_sync): keep residency, renew the
+        # primitives, and restart keep-alive countdowns where they stood.
         self._loop = loop
-        self._queue.clear()
+        self._queues.clear()
         self._state_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._pump_task = None
-        for resident in self.resident.values():
+        now = time.monotonic()
+        for resident in list(self.resident.values()):
             resident.unload_timer = None
-            if resident.load_task is not None and resident.load_task.done():
-                continue
-            resident.load_task = None
+            if resident.load_task is not None and not resident.load_task.done():
+                resident.load_task = None
+            if resident.leases == 0 and resident.loaded:
+                self._schedule_keep_alive(resident, resident.last_used + self.keep_alive - now)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

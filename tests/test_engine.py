@@ -410,9 +410,9 @@ async def test_each_run_gets_its_own_seed_unless_one_is_set(echo: EchoBackend) -
     first = await moa.run("Q")
     first_seeds = [r.seed for r in echo.stats.requests[:2]]
     second = await moa.run("Q")
-    start = [e for e in read_trace(first.trace_file) if e["event"] == "run.start"][0]
+    start = next(e for e in read_trace(first.trace_file) if e["event"] == "run.start")
     assert first_seeds == [start["seed"], start["seed"] + 1]  # one per agent
-    again = [e for e in read_trace(second.trace_file) if e["event"] == "run.start"][0]
+    again = next(e for e in read_trace(second.trace_file) if e["event"] == "run.start")
     assert again["seed"] != start["seed"]
     fixed = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1, seed=42)
     await fixed.run("Q")

@@ -153,3 +153,15 @@ def test_a_moa_over_the_tiny_model(tiny_model: Path) -> None:
     assert all(p.ok for layer in result.layer_history for p in layer)
     assert [p.temperature for p in result.layer_history[0]] == [0.3, 1.0]
     assert result.trace_file and Path(result.trace_file).exists()
+
+
+def test_one_file_under_two_names_is_loaded_and_budgeted_once(tiny_model: Path) -> None:
+    Path("models.toml").write_text(
+        f'[models.first]\npath = "{tiny_model}"\n\n[models.second]\npath = "{tiny_model}"\n'
+    )
+    moa = MoA(proposers=["first", "second"], aggregator="first", layers=1, max_tokens=8, seed=1)
+    result = moa.run_sync("hello")
+    assert all(p.ok or p.error == "empty answer" for p in result.layer_history[0])
+    assert len(moa.scheduler.resident) == 1
+    (resident,) = moa.scheduler.resident.values()
+    assert moa.scheduler.used["cpu"] == resident.estimate.per_device["cpu"]

@@ -91,13 +91,13 @@ async def test_cancelling_a_waiting_lease_releases_its_place(echo: EchoBackend) 
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert len(scheduler._queue) == 0
+    assert scheduler.queued() == 0
     assert scheduler.used["cpu"] == 400 * MIB  # nothing reserved for the cancelled waiter
     release.set()
     await holder
     async with asyncio.timeout(5):
         async with scheduler.lease(third):
-            assert scheduler.resident.keys() == {third.name}
+            assert set(scheduler.resident) == {third.resource_key}
     assert echo.stats.unloads == [first.name]
 
 
@@ -142,7 +142,7 @@ async def test_many_concurrent_runs_finish_without_deadlock(echo: EchoBackend) -
     async with asyncio.timeout(20):
         await asyncio.gather(*(one(i) for i in range(20)))
     assert moa.scheduler.peak["cpu"] <= 1000 * MIB
-    assert not moa.scheduler._queue
+    assert moa.scheduler.queued() == 0
 
 
 async def test_cpu_slots_limit_concurrent_generations_and_share_threads(
@@ -196,3 +196,97 @@ def test_budget_precedence_flag_env_file(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("MOA_LOCAL_BUDGET_MB", "2000")
     assert MoA(proposers=["echo:a"]).scheduler.budgets["cpu"] == 2000 * MIB
     assert MoA(proposers=["echo:a"], budget_mb=1000).scheduler.budgets["cpu"] == 1000 * MIB
+
+
+async def test_cancelling_the_head_while_room_is_made_does_not_strand_the_next(
+    echo: EchoBackend,
+) -> None:
+    scheduler = Scheduler(BackendRegistry({"echo": echo}), {"cpu": 500 * MIB})
+    old = spec(sized("old", 400, unload_delay=0.2))
+    head, behind = spec(sized("head", 400)), spec(sized("behind", 50))
+    async with scheduler.lease(old):
+        pass  # loaded, now idle
+    waiting = asyncio.create_task(scheduler.lease(head).__aenter__())
+    follower = asyncio.create_task(scheduler.lease(behind).__aenter__())
+    await asyncio.sleep(0.05)  # `old` is being unloaded to make room for `head`
+    waiting.cancel()
+    async with asyncio.timeout(5):
+        await follower  # served, not stranded behind the cancelled head
+    assert scheduler.queued() == 0
+
+
+async def test_a_failing_unload_does_not_stop_the_queue(echo: EchoBackend) -> None:
+    scheduler = Scheduler(BackendRegistry({"echo": echo}), {"cpu": 500 * MIB})
+    events: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    stuck = spec(sized("stuck", 400, unload_fail="driver error"))
+    async with scheduler.lease(stuck, lambda e, **f: events.append((e, f))):
+        pass
+    async with asyncio.timeout(5):
+        async with scheduler.lease(spec(sized("next", 400)), lambda e, **f: events.append((e, f))):
+            pass
+    unload = next(f for e, f in events if e == "model.unload")
+    assert unload["model"] == stuck.name and "driver error" in unload["error"]
+
+
+async def test_lru_only_unloads_models_on_the_short_device(echo: EchoBackend) -> None:
+    scheduler = Scheduler(BackendRegistry({"echo": echo}), {"cpu": 500 * MIB, "gpu": 500 * MIB})
+    on_gpu = spec(sized("gpu-model", 400, device="gpu"))
+    on_cpu = spec(sized("cpu-model", 400))
+    for model in (on_gpu, on_cpu):  # the GPU model is the least recently used
+        async with scheduler.lease(model):
+            pass
+    async with scheduler.lease(spec(sized("another", 400))):
+        pass
+    assert echo.stats.unloads == [on_cpu.name]
+
+
+async def test_hosts_do_not_wait_behind_each_other(echo: EchoBackend) -> None:
+    scheduler = Scheduler(BackendRegistry({"echo": echo}), {}, slots={"host:a": 1})
+    release = asyncio.Event()
+    local_first = spec(sized("local1", 10, slot=1))
+
+    async def hold(model) -> None:  # type: ignore[no-untyped-def]
+        async with scheduler.lease(model):
+            await release.wait()
+
+    holder = asyncio.create_task(hold(local_first))
+    await asyncio.sleep(0.01)
+    queued_local = asyncio.create_task(
+        scheduler.lease(spec(sized("local2", 10, slot=1))).__aenter__()
+    )
+    await asyncio.sleep(0.01)
+    async with asyncio.timeout(2):  # granted although a CPU request came first
+        async with scheduler.lease(spec(sized("remote", 10, slot="host:a"))):
+            assert not queued_local.done()
+    release.set()
+    await holder
+    await queued_local
+
+
+async def test_requests_keep_the_order_they_were_made_in(echo: EchoBackend) -> None:
+    scheduler = Scheduler(BackendRegistry({"echo": echo}), {"cpu": 1000 * MIB}, cpu_slots=1)
+    slow_estimate = spec(sized("first", 10, slot=1, estimate_delay=0.05))
+    quick = spec(sized("second", 10, slot=1))
+
+    async def use(model) -> None:  # type: ignore[no-untyped-def]
+        async with scheduler.lease(model):
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(use(slow_estimate), use(quick))
+    assert scheduler.grants == [slow_estimate.name, quick.name]
+
+
+def test_keep_alive_expiry_carries_over_to_the_next_event_loop(echo: EchoBackend) -> None:
+    import time
+
+    Path("models.toml").write_text("[resources]\nkeep_alive = 0.1\n")
+    moa = make(
+        echo, proposers=[sized("a", 100)], aggregator=sized("a", 100), layers=1, budget_mb=1000
+    )
+    moa.run_sync("one")  # `a` idle when this loop ends, before its keep-alive runs out
+    assert echo.stats.unloads == []
+    time.sleep(0.2)
+    second = make(echo, proposers=["echo:other"], aggregator="echo:other", layers=1)
+    second.scheduler = moa.scheduler
+    second.run_sync("two")  # the next loop applies the expired keep-alive
+    assert echo.stats.unloads == [sized("a", 100)]

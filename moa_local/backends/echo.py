@@ -11,7 +11,10 @@ Reference it as ``echo:NAME`` with options after a ``?``, like a URL query:
 - ``params=N``: parameter count, so ``aggregator = "auto"`` can rank it;
 - ``size_mb=N``: memory the model declares, so the scheduler budgets it
   (on ``device=NAME``, default ``cpu``);
-- ``slot=1``: each generation takes a CPU compute slot, like llama.cpp does.
+- ``slot=1``: each generation takes a CPU compute slot, like llama.cpp does
+  (``slot=host:NAME``: a slot of that host instead);
+- ``estimate_delay``, ``unload_delay``: seconds the scheduler's estimate and
+  unload calls take; ``unload_fail=MESSAGE``: unloading raises.
 
 The default answer names the model, the temperature, how many references the
 system message carried, and the user's question, so tests can see what each
@@ -103,6 +106,7 @@ class EchoBackend(BaseBackend):
 
     async def estimate(self, model: ModelSpec) -> MemoryEstimate:
         """The declared ``size_mb`` on the declared device (none when not declared)."""
+        await asyncio.sleep(float(model.options.get("estimate_delay", 0) or 0))
         size_mb = float(model.options.get("size_mb", 0) or 0)
         if not size_mb:
             return NO_MEMORY
@@ -110,8 +114,9 @@ class EchoBackend(BaseBackend):
         return MemoryEstimate(size, 0, 0, {model.options.get("device", "cpu"): size})
 
     def compute_device(self, model: ModelSpec) -> str | None:
-        """``cpu`` when the model was declared with ``slot=1``."""
-        return "cpu" if model.options.get("slot") == "1" else None
+        """``cpu`` for ``slot=1``, the named device for ``slot=NAME``, else none."""
+        slot = model.options.get("slot")
+        return "cpu" if slot == "1" else slot or None
 
     async def load(self, model: ModelSpec) -> LoadReport:
         """Record the load; "measure" exactly the declared size."""
@@ -121,7 +126,10 @@ class EchoBackend(BaseBackend):
         return LoadReport(seconds=0.0, measured=dict(estimate.per_device))
 
     async def unload(self, model: ModelSpec) -> None:
-        """Record the unload."""
+        """Record the unload (after ``unload_delay``; raising with ``unload_fail``)."""
+        await asyncio.sleep(float(model.options.get("unload_delay", 0) or 0))
+        if model.options.get("unload_fail"):
+            raise RuntimeError(model.options["unload_fail"])
         self.stats.unloads.append(model.name)
         self.stats.resident.discard(model.name)
 
