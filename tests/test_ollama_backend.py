@@ -80,7 +80,8 @@ async def test_chat_streams_with_options_and_usage(httpserver: HTTPServer) -> No
     assert completion.text == "Hello!"  # type: ignore[union-attr]
     assert (completion.prompt_tokens, completion.completion_tokens) == (12, 3)  # type: ignore[union-attr]
     assert completion.seconds == pytest.approx(1.5)  # type: ignore[union-attr]
-    sent = json.loads(httpserver.log[0][0].get_data())
+    chat = next(r for r, _ in httpserver.log if r.path == "/api/chat")
+    sent = json.loads(chat.get_data())
     assert sent["model"] == TAG and sent["stream"] is True and sent["keep_alive"] == "10m"
     assert sent["messages"] == [{"role": "user", "content": "hi"}]
     assert sent["options"] == {
@@ -268,3 +269,18 @@ def test_ollama_and_gguf_proposers_in_one_moa(httpserver: HTTPServer, tiny_model
     assert result.layer_history[0][0].content == "from ollama"
     assert result.layer_history[0][1].completion_tokens > 0  # the GGUF ran in-process
     assert result.final_response == "from ollama"
+
+
+def test_a_host_that_is_not_ollama_is_one_line_not_a_traceback(httpserver: HTTPServer) -> None:
+    configure(base_url(httpserver))
+    page = "<html><body>Welcome to nginx!</body></html>"
+    for path in ("/api/show", "/api/tags", "/api/ps", "/api/generate", "/api/chat"):
+        httpserver.expect_request(path).respond_with_data(page, content_type="text/html")
+    moa = MoA(proposers=["q", "echo:local"], aggregator="echo:agg", layers=1, auto_pull=True)
+    result = moa.run_sync("hi")
+    assert result.layer_history[0][0].error == (
+        f"q@box: {base_url(httpserver)} did not answer as an ollama server would "
+        "(JSONDecodeError); check the url"
+    )
+    report = CliRunner().invoke(main, ["doctor"])
+    assert report.exit_code == 0 and "-- box" in report.stdout

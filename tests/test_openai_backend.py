@@ -68,8 +68,8 @@ async def test_streaming_and_collected(servers: list[LlamaServer]) -> None:
     assert isinstance(items[-1], Completion)
     assert "".join(i for i in items[:-1] if isinstance(i, str)) == items[-1].text
     assert 0 < items[-1].completion_tokens <= 12
-    collected = await backend.generate(ask(spec))
-    assert collected.text == items[-1].text  # same seed, same answer
+    collected = await backend.generate(ask(spec))  # the non-streaming request
+    assert collected.completion_tokens > 0 and collected.prompt_tokens > 0  # server usage
     assert await backend.host_models(spec) == ["tiny"]
 
 
@@ -135,3 +135,104 @@ def test_a_host_dying_mid_run_becomes_proposal_errors(tmp_path: Path, tiny_model
     ]
     assert errors and "tiny-b@b" in errors[0]["error"]
     assert events[-1]["event"] == "run.done"
+
+
+# -- error shapes, from a local HTTP server ------------------------------------
+
+from pytest_httpserver import HTTPServer  # noqa: E402
+from werkzeug import Request, Response  # noqa: E402
+
+from moa_local import GenerationError  # noqa: E402
+from moa_local.backends import remote  # noqa: E402
+
+
+def sse(*chunks: dict | str) -> str:  # type: ignore[type-arg]
+    import json
+
+    return "".join(f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n" for c in chunks)
+
+
+def delta(text: str, finish: str | None = None) -> dict:  # type: ignore[type-arg]
+    return {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]}
+
+
+@pytest.fixture
+def fake(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
+    monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    Path("models.toml").write_text(
+        hosts_toml(httpserver.url_for("/").rstrip("/")).replace("timeout = 60", "timeout = 1")
+    )
+    return httpserver
+
+
+async def test_usage_from_the_stream_when_the_server_sends_it(fake: HTTPServer) -> None:
+    usage = {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}
+    fake.expect_request("/v1/chat/completions").respond_with_data(
+        sse(delta("a"), delta("b", "stop"), usage, "[DONE]"), content_type="text/event-stream"
+    )
+    items = [i async for i in OpenAIBackend().stream(ask(spec_for("tiny-a")))]
+    done = items[-1]
+    assert items[:2] == ["a", "b"] and isinstance(done, Completion)
+    assert (done.prompt_tokens, done.completion_tokens) == (7, 2)
+
+
+async def test_not_found(fake: HTTPServer) -> None:
+    fake.expect_request("/v1/chat/completions").respond_with_json(
+        {"error": {"message": "model 'tiny' does not exist"}}, status=404
+    )
+    with pytest.raises(GenerationError, match="model 'tiny' not found on .*does not exist"):
+        await OpenAIBackend().generate(ask(spec_for("tiny-a")))
+
+
+async def test_busy_then_served(fake: HTTPServer) -> None:
+    fake.expect_oneshot_request("/v1/chat/completions").respond_with_json({}, status=503)
+    fake.expect_request("/v1/chat/completions").respond_with_data(
+        sse(delta("ok", "stop"), "[DONE]"), content_type="text/event-stream"
+    )
+    items = [i async for i in OpenAIBackend().stream(ask(spec_for("tiny-a")))]
+    assert items[0] == "ok"
+
+
+async def test_busy_after_every_retry(fake: HTTPServer) -> None:
+    fake.expect_request("/v1/chat/completions").respond_with_json({}, status=503)
+    with pytest.raises(GenerationError, match=r"busy \(503, queue full\) after 4 tries"):
+        await OpenAIBackend().generate(ask(spec_for("tiny-a")))
+
+
+async def test_error_in_the_middle_of_the_stream(fake: HTTPServer) -> None:
+    fake.expect_request("/v1/chat/completions").respond_with_data(
+        sse(delta("par"), {"error": {"message": "out of memory"}}),
+        content_type="text/event-stream",
+    )
+    with pytest.raises(GenerationError, match="tiny-a@a: .*: out of memory"):
+        await OpenAIBackend()._collect(ask(spec_for("tiny-a")))
+
+
+async def test_stream_cut_off_before_the_end(fake: HTTPServer) -> None:
+    fake.expect_request("/v1/chat/completions").respond_with_data(
+        sse(delta("half an ans")), content_type="text/event-stream"
+    )
+    with pytest.raises(GenerationError, match="ended before it was complete"):
+        await OpenAIBackend()._collect(ask(spec_for("tiny-a")))
+
+
+async def test_a_web_page_instead_of_the_api(fake: HTTPServer) -> None:
+    fake.expect_request("/v1/chat/completions").respond_with_data(
+        "<html><body>router login</body></html>", content_type="text/html"
+    )
+    with pytest.raises(GenerationError, match="did not answer as an openai server would"):
+        await OpenAIBackend()._collect(ask(spec_for("tiny-a")))
+    with pytest.raises(GenerationError, match="did not answer as an openai server would"):
+        await OpenAIBackend().generate(ask(spec_for("tiny-a")))
+
+
+async def test_slow_server_times_out(fake: HTTPServer) -> None:
+    import time
+
+    def slow(_: Request) -> Response:
+        time.sleep(2.5)
+        return Response(sse(delta("late", "stop"), "[DONE]"), content_type="text/event-stream")
+
+    fake.expect_request("/v1/chat/completions").respond_with_handler(slow)
+    with pytest.raises(GenerationError, match="did not answer within 1 s"):
+        await OpenAIBackend().generate(ask(spec_for("tiny-a")))

@@ -106,6 +106,8 @@ class OllamaBackend(BaseBackend):
                 raise remote.timed_out(spec) from None
             except httpx.HTTPError as exc:
                 raise remote.broken(spec, exc) from None
+            except (ValueError, TypeError) as exc:  # not JSON, or not Ollama's shapes
+                raise remote.not_the_api(spec, exc) from None
         if final is None:
             raise GenerationError(f"{spec.label}: the stream from {spec.host.url} ended early")  # type: ignore[union-attr]
         duration = getattr(final, "total_duration", None)
@@ -137,14 +139,14 @@ class OllamaBackend(BaseBackend):
             tags = await client.list()
             ps = await client.ps()
         size = next((m.size for m in tags.models if _same(m.model, spec.remote_model)), None)
-        resident = next((m.size for m in ps.models if _same(m.model, spec.remote_model)), None)
+        resident = next((_held(m) for m in ps.models if _same(m.model, spec.remote_model)), None)
         return show, size, resident
 
     async def estimate(self, spec: ModelSpec) -> MemoryEstimate:
         """From /api/show, /api/tags and /api/ps; nothing when the host cannot say."""
         try:
             show, size, resident = await self._facts(spec)
-        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+        except Exception:  # unreachable, not Ollama, or not pulled: the run will say
             return NO_MEMORY  # unreachable or not pulled: the generation will say so
         info = dict(show.modelinfo or {})
         arch = str(info.get("general.architecture", ""))
@@ -161,9 +163,15 @@ class OllamaBackend(BaseBackend):
     async def load(self, spec: ModelSpec) -> LoadReport:
         """Preload on the host (an empty generate request) and read its size from /api/ps."""
         started = now()
+        assert spec.host is not None
         try:
             async with self._client(spec) as client:
-                await client.generate(model=spec.remote_model, prompt="")
+                await client.generate(
+                    model=spec.remote_model,
+                    prompt="",
+                    options={"num_ctx": spec.n_ctx},
+                    keep_alive=spec.host.keep_alive,
+                )
                 ps = await client.ps()
         except self._ollama.ResponseError as exc:
             raise self._response_error(spec, exc) from None
@@ -173,7 +181,9 @@ class OllamaBackend(BaseBackend):
             raise remote.timed_out(spec) from None
         except httpx.HTTPError as exc:
             raise remote.broken(spec, exc) from None
-        size = next((m.size for m in ps.models if _same(m.model, spec.remote_model)), None)
+        except (ValueError, TypeError) as exc:
+            raise remote.not_the_api(spec, exc) from None
+        size = next((_held(m) for m in ps.models if _same(m.model, spec.remote_model)), None)
         measured = {remote.device_of(spec): int(size)} if size else {}
         return LoadReport(seconds=now() - started, measured=measured)
 
@@ -182,7 +192,7 @@ class OllamaBackend(BaseBackend):
         try:
             async with self._client(spec, remote.QUICK_TIMEOUT) as client:
                 await client.generate(model=spec.remote_model, prompt="", keep_alive=0)
-        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+        except Exception:  # unreachable, not Ollama, or not pulled: the run will say
             pass
 
     async def resident_elsewhere(self, spec: ModelSpec, ours: set[str]) -> int:
@@ -190,11 +200,9 @@ class OllamaBackend(BaseBackend):
         try:
             async with self._client(spec, remote.QUICK_TIMEOUT) as client:
                 ps = await client.ps()
-        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+        except Exception:  # unreachable, not Ollama, or not pulled: the run will say
             return 0
-        return sum(
-            int(m.size or 0) for m in ps.models if not any(_same(m.model, tag) for tag in ours)
-        )
+        return sum(_held(m) for m in ps.models if not any(_same(m.model, tag) for tag in ours))
 
     # -- pulling ----------------------------------------------------------------------
 
@@ -203,7 +211,7 @@ class OllamaBackend(BaseBackend):
         try:
             async with self._client(spec, remote.QUICK_TIMEOUT) as client:
                 tags = await client.list()
-        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError):
+        except Exception:  # unreachable, not Ollama, or not pulled: the run will say
             return None
         return any(_same(m.model, spec.remote_model) for m in tags.models)
 
@@ -246,9 +254,14 @@ class OllamaBackend(BaseBackend):
         try:
             async with self._client(spec, remote.QUICK_TIMEOUT) as client:
                 tags = await client.list()
-        except (self._ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
+        except Exception as exc:  # any failure: the host cannot be listed
             raise ModelError(f"cannot list models of {spec.host.url}: {exc}") from None  # type: ignore[union-attr]
         return [str(m.model) for m in tags.models]
+
+
+def _held(model: Any) -> int:
+    """What a running model occupies: its VRAM on a GPU host, its size on a CPU one."""
+    return int(model.size_vram or 0) or int(model.size or 0)
 
 
 def _same(name: str | None, tag: str | None) -> bool:

@@ -46,27 +46,72 @@ class OpenAIBackend(BaseBackend):
         assert spec.host is not None
         return {"Authorization": f"Bearer {spec.host.api_key}"} if spec.host.api_key else {}
 
-    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
-        """Stream one chat completion, retrying a 503 before anything was produced."""
+    def _body(self, request: GenerateRequest, stream: bool) -> dict[str, Any]:
         spec = request.model
-        assert spec.host is not None
         body: dict[str, Any] = {
             "model": spec.remote_model,
             "messages": list(request.messages),
             "temperature": request.temperature,
             "top_p": request.top_p,
             "max_tokens": request.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream": stream,
         }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
         if request.seed is not None:
             body["seed"] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
+        return body
+
+    async def generate(self, request: GenerateRequest) -> Completion:
+        """One chat completion without streaming (proposers need no stream), usage included."""
+        spec = request.model
+        assert spec.host is not None
+        url = endpoint(spec.host.url, "chat/completions")
+        started = now()
+        try:
+            async with httpx.AsyncClient(timeout=remote.generation_timeout(spec)) as client:
+                for delay in (*remote.RETRY_DELAYS, None):
+                    response = await client.post(
+                        url, json=self._body(request, stream=False), headers=self._headers(spec)
+                    )
+                    if response.status_code != 503 or delay is None:
+                        break
+                    await asyncio.sleep(delay)
+        except httpx.ConnectError:
+            raise remote.unreachable(spec) from None
+        except httpx.TimeoutException:
+            raise remote.timed_out(spec) from None
+        except httpx.HTTPError as exc:
+            raise remote.broken(spec, exc) from None
+        if response.status_code >= 400:
+            raise self._status_error(spec, response.status_code, response.text)
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise remote.not_the_api(spec, exc) from None
+        usage = data.get("usage") or {}
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            seconds=now() - started,
+            finish_reason=choice.get("finish_reason") or "stop",
+        )
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """Stream one chat completion, retrying a 503 before anything was produced."""
+        spec = request.model
+        assert spec.host is not None
+        body = self._body(request, stream=True)
         started = now()
         pieces: list[str] = []
         usage: dict[str, Any] = {}
-        finish_reason = "stop"
+        finish_reason = ""
+        done = False
         url = endpoint(spec.host.url, "chat/completions")
         for delay in (*remote.RETRY_DELAYS, None):
             try:
@@ -90,6 +135,7 @@ class OpenAIBackend(BaseBackend):
                         if not data:
                             continue
                         if data == "[DONE]":
+                            done = True
                             break
                         chunk = json.loads(data)
                         if chunk.get("error"):
@@ -110,16 +156,23 @@ class OpenAIBackend(BaseBackend):
                 raise remote.timed_out(spec) from None
             except httpx.HTTPError as exc:
                 raise remote.broken(spec, exc) from None
-            except json.JSONDecodeError:
-                raise GenerationError(f"{spec.label}: {url} sent a line that is not JSON") from None
-        else:  # pragma: no cover - the loop always breaks or raises
-            raise remote.busy(spec)
+            except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+                raise remote.not_the_api(spec, exc) from None
+        if not (done or finish_reason):
+            # No [DONE] and no finish_reason: the server went away mid-answer,
+            # or this was never an OpenAI-compatible stream (e.g. a web page).
+            raise GenerationError(
+                f"{spec.label}: the answer from {spec.host.url} ended before it was complete"
+                if pieces
+                else f"{spec.label}: {spec.host.url} did not answer as an openai server would; "
+                "check the url"
+            )
         yield Completion(
             text="".join(pieces),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or len(pieces)),
             seconds=now() - started,
-            finish_reason=finish_reason,
+            finish_reason=finish_reason or "stop",
         )
 
     def _status_error(self, spec: ModelSpec, status: int, text: str) -> GenerationError:

@@ -58,6 +58,15 @@ def broken(spec: ModelSpec, exc: Exception) -> GenerationError:
     return GenerationError(f"{spec.label}: connection to {spec.host.url} failed: {detail}")
 
 
+def not_the_api(spec: ModelSpec, exc: Exception) -> GenerationError:
+    """The host answered, but not in its API's format (a wrong port, a web page)."""
+    assert spec.host is not None
+    return GenerationError(
+        f"{spec.label}: {spec.host.url} did not answer as an {spec.host.kind} server would "
+        f"({type(exc).__name__}); check the url"
+    )
+
+
 def busy(spec: ModelSpec) -> GenerationError:
     """503 after every retry."""
     assert spec.host is not None
