@@ -117,9 +117,11 @@ class ProgressPrinter:
         elif event == "final.start":
             echo(f"final agent {record['model']} rewriting...")
         elif event == "model.load" and self.verbose:
+            measured = record["measured_mb"]
             echo(
                 f"  loaded {record['model']} on {record['device']} in {record['seconds']:.1f} s: "
-                f"estimated {record['estimate_mb']} MiB, measured {record['measured_mb']} MiB"
+                f"estimated {record['estimate_mb']} MiB, measured "
+                + (f"{measured} MiB" if measured is not None else "n/a")
             )
         elif event == "model.unload" and self.verbose:
             echo(f"  unloaded {record['model']} ({record['reason']})")
@@ -295,6 +297,11 @@ def _is_ollama(name: str, config: Config) -> bool:
 
 def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
     model_config = config.models.get(name)
+    if model_config is not None and model_config.backend == "openai":
+        raise ModelError(
+            f"{name!r} is served by host {model_config.host!r} (an OpenAI-compatible server); "
+            "load it there, moa-local cannot pull it"
+        )
     if model_config is not None and model_config.path is not None:
         raise ModelError(f"{name!r} is a local file ({model_config.path}); nothing to pull")
     entry = catalog.lookup(model_config.catalog or name if model_config else name)
@@ -384,9 +391,14 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
         estimate = f"{row['estimate_mb']} MiB"
         fits = "yes" if row["fits"] else "NO"
         note = f"  ({row['note']})" if row.get("note") else ""
+        installed = (
+            "remote"
+            if row["backend"] in ("ollama", "openai")
+            else ("yes" if row["installed"] else "no")
+        )
         click.echo(
             f"  {row['name']:<22} {row['backend']:<9} {row['n_ctx']:>6} {estimate:>10}  "
-            f"{fits:<5} {'yes' if row['installed'] else 'no'}{note}"
+            f"{fits:<5} {installed}{note}"
         )
     if report["hosts"]:
         click.echo("hosts")
@@ -403,14 +415,18 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
     click.echo(f"plan for [defaults]: {plan['layers']} layer(s), aggregator {plan['aggregator']}")
     for number, wave in enumerate(plan["waves"], start=1):
         click.echo(f"  wave {number}: {', '.join(wave)}")
-    if len(plan["waves"]) == 1:
+    if len(plan["waves"]) == 1 and not plan["problems"]:
         click.echo("  every proposer model of a layer fits in memory at once")
-    elif plan["waves"]:
+    elif len(plan["waves"]) > 1:
         click.echo(
             f"  each layer runs in {len(plan['waves'])} waves; models are swapped between them"
         )
     for problem in plan["problems"]:
         click.echo(f"  problem: {problem}")
+    click.echo(
+        f"  at most {cpu['cpu_slots']} generation(s) at once on the CPU "
+        "(models in memory together still take turns on the cores)"
+    )
 
 
 def _human_bytes(size: int) -> str:

@@ -499,6 +499,8 @@ def _read_models(
         )
         if backend == "openai" and not (host and values.get("model")):
             raise ConfigError(f"{where} an openai model needs `host` and `model`")
+        if backend in ("ollama", "openai") and "path" in values:
+            raise ConfigError(f"{where} a model served by {backend} has no `path`; remove it")
     return models
 
 
@@ -533,11 +535,15 @@ def _read_hosts(tables: Any, label: str) -> dict[str, HostConfig]:
                 )
             values[key] = check(raw, f"{where} {key}")
         url = values.get("url", "")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where} url must start with http:// or https://, got {url!r}")
+        if not url.startswith(("http://", "https://")) or not url.split("://", 1)[1].strip("/"):
+            raise ConfigError(f"{where} url must be http://HOST[:PORT] or https://..., got {url!r}")
         kind = values.get("kind", "ollama")
         if kind not in HOST_KINDS:
             raise ConfigError(f"{where} kind must be one of {', '.join(HOST_KINDS)}, got {kind!r}")
+        if "total_mb" in values and kind != "ollama":
+            raise ConfigError(f"{where} total_mb is for Ollama hosts; use budget_mb")
+        if "total_mb" in values and "budget_mb" in values:
+            raise ConfigError(f"{where} sets both budget_mb and total_mb; keep one")
         hosts[name] = HostConfig(
             name=name,
             url=url.rstrip("/"),

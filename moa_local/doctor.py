@@ -22,7 +22,7 @@ from .config import Config
 from .errors import MoALocalError
 from .estimate import MIB, MemoryEstimate
 from .estimate import estimate as estimate_memory
-from .moa import default_cpu_slots, machine_budgets
+from .moa import default_cpu_slots, host_budgets, machine_budgets
 from .models import DEFAULT_N_CTX, ModelSpec, resolve_model
 from .resources import detect_devices, physical_cores
 from .store import ModelStore
@@ -44,8 +44,14 @@ def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
         ],
         "cpu": {"physical_cores": physical_cores(), "cpu_slots": default_cpu_slots(config)},
         "budgets": {
-            name: {"mb": round(budget.mb), "source": budget.source}
-            for name, budget in budgets.items()
+            **{
+                name: {"mb": round(budget.mb), "source": budget.source}
+                for name, budget in budgets.items()
+            },
+            **{
+                device: {"mb": round(size / MIB), "source": "[hosts] budget_mb"}
+                for device, size in host_budgets(config).items()
+            },
         },
         "backends": _backends(),
         "models": models,

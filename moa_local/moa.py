@@ -336,7 +336,7 @@ def machine_budgets(config: Config) -> dict[str, Budget]:
             reserve_mb=config.reserve_mb,
             fraction=config.budget_fraction,
             override_mb=config.budget_mb or None,
-            override_source="budget_mb",
+            override_source="budget_mb (--budget-mb, MOA_LOCAL_BUDGET_MB or [resources])",
         )
         for device in detect_devices()
     }

@@ -150,7 +150,7 @@ def test_hosts_and_remote_models() -> None:
             '[models.m]\nhost = "nowhere"\n',
             r"\[models\.m\] host 'nowhere' is not a \[hosts\.NAME\]",
         ),
-        ('[hosts.h]\nurl = "10.0.0.7:11434"\n', r"\[hosts\.h\] url must start with http"),
+        ('[hosts.h]\nurl = "10.0.0.7:11434"\n', r"\[hosts\.h\] url must be http://HOST"),
         ('[hosts.h]\nurl = "http://h"\nkind = "vllm"\n', r"\[hosts\.h\] kind must be one of"),
         ('[hosts.h]\nurl = "http://h"\nport = 1\n', r"\[hosts\.h\] unknown key 'port'"),
         (
@@ -164,6 +164,27 @@ def test_hosts_and_remote_models() -> None:
     ],
 )
 def test_bad_hosts_name_the_table_and_key(text: str, message: str) -> None:
+    write(Path("models.toml"), text)
+    with pytest.raises(ConfigError, match=message):
+        load_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[hosts.h]\nurl = "http://"\n', r"url must be http://HOST"),
+        ('[hosts.h]\nurl = "http://h"\nkind = "openai"\ntotal_mb = 9\n', r"total_mb is for Ollama"),
+        (
+            '[hosts.h]\nurl = "http://h"\ntotal_mb = 9\nbudget_mb = 8\n',
+            r"both budget_mb and total_mb",
+        ),
+        (
+            '[hosts.h]\nurl = "http://h"\n[models.m]\nhost = "h"\npath = "x.gguf"\n',
+            r"\[models\.m\] a model served by ollama has no `path`",
+        ),
+    ],
+)
+def test_more_host_mistakes(text: str, message: str) -> None:
     write(Path("models.toml"), text)
     with pytest.raises(ConfigError, match=message):
         load_config()
