@@ -442,6 +442,21 @@ _MODEL_KEYS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+def _read_table(
+    table: Any, checks: Mapping[str, Callable[[Any, str], Any]], where: str
+) -> dict[str, Any]:
+    """A ``[kind.NAME]`` table's values, each checked; unknown keys are errors."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        check = checks.get(key)
+        if check is None:
+            raise ConfigError(f"{where} unknown key {key!r} (known keys: {', '.join(checks)})")
+        values[key] = check(raw, f"{where} {key}")
+    return values
+
+
 def _read_models(
     tables: Any, label: str, hosts: Mapping[str, HostConfig] | None = None
 ) -> dict[str, ModelConfig]:
@@ -451,16 +466,7 @@ def _read_models(
     models = {}
     for name, table in tables.items():
         where = f"{label}: [models.{name}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where} must be a table")
-        values: dict[str, Any] = {}
-        for key, raw in table.items():
-            check = _MODEL_KEYS.get(key)
-            if check is None:
-                raise ConfigError(
-                    f"{where} unknown key {key!r} (known keys: {', '.join(_MODEL_KEYS)})"
-                )
-            values[key] = check(raw, f"{where} {key}")
+        values = _read_table(table, _MODEL_KEYS, where)
         host = values.get("host")
         if host is not None and host not in hosts:
             known = ", ".join(hosts) or "none defined"
@@ -524,16 +530,7 @@ def _read_hosts(tables: Any, label: str) -> dict[str, HostConfig]:
     hosts = {}
     for name, table in tables.items():
         where = f"{label}: [hosts.{name}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where} must be a table")
-        values: dict[str, Any] = {}
-        for key, raw in table.items():
-            check = _HOST_KEYS.get(key)
-            if check is None:
-                raise ConfigError(
-                    f"{where} unknown key {key!r} (known keys: {', '.join(_HOST_KEYS)})"
-                )
-            values[key] = check(raw, f"{where} {key}")
+        values = _read_table(table, _HOST_KEYS, where)
         url = values.get("url", "")
         if not url.startswith(("http://", "https://")) or not url.split("://", 1)[1].strip("/"):
             raise ConfigError(f"{where} url must be http://HOST[:PORT] or https://..., got {url!r}")

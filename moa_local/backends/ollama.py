@@ -100,14 +100,8 @@ class OllamaBackend(BaseBackend):
                     await asyncio.sleep(delay)
                     continue
                 raise self._response_error(spec, exc) from None
-            except (ConnectionError, httpx.ConnectError):
-                raise remote.unreachable(spec) from None
-            except httpx.TimeoutException:
-                raise remote.timed_out(spec) from None
-            except httpx.HTTPError as exc:
-                raise remote.broken(spec, exc) from None
-            except (ValueError, TypeError) as exc:  # not JSON, or not Ollama's shapes
-                raise remote.not_the_api(spec, exc) from None
+            except remote.TRANSPORT_ERRORS as exc:
+                raise remote.translate(spec, exc) from None
         if final is None:
             raise GenerationError(f"{spec.label}: the stream from {spec.host.url} ended early")  # type: ignore[union-attr]
         duration = getattr(final, "total_duration", None)
@@ -175,14 +169,8 @@ class OllamaBackend(BaseBackend):
                 ps = await client.ps()
         except self._ollama.ResponseError as exc:
             raise self._response_error(spec, exc) from None
-        except (ConnectionError, httpx.ConnectError):
-            raise remote.unreachable(spec) from None
-        except httpx.TimeoutException:
-            raise remote.timed_out(spec) from None
-        except httpx.HTTPError as exc:
-            raise remote.broken(spec, exc) from None
-        except (ValueError, TypeError) as exc:
-            raise remote.not_the_api(spec, exc) from None
+        except remote.TRANSPORT_ERRORS as exc:
+            raise remote.translate(spec, exc) from None
         size = next((_held(m) for m in ps.models if _same(m.model, spec.remote_model)), None)
         measured = {remote.device_of(spec): int(size)} if size else {}
         return LoadReport(seconds=now() - started, measured=measured)

@@ -79,12 +79,8 @@ class OpenAIBackend(BaseBackend):
                     if response.status_code != 503 or delay is None:
                         break
                     await asyncio.sleep(delay)
-        except httpx.ConnectError:
-            raise remote.unreachable(spec) from None
-        except httpx.TimeoutException:
-            raise remote.timed_out(spec) from None
-        except httpx.HTTPError as exc:
-            raise remote.broken(spec, exc) from None
+        except remote.TRANSPORT_ERRORS as exc:
+            raise remote.translate(spec, exc) from None
         if response.status_code >= 400:
             raise self._status_error(spec, response.status_code, response.text)
         try:
@@ -150,14 +146,8 @@ class OpenAIBackend(BaseBackend):
                                 yield text
                             finish_reason = choice.get("finish_reason") or finish_reason
                 break
-            except httpx.ConnectError:
-                raise remote.unreachable(spec) from None
-            except httpx.TimeoutException:
-                raise remote.timed_out(spec) from None
-            except httpx.HTTPError as exc:
-                raise remote.broken(spec, exc) from None
-            except (json.JSONDecodeError, AttributeError, TypeError) as exc:
-                raise remote.not_the_api(spec, exc) from None
+            except (*remote.TRANSPORT_ERRORS, AttributeError) as exc:
+                raise remote.translate(spec, exc) from None
         if not (done or finish_reason):
             # No [DONE] and no finish_reason: the server went away mid-answer,
             # or this was never an OpenAI-compatible stream (e.g. a web page).

@@ -67,6 +67,23 @@ def not_the_api(spec: ModelSpec, exc: Exception) -> GenerationError:
     )
 
 
+# What a transport can fail with: refused or dropped connections, timeouts,
+# and answers that are not the API's JSON.
+TRANSPORT_ERRORS = (ConnectionError, httpx.HTTPError, ValueError, TypeError, KeyError)
+
+
+def translate(spec: ModelSpec, exc: BaseException) -> GenerationError:
+    """The one-line error for a failure in ``TRANSPORT_ERRORS``."""
+    if isinstance(exc, ConnectionError | httpx.ConnectError):
+        return unreachable(spec)
+    if isinstance(exc, httpx.TimeoutException):
+        return timed_out(spec)
+    if isinstance(exc, httpx.HTTPError):
+        return broken(spec, exc)
+    assert isinstance(exc, Exception)
+    return not_the_api(spec, exc)
+
+
 def busy(spec: ModelSpec) -> GenerationError:
     """503 after every retry."""
     assert spec.host is not None
