@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,16 @@ class _Group(click.Group):
                 raise
             click.echo("\ninterrupted", err=True)
             ctx.exit(130)
+
+
+def config_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--config FILE``, passed to the command as ``config_path``."""
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False), help=help_text)
+
+
+budget_option = click.option(
+    "--budget-mb", type=float, help="Memory budget per device in MiB (default: computed)."
+)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,12 +144,7 @@ def _err(message: str) -> None:
 
 @main.command()
 @click.argument("prompt")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="models.toml to use (default: search order in the README).",
-)
+@config_option("models.toml to use (default: search order in the README).")
 @click.option(
     "-m",
     "--proposer",
@@ -158,9 +164,7 @@ def _err(message: str) -> None:
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")
 @click.option("--trace-dir", help="Directory for the JSONL trace ('' turns traces off).")
 @click.option("--no-pull", is_flag=True, help="Fail instead of pulling missing models.")
-@click.option(
-    "--budget-mb", type=float, help="Memory budget per device in MiB (default: computed)."
-)
+@budget_option
 @click.option("-v", "--verbose", is_flag=True, help="More progress detail on stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def ask(
@@ -255,12 +259,7 @@ def ask(
 
 @main.command()
 @click.argument("names", nargs=-1, required=True)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="models.toml whose [models] may name catalog models.",
-)
+@config_option("models.toml whose [models] may name catalog models.")
 @click.option("--force", is_flag=True, help="Download again even if already pulled.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bool) -> None:
@@ -313,12 +312,7 @@ def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="models.toml whose [models] are listed too.",
-)
+@config_option("models.toml whose [models] are listed too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def models(config_path: str | None, as_json: bool) -> None:
     """List catalog and configured models, and whether each is installed."""
@@ -341,15 +335,8 @@ def models(config_path: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="models.toml to diagnose (default: search order in the README).",
-)
-@click.option(
-    "--budget-mb", type=float, help="Memory budget per device in MiB (default: computed)."
-)
+@config_option("models.toml to diagnose (default: search order in the README).")
+@budget_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> None:
     """Show devices, memory budgets, backends, model estimates and the plan for [defaults]."""

@@ -103,15 +103,6 @@ class GGUFMetadata:
         return sum(tensor.n_elements for tensor in self.tensors)
 
 
-def is_gguf(path: Path) -> bool:
-    """Whether the file starts with the GGUF magic bytes."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
-
-
 def read_metadata(path: str | os.PathLike[str]) -> GGUFMetadata:
     """Read a GGUF header, or raise :class:`ModelError` saying why the file is unusable."""
     resolved = Path(path).expanduser().resolve()

@@ -219,9 +219,9 @@ class MoA:
                 f"{len(agents) or n} proposers"
             )
         for spec in [*models.values(), *(m for m in (final_agent, role_model) if m)]:
-            backend = self.backends.for_model(spec)  # fails now if not installed
+            self.backends.for_model(spec)  # fails now if the backend is not installed
             # A model that can never fit its budget fails now, before any load.
-            self.scheduler.check_fits(spec, _run(backend.estimate(spec)))
+            self.scheduler.check_fits(spec, _run(self.scheduler.estimate(spec)))
         return Plan(
             layers=config.layers,
             aggregator=aggregator,

@@ -147,7 +147,7 @@ class Scheduler:
         """Requests waiting for a lease."""
         return sum(len(queue) for queue in self._queues.values())
 
-    async def _estimate(self, spec: ModelSpec) -> MemoryEstimate:
+    async def estimate(self, spec: ModelSpec) -> MemoryEstimate:
         """The backend's estimate, asked once per model (it may cost a network call)."""
         key = spec.resource_key
         estimate = self._estimates.get(key)
@@ -174,7 +174,7 @@ class Scheduler:
         queue = self._queues.setdefault(queue_name, deque())
         queue.append(waiter)
         try:
-            estimate = await self._estimate(spec)
+            estimate = await self.estimate(spec)
             self.check_fits(spec, estimate)
         except BaseException:
             if waiter in queue:

@@ -219,12 +219,3 @@ class ModelStore:
             final.unlink(missing_ok=True)
             raise PullError(f"cannot install {entry.name} into {final.parent}: {exc}") from None
         return manifest
-
-    def remove(self, entry: CatalogEntry) -> bool:
-        """Delete an installed model; returns whether anything was there."""
-        removed = False
-        for path in (self.directory_for(entry) / "manifest.json", self.path_for(entry)):
-            if path.exists():
-                path.unlink()
-                removed = True
-        return removed

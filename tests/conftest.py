@@ -14,6 +14,19 @@ from .tiny_gguf import write_tiny_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The keys issue #2 documents for a result (Python dict access and --json).
+RESULT_KEYS = (
+    "final_response",
+    "layer_history",
+    "aggregator",
+    "models_used",
+    "num_proposals",
+    "layers",
+    "usage",
+    "seconds",
+    "trace_file",
+)
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

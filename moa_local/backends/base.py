@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..errors import BackendUnavailable, GenerationError, GenerationTimeout, MoALocalError
 from ..estimate import NO_MEMORY, MemoryEstimate
@@ -65,11 +65,6 @@ class Completion:
     seconds: float
     finish_reason: str = "stop"
 
-    @property
-    def tokens_per_second(self) -> float:
-        """Decode speed over the whole call (prompt processing included)."""
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -77,7 +72,6 @@ class ModelInfo:
 
     n_ctx: int
     parameters: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 StreamItem = str | Completion

@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 
 from ..errors import GenerationError, GenerationTimeout
-from ..estimate import MIB, MemoryEstimate
+from ..estimate import MemoryEstimate
 from ..models import ModelSpec
 
 # Waits before retrying a request the server refused with 503 (queue full).
@@ -98,8 +98,3 @@ def remote_estimate(spec: ModelSpec, weights: int, kv_cache: int, compute: int) 
     return MemoryEstimate(
         weights, kv_cache, compute, {device_of(spec): weights + kv_cache + compute}
     )
-
-
-def mib(value: float) -> int:
-    """MiB to bytes."""
-    return int(value * MIB)
