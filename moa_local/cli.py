@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import __version__, catalog
 from .backends.base import BackendRegistry
-from .config import Config, load_config, moa_home
+from .config import Config, apply_overrides, load_config, moa_home, preset_overrides
 from .errors import ConfigError, MoALocalError, ModelError
 from .moa import MoA
 from .models import resolve_model
@@ -125,6 +125,14 @@ class ProgressPrinter:
             echo(f"  (references shortened to fit {record['model']}'s context)")
         elif event == "aggregate.start":
             echo(f"aggregating with {record['model']}...")
+        elif event == "router.decision" and (self.verbose or record["action"] != "continue"):
+            echo(f"router: {record['action']} ({record['reason']})")
+        elif event == "verify.tests":
+            echo(f"verify: {len(record['tests'])} tests for {record['entry_point']}")
+        elif event == "verify.selected":
+            echo(f"verify: chose {record['chosen']} ({record['reason']})")
+        elif event == "aggregate.window":
+            echo(f"aggregating window {record['step']} ({record['references']} answers)...")
         elif event == "final.start":
             echo(f"final agent {record['model']} rewriting...")
         elif event == "model.load" and self.verbose:
@@ -136,6 +144,15 @@ class ProgressPrinter:
             )
         elif event == "model.unload" and self.verbose:
             echo(f"  unloaded {record['model']} ({record['reason']})")
+
+
+def _with_preset(config_path: str | None, preset: str | None) -> Config | str | None:
+    """The config to run: the file (or search order), with a preset's values on top."""
+    if preset is None:
+        return config_path
+    config = load_config(config_path)
+    labels = {key: f"[presets.{preset}] {key}" for key in config.presets.get(preset, {})}
+    return apply_overrides(config, preset_overrides(config, preset), labels)
 
 
 def _err(message: str) -> None:
@@ -152,6 +169,7 @@ def _err(message: str) -> None:
     multiple=True,
     help="Proposer model (repeatable). Default: [defaults] proposers.",
 )
+@click.option("--preset", help="A [presets.NAME] of models.toml (flags still win).")
 @click.option("--aggregator", help='Aggregator model, or "auto" for the strongest installed.')
 @click.option("--layers", type=int, help="Number of proposer layers (>= 1).")
 @click.option("--strategy", help="How to fill a layer: model, temperature or role.")
@@ -160,6 +178,13 @@ def _err(message: str) -> None:
 @click.option("--final-agent", help="Model that rewrites the aggregated answer once more.")
 @click.option("--temperature", type=float, help="Sampling temperature (0 to 2).")
 @click.option("--max-tokens", type=int, help="Most tokens per answer.")
+@click.option(
+    "--verify/--no-verify",
+    default=None,
+    help="Code questions: run candidates against tests the models write (runs model code).",
+)
+@click.option("--router", help="Selective MoA: off, agree (stop when answers agree) or on.")
+@click.option("--task", help="auto (detect code questions), code or text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")
 @click.option("--trace-dir", help="Directory for the JSONL trace ('' turns traces off).")
@@ -171,6 +196,7 @@ def ask(
     prompt: str,
     config_path: str | None,
     proposers: tuple[str, ...],
+    preset: str | None,
     aggregator: str | None,
     layers: int | None,
     strategy: str | None,
@@ -179,6 +205,9 @@ def ask(
     final_agent: str | None,
     temperature: float | None,
     max_tokens: int | None,
+    verify: bool | None,
+    router: str | None,
+    task: str | None,
     as_json: bool,
     no_stream: bool,
     trace_dir: str | None,
@@ -204,6 +233,9 @@ def ask(
         "max_tokens": "--max-tokens",
         "trace_dir": "--trace-dir",
         "budget_mb": "--budget-mb",
+        "verify": "--verify",
+        "router": "--router",
+        "task": "--task",
     }
     observers = [] if quiet else [ProgressPrinter(verbose)]
     moa_kwargs: dict[str, Any] = {}
@@ -220,11 +252,14 @@ def ask(
         temperature=temperature,
         max_tokens=max_tokens,
         budget_mb=budget_mb,
-        config=config_path,
+        config=_with_preset(config_path, preset),
         auto_pull=not no_pull,
         progress=_progress_factory(quiet),
         observers=observers,
         labels=labels,
+        verify=verify,
+        router=router,
+        task=task,
         **moa_kwargs,
     )
     if verbose and not quiet:
@@ -255,6 +290,82 @@ def ask(
             f"done in {result.seconds:.1f} s, {usage['total_tokens']} tokens"
             + (f"; trace: {result.trace_file}" if result.trace_file else "")
         )
+
+
+@main.command("eval")
+@click.argument("suite_name", metavar="SUITE", type=click.Choice(["humaneval", "ifbench"]))
+@click.option(
+    "--configs",
+    help="Comma-separated: single:MODEL, moa, a [presets.NAME], with +verify/+router/+agree. "
+    "Default: each default proposer alone, then moa.",
+)
+@click.option("--split", default="dev", type=click.Choice(["dev", "all"]), show_default=True)
+@click.option("--limit", type=int, help="Only the first N problems of the split.")
+@click.option("--max-tokens", type=int, help="Most tokens per answer (every config alike).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--log-dir", default="logs/eval", show_default=True, help="JSONL logs and charts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
+@config_option("models.toml with the [defaults] and [presets] to evaluate.")
+@budget_option
+def eval_command(
+    suite_name: str,
+    configs: str | None,
+    split: str,
+    limit: int | None,
+    max_tokens: int | None,
+    seed: int,
+    log_dir: str,
+    as_json: bool,
+    config_path: str | None,
+    budget_mb: float | None,
+) -> None:
+    """Score configs on SUITE (humaneval or ifbench); runs model-written code in a sandbox."""
+    from .evals import report
+    from .evals.runner import evaluate, parse_configs
+    from .evals.suites import load_suite
+
+    config = load_config(
+        config_path, overrides={"budget_mb": budget_mb}, labels={"budget_mb": "--budget-mb"}
+    )
+    if configs is None:
+        configs = ",".join([*(f"single:{m}" for m in config.proposers), "moa"])
+    chosen = parse_configs(configs, config)
+    suite = load_suite(suite_name)
+
+    def bar(label: str, total: int, done: int) -> Any:
+        return tqdm(
+            total=total,
+            initial=done,
+            desc=label,
+            unit="problem",
+            file=sys.stderr,
+            leave=True,
+            dynamic_ncols=True,
+            disable=None,
+        )
+
+    summaries = evaluate(
+        suite,
+        chosen,
+        base_config=config,
+        split=split,
+        limit=limit,
+        max_tokens=max_tokens,
+        seed=seed,
+        log_dir=Path(log_dir),
+        progress=bar,
+        pull_progress=_progress_factory(False),
+    )
+    chart_path = report.chart(
+        summaries,
+        Path(log_dir) / f"{suite_name}-{split}.png",
+        f"{suite_name} ({split} split{f', first {limit}' if limit else ''})",
+    )
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in summaries], indent=2))
+    else:
+        click.echo(report.table(summaries))
+    _err(f"log: {Path(log_dir) / (suite_name + '.jsonl')}; chart: {chart_path}")
 
 
 @main.command()

@@ -26,6 +26,8 @@ from platformdirs import user_cache_dir
 from .errors import ConfigError
 
 STRATEGIES = ("model", "temperature", "role")
+TASKS = ("auto", "text", "code")
+ROUTERS = ("off", "agree", "on")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")
 
@@ -48,6 +50,11 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "timeout": 0.0,
     "trace_dir": "logs/moa",
     "seed": -1,
+    "aggregator_temperature": -1.0,
+    "aggregate_window": 0,
+    "task": "auto",
+    "verify": False,
+    "router": "off",
 }
 
 # [resources]: how much of the machine moa-local may use (see resources.py).
@@ -57,6 +64,43 @@ BUILTIN_RESOURCES: dict[str, Any] = {
     "budget_fraction": 0.9,
     "keep_alive": -1.0,
     "cpu_slots": 0,
+}
+
+# Named configurations shipped with moa-local (`--configs NAME` in eval, `--preset NAME`
+# in ask). The repository's models.toml repeats them with comments (a test keeps them
+# equal); a [presets.NAME] table in a config file adds one or replaces one of these.
+BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
+    "self-moa": {
+        "proposers": ["qwen2.5-coder-1.5b"],
+        "aggregator": "qwen2.5-coder-1.5b",
+        "strategy": "temperature",
+        "num_proposers": 3,
+        "temperature_range": [0.2, 0.8],
+        "layers": 1,
+        "aggregator_temperature": 0.0,
+    },
+    "self-moa-seq": {
+        "proposers": ["qwen2.5-coder-1.5b"],
+        "aggregator": "qwen2.5-coder-1.5b",
+        "strategy": "temperature",
+        "num_proposers": 6,
+        "temperature_range": [0.2, 1.0],
+        "layers": 1,
+        "aggregate_window": 2,
+        "aggregator_temperature": 0.0,
+    },
+    "qwen-mix": {
+        "proposers": ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"],
+        "aggregator": "qwen2.5-coder-1.5b",
+        "layers": 1,
+        "aggregator_temperature": 0.0,
+    },
+    "qwen-mix-smol": {
+        "proposers": ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"],
+        "aggregator": "qwen2.5-coder-1.5b",
+        "layers": 1,
+        "aggregator_temperature": 0.0,
+    },
 }
 
 TABLES: dict[str, dict[str, Any]] = {"defaults": BUILTIN_DEFAULTS, "resources": BUILTIN_RESOURCES}
@@ -115,6 +159,11 @@ class Config:
     timeout: float
     trace_dir: str
     seed: int
+    aggregator_temperature: float
+    aggregate_window: int
+    task: str
+    verify: bool
+    router: str
     budget_mb: float
     reserve_mb: float
     budget_fraction: float
@@ -123,6 +172,7 @@ class Config:
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     source: Path | None = None
     hosts: Mapping[str, HostConfig] = field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def source_label(self) -> str:
@@ -185,12 +235,13 @@ def load_config(
     document = _read_toml(file_path) if file_path else {}
     label = str(file_path) if file_path else "the built-in defaults"
 
-    unknown_tables = set(document) - {*TABLES, "models", "hosts"}
+    unknown_tables = set(document) - {*TABLES, "models", "hosts", "presets"}
     if unknown_tables:
         table = sorted(unknown_tables)[0]
         raise ConfigError(
             f"{label}: unknown table [{table}] "
-            "(known tables: [defaults], [resources], [models.NAME], [hosts.NAME])"
+            "(known tables: [defaults], [resources], [models.NAME], [hosts.NAME], "
+            "[presets.NAME])"
         )
 
     values: dict[str, Any] = {}
@@ -212,8 +263,31 @@ def load_config(
             values[key] = _validate(key, _from_env(key, env[var]), var)
     hosts = _read_hosts(document.get("hosts", {}), label)
     models = _read_models(document.get("models", {}), label, hosts)
-    config = _build(values, models, file_path, hosts)
+    presets = _read_presets(document.get("presets", {}), label)
+    config = _build(values, models, file_path, hosts, presets)
     return apply_overrides(config, overrides or {}, labels)
+
+
+def preset_overrides(config: Config, name: str) -> dict[str, Any]:
+    """The ``[presets.NAME]`` values of ``config``, ready for :func:`apply_overrides`."""
+    if name not in config.presets:
+        known = ", ".join(config.presets) or "none defined"
+        raise ConfigError(
+            f"unknown preset {name!r} ({known} in {config.source_label}); "
+            "define it as a [presets.NAME] table in models.toml"
+        )
+    return dict(config.presets[name])
+
+
+def _read_presets(tables: Any, label: str) -> dict[str, dict[str, Any]]:
+    """``[presets.NAME]`` tables: named sets of [defaults] values, each checked."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: `presets` must be a set of [presets.NAME] tables")
+    checks = {key: _VALIDATORS[key] for key in BUILTIN_DEFAULTS}
+    presets = {name: dict(values) for name, values in BUILTIN_PRESETS.items()}
+    for name, table in tables.items():
+        presets[name] = _read_table(table, checks, f"{label}: [presets.{name}]")
+    return presets
 
 
 def apply_overrides(
@@ -231,7 +305,7 @@ def apply_overrides(
         changed = True
     if not changed:
         return config
-    return _build(values, config.models, config.source, config.hosts)
+    return _build(values, config.models, config.source, config.hosts, config.presets)
 
 
 def _build(
@@ -239,6 +313,7 @@ def _build(
     models: Mapping[str, ModelConfig],
     source: Path | None,
     hosts: Mapping[str, HostConfig] | None = None,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Config:
     low, high = values["temperature_range"]
     if low > high:
@@ -262,6 +337,11 @@ def _build(
         timeout=values["timeout"],
         trace_dir=values["trace_dir"],
         seed=values["seed"],
+        aggregator_temperature=values["aggregator_temperature"],
+        aggregate_window=values["aggregate_window"],
+        task=values["task"],
+        verify=values["verify"],
+        router=values["router"],
         budget_mb=values["budget_mb"],
         reserve_mb=values["reserve_mb"],
         budget_fraction=values["budget_fraction"],
@@ -270,6 +350,7 @@ def _build(
         models=models,
         source=source,
         hosts=dict(hosts or {}),
+        presets=dict(presets or {}),
     )
 
 
@@ -355,6 +436,28 @@ def _range(value: Any, where: str) -> list[float]:
     return [float(value[0]), float(value[1])]
 
 
+def _choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
+    def check(value: Any, where: str) -> str:
+        value = _string(value, where)
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _temperature_or_default(value: Any, where: str) -> float:
+    if _is_number(value) and value == -1:
+        return -1.0
+    return _number(0.0, 2.0)(value, f"{where} (-1 = the run's temperature)")
+
+
 def _seed(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{where} must be an integer (-1 for random), got {value!r}")
@@ -378,6 +481,11 @@ _VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     "timeout": _number(0.0),
     "trace_dir": _string,
     "seed": _seed,
+    "aggregator_temperature": _temperature_or_default,
+    "aggregate_window": _integer(0),
+    "task": _choice(TASKS),
+    "verify": _boolean,
+    "router": _choice(ROUTERS),
     "budget_mb": _number(0.0),
     "reserve_mb": _number(0.0),
     "budget_fraction": _number(0.05, 1.0),
@@ -404,8 +512,17 @@ def _from_env(key: str, text: str) -> Any:
             return [float(part) for part in parts]
         except ValueError:
             return text
+    if validator is _boolean:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return text
     if key in (
         "aggregator",
+        "task",
+        "router",
         "strategy",
         "role_model",
         "final_agent",

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
-from . import prompts
+from . import prompts, router, verify
 from .agents import Agent, by_roles, parse_roles
 from .backends.base import (
     Backend,
@@ -40,6 +40,7 @@ from .backends.base import (
     GenerateRequest,
     Message,
 )
+from .code import asks_for_code, code_blocks, extract_python
 from .errors import ContextOverflowError, GenerationError, MoALocalError, RunFailed
 from .models import ModelSpec
 from .result import MoAResult, Proposal
@@ -83,6 +84,12 @@ class Plan:
     final_agent: ModelSpec | None = None
     final_agent_prompt: str = ""
     settings: dict[str, object] = field(default_factory=dict)
+    task: str = "auto"  # "auto" (detect code questions), "code" or "text"
+    verify: bool = False  # run code candidates against tests (runs model-written code)
+    router: str = "off"  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
+    aggregator_temperature: float | None = None  # None: the run's temperature
+    aggregate_window: int = 0  # references per aggregation step (0: as many as fit)
+    single: bool = False  # no mixture: the aggregator model answers alone (a baseline)
 
     def spec_for(self, agent: Agent) -> ModelSpec:
         """The resolved model an agent runs on."""
@@ -90,6 +97,31 @@ class Plan:
 
 
 TextCallback = Callable[[str], None]
+
+
+@dataclass
+class _RunState:
+    """What one run accumulates: layers, extra generations, tests and decisions."""
+
+    plan: Plan
+    prompt: str
+    tracer: Tracer
+    started: float
+    code: bool = False
+    history: list[list[Proposal]] = field(default_factory=list)
+    extra: list[Proposal] = field(default_factory=list)  # roles, tests, aggregation windows
+    tests: list[verify.TestCase] | None = None
+    decisions: list[dict[str, object]] = field(default_factory=list)
+
+    def decide(self, event: str, **fields: object) -> None:
+        """Record a router or verification decision in the trace and the result."""
+        self.tracer.emit(event, **fields)
+        self.decisions.append({"event": event, **fields})
+
+    def codes(self, texts: Sequence[str]) -> list[str | None]:
+        """The program of each answer (None when it holds none)."""
+        entry = verify.entry_point(self.prompt)
+        return [extract_python(text, entry) for text in texts]
 
 
 class Engine:
@@ -112,9 +144,11 @@ class Engine:
             # A fresh seed per run (recorded in the trace, so a run can be
             # repeated with --seed): llama.cpp's default seed is a constant.
             plan = replace(plan, sampling=replace(plan.sampling, seed=random.randrange(2**31)))
+        code = plan.task == "code" or (plan.task == "auto" and asks_for_code(prompt))
         tracer.emit(
             "run.start",
             prompt=prompt,
+            task="code" if code else "text",
             strategy=plan.strategy,
             layers=plan.layers,
             aggregator=plan.aggregator.name,
@@ -122,7 +156,7 @@ class Engine:
             config=plan.settings,
         )
         try:
-            result = await self._run(plan, prompt, tracer, on_text, started)
+            result = await self._run(_RunState(plan, prompt, tracer, started, code), on_text)
         except asyncio.CancelledError:
             tracer.emit("run.error", error="cancelled", kind="cancelled")
             tracer.close()
@@ -146,23 +180,28 @@ class Engine:
         tracer.close()
         return result
 
-    async def _run(
-        self,
-        plan: Plan,
-        prompt: str,
-        tracer: Tracer,
-        on_text: TextCallback | None,
-        started: float,
-    ) -> MoAResult:
-        extra: list[Proposal] = []
+    async def _run(self, run: _RunState, on_text: TextCallback | None) -> MoAResult:
+        plan, prompt, tracer = run.plan, run.prompt, run.tracer
+        if plan.single:
+            return await self._alone(run, on_text, "single model (no mixture)")
+        if plan.router == "on":
+            simple = router.simple_question(prompt, code=run.code)
+            run.decide(
+                "router.decision",
+                action="single" if simple.skip else "mixture",
+                reason=simple.reason,
+            )
+            if simple.skip:
+                return await self._alone(run, on_text, simple.reason)
+
         agents = list(plan.agents)
         if plan.role_model is not None:
             agents, role_proposal = await self._make_roles(plan, prompt, tracer)
             if role_proposal is not None:
-                extra.append(role_proposal)
+                run.extra.append(role_proposal)
 
-        history: list[list[Proposal]] = []
         references: list[str] = []
+        verifying = plan.verify and run.code
         for layer in range(1, plan.layers + 1):
             tracer.emit(
                 "layer.start",
@@ -170,45 +209,110 @@ class Engine:
                 agents=[a.name for a in agents],
                 references=len(references),
             )
-            proposals = await self._run_layer(plan, layer, agents, prompt, references, tracer)
-            history.append(proposals)
+            proposals = await self._run_layer(
+                plan, layer, agents, prompt, references, tracer, code=run.code
+            )
+            run.history.append(proposals)
             succeeded = [p for p in proposals if p.ok]
             if len(succeeded) < plan.sampling.min_proposers:
                 raise RunFailed(_layer_failure(layer, proposals, plan.sampling.min_proposers))
             references = [p.content for p in succeeded]
+            if verifying:
+                verdicts = await self._verify(run, layer, references)
+                best = verdicts[verify.rank(verdicts, run.codes(references), run.tests)[0]]
+                if plan.router != "off" and verify.all_pass(best, run.tests):
+                    chosen = succeeded[best.candidate]
+                    run.decide(
+                        "router.decision",
+                        action="stop",
+                        layer=layer,
+                        reason=f"{chosen.agent} passed all {len(run.tests)} tests",
+                    )
+                    return self._finish(run, chosen.content, None, on_text, emitted=False)
+                references = [
+                    f"[Tests: {v.summary(run.tests)}]\n{text}"
+                    for v, text in zip(verdicts, references, strict=True)
+                ]
+            if plan.router != "off":
+                agreed = router.agreement([p.content for p in succeeded], code=run.code)
+                run.decide(
+                    "router.decision",
+                    action="stop" if agreed.skip else "continue",
+                    layer=layer,
+                    reason=agreed.reason,
+                )
+                if agreed.skip:
+                    chosen = _strongest(succeeded, plan)
+                    return self._finish(run, chosen.content, None, on_text, emitted=False)
 
-        stream_aggregate = plan.final_agent is None
+        stream_aggregate = plan.final_agent is None and not verifying
         tracer.emit("aggregate.start", model=plan.aggregator.name, references=len(references))
-        aggregate = await self._single(
-            plan,
-            plan.aggregator,
-            "aggregator",
-            layer=plan.layers + 1,
-            system_base=plan.aggregator_prompt or None,
-            refine=False,
-            references=references,
-            prompt=prompt,
-            temperature=plan.sampling.temperature,
-            tracer=tracer,
-            on_text=on_text if stream_aggregate else None,
-        )
+        aggregate = await self._aggregate(run, references, on_text if stream_aggregate else None)
         tracer.emit("aggregate.done", **aggregate.to_dict())
         if not aggregate.ok:
             raise RunFailed(f"the aggregator {plan.aggregator.name} failed: {aggregate.error}")
         final_text = aggregate.content
+        emitted = stream_aggregate
+
+        if verifying:
+            final_text = await self._select_verified(run, aggregate)
 
         final_proposal = None
         if plan.final_agent is not None:
             tracer.emit("final.start", model=plan.final_agent.name)
-            final_proposal = await self._final(plan, prompt, aggregate.content, tracer, on_text)
+            final_proposal = await self._final(plan, prompt, final_text, tracer, on_text)
             tracer.emit("final.done", **final_proposal.to_dict())
             if not final_proposal.ok:
                 raise RunFailed(
                     f"the final agent {plan.final_agent.name} failed: {final_proposal.error}"
                 )
             final_text = final_proposal.content
+            emitted = True
+        return self._finish(run, final_text, aggregate, on_text, emitted, final_proposal)
 
-        everything = [*extra, *(p for layer in history for p in layer), aggregate]
+    async def _alone(self, run: _RunState, on_text: TextCallback | None, reason: str) -> MoAResult:
+        """The aggregator model answers the question by itself, as a layer-1 proposer would."""
+        plan = run.plan
+        temperature = plan.sampling.temperature if plan.single else _aggregator_temperature(plan)
+        answer = await self._single(
+            plan,
+            plan.aggregator,
+            "single",
+            layer=1,
+            system_base=None,
+            refine=False,
+            references=[],
+            prompt=run.prompt,
+            temperature=temperature,
+            tracer=run.tracer,
+            on_text=on_text,
+            code=run.code,
+        )
+        run.tracer.emit("aggregate.done", reason=reason, **answer.to_dict())
+        if not answer.ok:
+            raise RunFailed(f"{plan.aggregator.name} failed: {answer.error}")
+        return self._finish(run, answer.content, answer, on_text, emitted=True)
+
+    def _finish(
+        self,
+        run: _RunState,
+        final_text: str,
+        aggregate: Proposal | None,
+        on_text: TextCallback | None,
+        emitted: bool,
+        final_proposal: Proposal | None = None,
+    ) -> MoAResult:
+        """Gather a run's result; send ``final_text`` to ``on_text`` if it did not stream."""
+        if on_text is not None and not emitted:
+            on_text(final_text)
+        if aggregate is None:
+            # Stopped before aggregation: the chosen proposal stands in for it.
+            aggregate = next(
+                p for layer in reversed(run.history) for p in layer if p.content == final_text
+            )
+        everything = [*run.extra, *(p for layer in run.history for p in layer)]
+        if aggregate not in everything:
+            everything.append(aggregate)
         if final_proposal:
             everything.append(final_proposal)
         models_used = list(dict.fromkeys(p.model for p in everything if p.ok))
@@ -216,20 +320,155 @@ class Engine:
         completion_tokens = sum(p.completion_tokens for p in everything)
         return MoAResult(
             final_response=final_text,
-            layer_history=history,
+            layer_history=run.history,
             aggregator=aggregate,
             final_agent=final_proposal,
             models_used=models_used,
-            layers=plan.layers,
-            seconds=asyncio.get_running_loop().time() - started,
-            trace_file=str(tracer.path) if tracer.path else None,
-            run_id=tracer.run_id,
+            layers=run.plan.layers,
+            seconds=asyncio.get_running_loop().time() - run.started,
+            trace_file=str(run.tracer.path) if run.tracer.path else None,
+            run_id=run.tracer.run_id,
             usage={
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
+            code=_final_code(final_text) if run.code else None,
+            decisions=run.decisions,
         )
+
+    # -- aggregation ------------------------------------------------------------
+
+    async def _aggregate(
+        self, run: _RunState, references: list[str], on_text: TextCallback | None
+    ) -> Proposal:
+        """Synthesize ``references``; in windows when they do not all fit (Self-MoA-Seq).
+
+        With a window of w, the first step aggregates w references, and every
+        later step the previous synthesis plus the next w - 1, so the
+        aggregator never sees more than w texts at once; only the last step
+        streams.
+        """
+        plan = run.plan
+        window = plan.aggregate_window or await self._window(run, references)
+        temperature = _aggregator_temperature(plan)
+        pending = list(references)
+        current: str | None = None
+        step = 0
+        while True:
+            take = window - (current is not None)
+            chunk = ([current] if current is not None else []) + pending[:take]
+            pending = pending[take:]
+            last = not pending
+            if not last or step:
+                run.tracer.emit(
+                    "aggregate.window", step=step + 1, references=len(chunk), left=len(pending)
+                )
+            proposal = await self._single(
+                plan,
+                plan.aggregator,
+                "aggregator",
+                layer=plan.layers + 1,
+                system_base=plan.aggregator_prompt or None,
+                refine=False,
+                references=chunk,
+                prompt=run.prompt,
+                temperature=temperature,
+                tracer=run.tracer,
+                on_text=on_text if last else None,
+                code=run.code,
+            )
+            if last or not proposal.ok:
+                return proposal
+            run.extra.append(proposal)
+            current = proposal.content
+            step += 1
+
+    async def _window(self, run: _RunState, references: Sequence[str]) -> int:
+        """How many references the aggregator can read at once without shortening them."""
+        if len(references) <= 2:
+            return max(2, len(references))
+        spec = run.plan.aggregator
+        backend = self.backends.for_model(spec)
+        n_ctx = (await backend.info(spec)).n_ctx
+        counts = [await backend.count_tokens(spec, text) for text in references]
+        fixed = await backend.count_tokens(spec, run.prompt) + 200  # instructions and template
+        room = n_ctx - fixed - run.plan.sampling.max_tokens
+        if sum(counts) + _TEMPLATE_TOKENS_PER_MESSAGE * len(counts) <= room:
+            return len(references)
+        per_reference = max(counts) + _TEMPLATE_TOKENS_PER_MESSAGE
+        return max(2, room // per_reference)
+
+    # -- verification -------------------------------------------------------------
+
+    async def _verify(
+        self, run: _RunState, layer: int, candidates: Sequence[str]
+    ) -> list[verify.Verdict]:
+        """Run one layer's candidates against the tests (written on first use); traced."""
+        codes = run.codes(candidates)
+        if run.tests is None:
+            run.tests = await self._write_tests(run, codes)
+        verdicts = list(
+            await asyncio.gather(
+                *(verify.run_tests(i, code, run.tests) for i, code in enumerate(codes))
+            )
+        )
+        run.tracer.emit(
+            "verify.layer",
+            layer=layer,
+            results=[
+                {"candidate": v.candidate, "passed": list(v.passed), "error": v.error}
+                for v in verdicts
+            ],
+        )
+        return verdicts
+
+    async def _write_tests(
+        self, run: _RunState, codes: Sequence[str | None]
+    ) -> list[verify.TestCase]:
+        """Tests for verification: the question's examples plus asserts the aggregator writes."""
+        plan = run.plan
+        entry = verify.entry_point(run.prompt, [c for c in codes if c])
+        tests = verify.example_tests(run.prompt, entry)
+        if entry is not None:
+            messages: tuple[Message, ...] = (
+                {"role": "system", "content": verify.TEST_WRITER_SYSTEM},
+                {
+                    "role": "user",
+                    "content": verify.TEST_WRITER_USER.format(
+                        question=run.prompt, n=6, entry=entry
+                    ),
+                },
+            )
+            request = self._base_request(plan, plan.aggregator, messages, 0.2, 7, "tests")
+            outcome = await self._stream(request, None, run.tracer)
+            proposal = _outcome_proposal(0, "test_writer", request, outcome, False)
+            run.extra.append(proposal)
+            if proposal.ok:
+                written = [t for t in verify.parse_tests(proposal.content, entry) if t not in tests]
+                tests += written
+        tests = tests[: verify.MAX_TESTS]
+        run.tracer.emit("verify.tests", entry_point=entry, tests=[t.to_dict() for t in tests])
+        return tests
+
+    async def _select_verified(self, run: _RunState, aggregate: Proposal) -> str:
+        """Test the aggregate too; keep it unless a candidate passes more (aggregate wins ties)."""
+        last = [p for p in run.history[-1] if p.ok]
+        texts = [aggregate.content, *(p.content for p in last)]
+        codes = run.codes(texts)
+        tests = run.tests or []
+        verdicts = list(
+            await asyncio.gather(*(verify.run_tests(i, c, tests) for i, c in enumerate(codes)))
+        )
+        best = verify.rank(verdicts, codes, tests)[0]
+        who = "aggregator" if best == 0 else last[best - 1].agent
+        run.decide(
+            "verify.selected",
+            chosen=who,
+            reason=f"{who}: {verdicts[best].summary(tests)} "
+            f"(aggregate: {verdicts[0].summary(tests)})",
+        )
+        return texts[best]
 
     # -- roles --------------------------------------------------------------
 
@@ -289,6 +528,8 @@ class Engine:
         prompt: str,
         references: Sequence[str],
         tracer: Tracer,
+        *,
+        code: bool = False,
     ) -> list[Proposal]:
         results: list[Proposal | None] = [None] * len(agents)
         groups: dict[str, list[tuple[int, GenerateRequest, bool]]] = {}
@@ -307,6 +548,7 @@ class Engine:
                     tracer=tracer,
                     who=agent.name,
                     layer=layer,
+                    code=code,
                 )
             except GenerationError as exc:
                 results[index] = self._record(
@@ -383,6 +625,7 @@ class Engine:
         temperature: float,
         tracer: Tracer,
         on_text: TextCallback | None,
+        code: bool = False,
     ) -> Proposal:
         try:
             request, shortened = await self._request(
@@ -397,6 +640,7 @@ class Engine:
                 who=who,
                 layer=layer,
                 refine=refine,
+                code=code,
             )
         except GenerationError as exc:
             return Proposal(
@@ -481,6 +725,7 @@ class Engine:
         who: str,
         layer: int,
         refine: bool = True,
+        code: bool = False,
     ) -> tuple[GenerateRequest, bool]:
         """Build one request, shortening references to fit the model's context."""
         backend = self.backends.for_model(spec)
@@ -492,6 +737,7 @@ class Engine:
             prompt,
             plan.sampling.max_tokens,
             refine=refine,
+            code=code,
         )
         shortened = list(fitted) != list(references)
         if shortened:
@@ -504,9 +750,9 @@ class Engine:
                 kept_chars=[len(r) for r in fitted],
             )
         if references:
-            system = prompts.synthesis_system(fitted, base=system_base, refine=refine)
+            system = prompts.synthesis_system(fitted, base=system_base, refine=refine, code=code)
         else:
-            system = system_base or prompts.DEFAULT_PROPOSER_SYSTEM
+            system = system_base or _proposer_system(code)
         messages = ({"role": "system", "content": system}, {"role": "user", "content": prompt})
         request = self._base_request(plan, spec, messages, temperature, seed_offset, who)
         return replace(request, max_tokens=max_tokens), shortened
@@ -521,6 +767,7 @@ async def fit_references(
     max_tokens: int,
     *,
     refine: bool = True,
+    code: bool = False,
 ) -> tuple[list[str], int]:
     """References that fit ``spec``'s context next to the prompt and the answer budget.
 
@@ -532,8 +779,8 @@ async def fit_references(
     :class:`ContextOverflowError` when the prompt cannot fit at all.
     """
     n_ctx = (await backend.info(spec)).n_ctx
-    instruction = (prompts.REFINE if refine else prompts.SYNTHESIZE) if references else ""
-    base = system_base or ("" if references else prompts.DEFAULT_PROPOSER_SYSTEM)
+    instruction = prompts.instruction(refine=refine, code=code) if references else ""
+    base = system_base or ("" if references else _proposer_system(code))
     fixed = (
         await backend.count_tokens(spec, f"{base}\n\n{instruction}")
         + await backend.count_tokens(spec, prompt)
@@ -585,6 +832,33 @@ def _keep_beginning(text: str, factor: float) -> str:
     if space > keep * 0.8:
         cut = cut[:space]
     return cut.rstrip() + " [...]"
+
+
+def _proposer_system(code: bool) -> str:
+    return prompts.CODE_PROPOSER_SYSTEM if code else prompts.DEFAULT_PROPOSER_SYSTEM
+
+
+def _aggregator_temperature(plan: Plan) -> float:
+    if plan.aggregator_temperature is None:
+        return plan.sampling.temperature
+    return plan.aggregator_temperature
+
+
+def _strongest(proposals: Sequence[Proposal], plan: Plan) -> Proposal:
+    """The proposal of the strongest model (the first of equals)."""
+    return max(
+        proposals,
+        key=lambda p: plan.models[p.model].strength if p.model in plan.models else (0, 0),
+    )
+
+
+def _final_code(text: str) -> str | None:
+    """The program of a code answer: Python if there is any, else the longest fenced block."""
+    program = extract_python(text)
+    if program is not None:
+        return program
+    blocks = [body for _, body in code_blocks(text) if body.strip()]
+    return max(blocks, key=len).strip() if blocks else None
 
 
 def _temperature(agent: Agent, plan: Plan) -> float:

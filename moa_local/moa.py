@@ -39,7 +39,9 @@ class MoA:
     CLI does). ``proposers`` is a list of model names, or of :class:`Agent`
     objects for explicit agents. ``aggregator`` and ``final_agent`` are model
     names or Agents (an Agent's system prompt is put before the synthesis
-    instructions, or guides the final rewrite).
+    instructions, or guides the final rewrite). ``task``, ``verify`` and
+    ``router`` set the strategies of the same [defaults] keys; ``single`` runs
+    the aggregator model alone, with no mixture (a baseline to compare with).
     """
 
     def __init__(
@@ -67,6 +69,10 @@ class MoA:
         observers: Sequence[Observer] = (),
         backends: dict[str, Backend] | None = None,
         labels: dict[str, str] | None = None,
+        task: str | None = None,
+        verify: bool | None = None,
+        router: str | None = None,
+        single: bool = False,
     ) -> None:
         if n is not None and n < 1:
             where = (labels or {}).get("num_proposers", "n")
@@ -109,12 +115,16 @@ class MoA:
             "seed": seed,
             "budget_mb": budget_mb,
             "trace_dir": None if trace_dir is _UNSET else os.fspath(trace_dir or ""),
+            "task": task,
+            "verify": verify,
+            "router": router,
         }
         if isinstance(config, Config):
             self.config = apply_overrides(config, overrides, labels)
         else:
             self.config = load_config(config, overrides=overrides, labels=labels)
         self.explicit_agents = explicit_agents
+        self.single = single
         self.aggregator_prompt = aggregator_prompt
         self.auto_pull = auto_pull
         self.progress = progress
@@ -243,6 +253,14 @@ class MoA:
             final_agent=final_agent,
             final_agent_prompt=config.final_agent_prompt,
             settings=config.as_dict(),
+            task=config.task,
+            verify=config.verify,
+            router=config.router,
+            aggregator_temperature=(
+                None if config.aggregator_temperature < 0 else config.aggregator_temperature
+            ),
+            aggregate_window=config.aggregate_window,
+            single=self.single,
         )
 
     def _aggregator(self, proposers: dict[str, ModelSpec]) -> ModelSpec:

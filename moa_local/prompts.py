@@ -29,6 +29,26 @@ REFINE = (
     "to the question."
 )
 
+# Task-aware variants for questions that ask for code: the aggregator and the
+# refining proposers are asked for one complete program, not a prose synthesis.
+CODE_SYNTHESIZE = (
+    "Below are candidate solutions to the user's programming task, written independently "
+    "by several AI models. Some may be wrong. Check each one against the task and its "
+    "examples, find the correct approach, fix any bug, and reply with one complete, "
+    "correct program in a single code block, with the imports it needs. No explanation."
+)
+
+CODE_REFINE = (
+    "Other AI models have already written solutions to this programming task; they are "
+    "below and may contain bugs. Check them against the task and its examples, then "
+    "reply with your own complete, correct program in a single code block. No explanation."
+)
+
+CODE_PROPOSER_SYSTEM = (
+    "You are an expert programmer. Reply with one complete, correct program in a single "
+    "code block, with the imports it needs."
+)
+
 DEFAULT_PROPOSER_SYSTEM = (
     "You are a helpful, knowledgeable assistant. Answer accurately and concisely."
 )
@@ -88,15 +108,24 @@ def format_references(references: Sequence[str]) -> str:
     )
 
 
-def synthesis_system(references: Sequence[str], *, base: str | None = None, refine: bool) -> str:
+def instruction(*, refine: bool, code: bool = False) -> str:
+    """The synthesis instruction for a refining proposer or the aggregator."""
+    if code:
+        return CODE_REFINE if refine else CODE_SYNTHESIZE
+    return REFINE if refine else SYNTHESIZE
+
+
+def synthesis_system(
+    references: Sequence[str], *, base: str | None = None, refine: bool, code: bool = False
+) -> str:
     """System message carrying ``references``: for a refining proposer or the aggregator.
 
     ``base`` is the agent's own system prompt, kept first so a role keeps its
-    perspective in refinement layers.
+    perspective in refinement layers. ``code`` selects the programming variant.
     """
-    instruction = REFINE if refine else SYNTHESIZE
+    text = instruction(refine=refine, code=code)
     parts = [base.strip()] if base and base.strip() else []
-    parts.append(instruction)
+    parts.append(text)
     parts.append(format_references(references))
     return "\n\n".join(parts)
 

@@ -55,6 +55,8 @@ class MoAResult(Mapping[str, Any]):
     trace_file: str | None
     run_id: str
     usage: dict[str, int] = field(default_factory=dict)
+    code: str | None = None  # the program of a code answer, extracted from final_response
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # router and verify choices
 
     @property
     def num_proposals(self) -> int:
@@ -75,6 +77,8 @@ class MoAResult(Mapping[str, Any]):
             "seconds": round(self.seconds, 3),
             "trace_file": self.trace_file,
             "run_id": self.run_id,
+            "code": self.code,
+            "decisions": [dict(d) for d in self.decisions],
         }
 
     def __getitem__(self, key: str) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from moa_local.config import TABLES, load_config
+from moa_local.config import BUILTIN_PRESETS, TABLES, load_config
 from moa_local.errors import ConfigError
 
 from .conftest import REPO_ROOT
@@ -188,3 +188,22 @@ def test_more_host_mistakes(text: str, message: str) -> None:
     write(Path("models.toml"), text)
     with pytest.raises(ConfigError, match=message):
         load_config()
+
+
+def test_repository_models_toml_documents_the_builtin_presets() -> None:
+    document = tomllib.loads((REPO_ROOT / "models.toml").read_text(encoding="utf-8"))
+    assert document["presets"] == BUILTIN_PRESETS
+
+
+def test_presets_from_a_file_add_to_the_builtin_ones_and_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text('[presets.mine]\nlayers = 3\nrouter = "agree"\nverify = true\n')
+    config = load_config(path)
+    assert config.presets["mine"] == {"layers": 3, "router": "agree", "verify": True}
+    assert "self-moa" in config.presets
+    path.write_text('[presets.bad]\nrouter = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"\[presets.bad\] router must be one of off, agree, on"):
+        load_config(path)
+    path.write_text("[presets.bad]\nverify = 1\n")
+    with pytest.raises(ConfigError, match="verify must be true or false"):
+        load_config(path)

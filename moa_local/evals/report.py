@@ -1,0 +1,82 @@
+"""Eval summaries as a text table, and as a chart of score against time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ConfigError
+from .runner import Summary
+
+
+def table(summaries: Sequence[Summary]) -> str:
+    """A fixed-width table: one row per config."""
+    with_instructions = any(s.instruction_score is not None for s in summaries)
+    headers = ["config", "score", "n", "s/item", "tok/item", "shortcut", "failures"]
+    if with_instructions:
+        headers.insert(2, "instr")
+    rows = []
+    for s in summaries:
+        failures = ", ".join(f"{kind} {count}" for kind, count in s.failures.items()) or "-"
+        row = [
+            s.config,
+            f"{s.score:.1f}",
+            str(s.n),
+            f"{s.seconds_per_item:.1f}",
+            f"{s.tokens_per_item:.0f}",
+            f"{100 * s.shortcut_share:.0f}%",
+            failures,
+        ]
+        if with_instructions:
+            row.insert(2, "-" if s.instruction_score is None else f"{s.instruction_score:.1f}")
+        rows.append(row)
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def chart(summaries: Sequence[Summary], path: Path, title: str) -> Path:
+    """A PNG scatter: score against seconds per problem, one labelled point per config."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display: write files only
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("the chart needs matplotlib: pip install 'moa-local[eval]'") from None
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for s in summaries:
+        single = s.config.startswith("single:")
+        axes.scatter(
+            s.seconds_per_item,
+            s.score,
+            s=60,
+            marker="o" if single else "D",
+            color="#888888" if single else "#1f6feb",
+            zorder=3,
+        )
+        axes.annotate(
+            s.config,
+            (s.seconds_per_item, s.score),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
+    axes.set_xlabel("seconds per problem (mean)")
+    axes.set_ylabel("score (%)")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.set_xlim(left=0)
+    top = max((s.score for s in summaries), default=100)
+    axes.set_ylim(0, min(100, top + 10))
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    figure.savefig(tmp, format="png")
+    plt.close(figure)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,318 @@
+"""Run configs over a suite, one JSONL line per (config, problem), resumable.
+
+A *config* is what ``--configs`` names:
+
+- ``single:MODEL``: one call of one model (greedy), with the same prompt,
+  system prompt and ``max_tokens`` as a layer-1 proposer of a mixture;
+- ``moa``: the current ``[defaults]``;
+- ``NAME``: a ``[presets.NAME]`` table of models.toml;
+- any of these but ``single`` with ``+verify`` (verified aggregation),
+  ``+router`` (selective MoA: agreement and simple questions) or ``+agree``
+  (agreement only) appended.
+
+Every finished pair is appended to ``LOG_DIR/SUITE.jsonl`` at once (flushed
+and fsynced), keyed by the config's label and a fingerprint of its resolved
+settings; a rerun skips the pairs already there, so Ctrl-C loses nothing
+finished and a changed preset is measured afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, apply_overrides, preset_overrides
+from ..errors import ConfigError, MoALocalError
+from ..moa import MoA
+from ..store import ProgressFactory, silent_progress
+from .suite import SPLITS, Problem, Suite
+
+# Bumped when the way problems are asked or scored changes, so old log lines
+# are not mixed with new ones.
+PROTOCOL_VERSION = 1
+_SUFFIXES: dict[str, dict[str, Any]] = {
+    "verify": {"verify": True},
+    "router": {"router": "on"},
+    "agree": {"router": "agree"},
+}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One config to evaluate: its label and the settings it changes."""
+
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    single: bool = False
+
+
+@dataclass
+class Summary:
+    """The results of one config on one suite."""
+
+    config: str
+    suite: str
+    split: str
+    n: int
+    score: float  # percent of problems fully correct
+    seconds_per_item: float
+    tokens_per_item: float  # generated (completion) tokens
+    prompt_tokens_per_item: float
+    failures: dict[str, int]
+    shortcut_share: float  # share of problems where the router skipped layers or the mixture
+    instruction_score: float | None = None  # IFBench: percent of instructions followed
+    log: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for ``--json``."""
+        return dict(self.__dict__)
+
+
+def parse_configs(text: str, config: Config) -> list[EvalConfig]:
+    """``--configs`` text (comma-separated) into configs; unknown names are a ConfigError."""
+    labels = [part.strip() for part in text.split(",") if part.strip()]
+    if not labels:
+        raise ConfigError("--configs is empty: name at least one config (e.g. moa)")
+    configs = []
+    for label in labels:
+        if label.startswith("single:"):
+            model = label.removeprefix("single:").strip()
+            if not model:
+                raise ConfigError(f"--configs: {label!r} names no model (single:MODEL)")
+            overrides = {"proposers": [model], "aggregator": model, "layers": 1, "temperature": 0.0}
+            configs.append(EvalConfig(label, overrides, single=True))
+            continue
+        name, *suffixes = label.split("+")
+        overrides = {} if name == "moa" else _preset(name, config)
+        for suffix in suffixes:
+            if suffix not in _SUFFIXES:
+                raise ConfigError(
+                    f"--configs: unknown suffix +{suffix} in {label!r} "
+                    f"(known: {', '.join('+' + s for s in _SUFFIXES)})"
+                )
+            overrides.update(_SUFFIXES[suffix])
+        configs.append(EvalConfig(label, overrides))
+    if len({c.label for c in configs}) != len(configs):
+        raise ConfigError("--configs names the same config twice")
+    return configs
+
+
+def _preset(name: str, config: Config) -> dict[str, Any]:
+    if name not in config.presets:
+        known = ", ".join(["moa", "single:MODEL", *config.presets])
+        raise ConfigError(f"--configs: unknown config {name!r} (known: {known})")
+    return preset_overrides(config, name)
+
+
+def fingerprint(moa: MoA, single: bool) -> str:
+    """A short hash of everything that decides a config's answers."""
+    settings = moa.config.as_dict()
+    for volatile in (
+        "trace_dir",
+        "config_file",
+        "budget_mb",
+        "reserve_mb",
+        "budget_fraction",
+        "keep_alive",
+        "cpu_slots",
+    ):
+        settings.pop(volatile, None)
+    blob = json.dumps([PROTOCOL_VERSION, single, settings], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every record of a log file; a line cut off by a crash is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+class _Decisions:
+    """Observer collecting whether the router shortened a run."""
+
+    def __init__(self) -> None:
+        self.shortcut = False
+
+    def __call__(self, event: str, record: dict[str, Any]) -> None:
+        if event == "router.decision" and record.get("action") in ("single", "stop"):
+            self.shortcut = True
+
+
+ProblemCallback = Callable[[dict[str, Any]], None]
+
+
+def evaluate(
+    suite: Suite,
+    configs: Iterable[EvalConfig],
+    *,
+    base_config: Config,
+    split: str = "dev",
+    limit: int | None = None,
+    max_tokens: int | None = None,
+    seed: int = 0,
+    log_dir: Path = Path("logs/eval"),
+    progress: Callable[[str, int, int], Any] | None = None,
+    pull_progress: ProgressFactory = silent_progress,
+) -> list[Summary]:
+    """Evaluate every config on ``suite``; returns one summary per config.
+
+    ``progress(label, total, done)`` is called once per config and must return
+    an object with ``update(n)`` and ``close()`` (a tqdm bar fits).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    problems = suite.problems(split)
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError(f"--limit must be >= 1, got {limit}")
+        problems = problems[:limit]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{suite.name}.jsonl"
+    summaries = []
+    for config in configs:
+        settings = apply_overrides(
+            base_config, config.overrides, {k: f"{config.label}: {k}" for k in config.overrides}
+        )
+        moa = MoA(
+            config=settings,
+            max_tokens=max_tokens,
+            seed=seed,
+            trace_dir="",
+            auto_pull=True,
+            progress=pull_progress,
+            single=config.single,
+        )
+        print_label = fingerprint(moa, config.single)
+        done = {
+            record["id"]: record
+            for record in read_log(log_path)
+            if record.get("config") == config.label and record.get("fingerprint") == print_label
+        }
+        todo = [p for p in problems if p.id not in done]
+        bar = progress(config.label, len(problems), len(problems) - len(todo)) if progress else None
+        try:
+            if todo:
+                for record in asyncio.run(
+                    _run_config(moa, suite, config, print_label, todo, log_path, bar)
+                ):
+                    done[record["id"]] = record
+        finally:
+            if bar is not None:
+                bar.close()
+        records = [done[p.id] for p in problems if p.id in done]
+        summaries.append(summarize(config.label, suite.name, split, records, str(log_path)))
+    return summaries
+
+
+async def _run_config(
+    moa: MoA,
+    suite: Suite,
+    config: EvalConfig,
+    print_label: str,
+    todo: list[Problem],
+    log_path: Path,
+    bar: Any,
+) -> list[dict[str, Any]]:
+    records = []
+    try:
+        await asyncio.to_thread(moa.prepare)
+        for problem in todo:
+            record = await _one(moa, suite, config, print_label, problem)
+            _append(log_path, record)
+            records.append(record)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        await moa.aclose()
+    return records
+
+
+async def _one(
+    moa: MoA, suite: Suite, config: EvalConfig, print_label: str, problem: Problem
+) -> dict[str, Any]:
+    decisions = _Decisions()
+    moa.observers = [decisions]
+    started = time.perf_counter()
+    answer, error, usage = "", None, {"prompt_tokens": 0, "completion_tokens": 0}
+    try:
+        result = await moa.run(problem.prompt)
+        answer, usage = result.final_response, result.usage
+    except MoALocalError as exc:
+        error = str(exc)
+    seconds = time.perf_counter() - started
+    if error is None:
+        score = await asyncio.to_thread(suite.score, problem, answer)
+        outcome, value, details = score.outcome, score.value, score.details
+    else:
+        outcome, value, details = "run_error", 0.0, {"detail": error[:300]}
+    return {
+        "config": config.label,
+        "fingerprint": print_label,
+        "suite": suite.name,
+        "index": problem.index,
+        "id": problem.id,
+        "outcome": outcome,
+        "score": value,
+        "details": details,
+        "seconds": round(seconds, 3),
+        "prompt_tokens": usage.get("prompt_tokens", 0),
+        "completion_tokens": usage.get("completion_tokens", 0),
+        "shortcut": decisions.shortcut,
+        "answer": answer,
+    }
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def summarize(
+    label: str, suite: str, split: str, records: list[dict[str, Any]], log: str = ""
+) -> Summary:
+    """Aggregate one config's records into a :class:`Summary`."""
+    n = len(records)
+
+    def mean(key: str) -> float:
+        return sum(float(r.get(key, 0)) for r in records) / n if n else 0.0
+
+    failures = Counter(r["outcome"] for r in records if r["outcome"] != "pass")
+    instruction_score = None
+    if records and all("instructions" in r.get("details", {}) for r in records):
+        followed = sum(r["details"]["followed"] for r in records)
+        total = sum(r["details"]["instructions"] for r in records)
+        instruction_score = round(100 * followed / total, 1) if total else 0.0
+    return Summary(
+        config=label,
+        suite=suite,
+        split=split,
+        n=n,
+        score=round(100 * mean("score"), 1),
+        seconds_per_item=round(mean("seconds"), 2),
+        tokens_per_item=round(mean("completion_tokens"), 1),
+        prompt_tokens_per_item=round(mean("prompt_tokens"), 1),
+        failures=dict(sorted(failures.items())),
+        shortcut_share=round(sum(bool(r.get("shortcut")) for r in records) / n, 3) if n else 0.0,
+        instruction_score=instruction_score,
+        log=log,
+    )

@@ -1,0 +1,55 @@
+"""What every evaluation suite offers: its problems and a scorer for one answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+SPLITS = ("dev", "all")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One item of a suite: what the model is asked, and what scoring needs."""
+
+    suite: str
+    index: int  # position in the suite's data file (the dev split is a range of these)
+    id: str  # the suite's own id, e.g. "HumanEval/12" or an IFBench key
+    prompt: str  # the text sent to the model or mixture
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Score:
+    """How one answer did.
+
+    ``outcome`` is ``"pass"`` or the kind of failure (HumanEval: ``wrong``,
+    ``error``, ``timeout``, ``no_code``; IFBench: ``partial``, ``none``).
+    ``value`` is the item's share of the suite score (0 or 1 for a strict
+    suite). ``details`` holds suite-specific extras (IFBench: instructions
+    followed and total).
+    """
+
+    outcome: str
+    value: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the answer counts as fully correct."""
+        return self.outcome == "pass"
+
+
+class Suite(Protocol):
+    """A verifiable benchmark: a fixed list of problems and a deterministic scorer."""
+
+    name: str
+    dev_range: range  # indices of the dev split
+
+    def problems(self, split: str = "dev") -> list[Problem]:
+        """The problems of ``split`` ("dev" or "all"), in data-file order."""
+        ...
+
+    def score(self, problem: Problem, answer: str) -> Score:
+        """Score ``answer`` to ``problem``; never raises for a bad answer."""
+        ...

@@ -1,0 +1,193 @@
+"""Task-aware aggregation, Self-MoA-Seq windows, the router and verified aggregation,
+on echo models whose answers are scripted per agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from moa_local import MoA
+from moa_local.backends.base import GenerateRequest
+from moa_local.backends.echo import EchoBackend
+from moa_local.config import apply_overrides, load_config
+from moa_local.prompts import CODE_REFINE, CODE_SYNTHESIZE, SYNTHESIZE
+from moa_local.trace import read_trace
+
+QUESTION = (
+    "Complete this function.\n```python\ndef add_one(x):\n"
+    '    """Return x plus one.\n    >>> add_one(1)\n    2\n    """\n```'
+)
+RIGHT = "```python\ndef add_one(x):\n    return x + 1\n```"
+WRONG = "```python\ndef add_one(x):\n    return x + 2\n```"
+RIGHT_AGAIN = "Here it is:\n```python\ndef add_one(x):\n    # increment\n    return x + 1\n```"
+
+
+class Scripted(EchoBackend):
+    """Echo models whose answer is looked up by model name (``echo:NAME``) and role."""
+
+    def __init__(self, replies: dict[str, str]) -> None:
+        super().__init__()
+        self.replies = replies
+
+    def answer(self, request: GenerateRequest) -> str:  # type: ignore[override]
+        name = request.model.name.removeprefix("echo:")
+        return self.replies.get(f"{name}:{request.tag}") or self.replies.get(
+            name, super().answer(request)
+        )
+
+
+def make(backend: EchoBackend, **kwargs: Any) -> MoA:
+    kwargs.setdefault("trace_dir", "traces")
+    return MoA(backends={"echo": backend}, **kwargs)
+
+
+def system_of(request: GenerateRequest) -> str:
+    return next(m["content"] for m in request.messages if m["role"] == "system")
+
+
+def events(result: Any, name: str) -> list[dict[str, Any]]:
+    return [e for e in read_trace(result.trace_file) if e["event"] == name]
+
+
+async def test_code_question_gets_code_prompts_and_extracted_program() -> None:
+    backend = Scripted({"a": RIGHT, "b": WRONG, "agg": "Best version:\n" + RIGHT + "\nDone."})
+    moa = make(backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=2)
+    result = await moa.run(QUESTION)
+    refine_requests = [r for r in backend.stats.requests if r.tag in ("echo:a", "echo:b")][2:]
+    assert all(CODE_REFINE in system_of(r) for r in refine_requests)
+    assert CODE_SYNTHESIZE in system_of(backend.stats.requests[-1])
+    assert result.code == "def add_one(x):\n    return x + 1"
+    assert events(result, "run.start")[0]["task"] == "code"
+
+
+async def test_text_question_keeps_prose_synthesis() -> None:
+    backend = Scripted({})
+    moa = make(backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1)
+    result = await moa.run("Why is the sky blue?")
+    assert SYNTHESIZE in system_of(backend.stats.requests[-1])
+    assert result.code is None
+
+
+async def test_self_moa_seq_aggregates_in_windows() -> None:
+    backend = Scripted({})
+    moa = make(
+        backend,
+        proposers=["echo:m"],
+        strategy="temperature",
+        n=5,
+        layers=1,
+        aggregator="echo:m",
+        config=apply_overrides(load_config(), {"aggregate_window": 2}),
+    )
+    result = await moa.run("Tell me about owls.")
+    aggregations = [r for r in backend.stats.requests if r.tag == "aggregator"]
+    # 5 answers, 2 at a time: [1,2] -> s1; [s1,3] -> s2; [s2,4] -> s3; [s3,5] -> final
+    assert len(aggregations) == 4
+    assert all(system_of(r).count("Response ") == 2 for r in aggregations)
+    windows = events(result, "aggregate.window")
+    assert [w["step"] for w in windows] == [1, 2, 3, 4]
+    assert "refs=2" in result.final_response
+
+
+async def test_router_stops_when_answers_agree() -> None:
+    backend = Scripted({"a": RIGHT, "b": RIGHT_AGAIN})
+    moa = make(
+        backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=3, router="agree"
+    )
+    result = await moa.run(QUESTION)
+    assert len(result.layer_history) == 1
+    assert not [r for r in backend.stats.requests if r.tag == "aggregator"]
+    decision = events(result, "router.decision")[-1]
+    assert decision["action"] == "stop" and "same program" in decision["reason"]
+    assert result.decisions[-1]["action"] == "stop"
+    assert result.final_response in (RIGHT, RIGHT_AGAIN)
+
+
+async def test_router_continues_when_answers_differ() -> None:
+    backend = Scripted({"a": RIGHT, "b": WRONG, "agg": RIGHT})
+    moa = make(
+        backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=2, router="agree"
+    )
+    result = await moa.run(QUESTION)
+    assert len(result.layer_history) == 2
+    actions = [d["action"] for d in events(result, "router.decision")]
+    assert actions == ["continue", "continue"]
+
+
+async def test_router_sends_a_simple_question_to_the_aggregator_alone() -> None:
+    backend = Scripted({})
+    moa = make(
+        backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=2, router="on"
+    )
+    result = await moa.run("What is the capital of France?")
+    assert [r.model.name for r in backend.stats.requests] == ["echo:agg"]
+    assert result.layer_history == []
+    decision = events(result, "router.decision")[0]
+    assert decision["action"] == "single" and "simple question" in decision["reason"]
+    assert result.final_response.startswith("[agg")
+
+
+async def test_single_plan_is_one_call_with_the_proposer_prompt() -> None:
+    backend = Scripted({"m": RIGHT})
+    moa = make(backend, proposers=["echo:m"], aggregator="echo:m", layers=1, single=True)
+    result = await moa.run(QUESTION)
+    assert len(backend.stats.requests) == 1
+    assert "expert programmer" in system_of(backend.stats.requests[0])
+    assert result.code == "def add_one(x):\n    return x + 1"
+
+
+@pytest.mark.parametrize("router", ["off", "agree"])
+async def test_verify_keeps_the_candidate_that_passes(router: str) -> None:
+    # The aggregator writes a wrong program; verification tests every candidate
+    # against the question's example and the written tests, and keeps the right one.
+    backend = Scripted(
+        {
+            "a": WRONG,
+            "b": RIGHT,
+            "agg": WRONG,
+            "agg:tests": "```python\nassert add_one(5) == 6\nassert add_one(-1) == 0\n```",
+        }
+    )
+    moa = make(
+        backend,
+        proposers=["echo:a", "echo:b"],
+        aggregator="echo:agg",
+        layers=1,
+        verify=True,
+        router=router,
+    )
+    result = await moa.run(QUESTION)
+    assert result.code == "def add_one(x):\n    return x + 1"
+    tests = events(result, "verify.tests")[0]["tests"]
+    assert {"source": "assert add_one(1) == 2", "example": True} in tests
+    assert {"source": "assert add_one(5) == 6", "example": False} in tests
+    layer = events(result, "verify.layer")[0]["results"]
+    assert layer[0]["passed"] == [False, False, False] and layer[1]["passed"] == [True] * 3
+    if router == "off":
+        chosen = events(result, "verify.selected")[0]
+        assert chosen["chosen"] == "echo:b" and "passed 3 of 3" in chosen["reason"]
+    else:  # a candidate passing every test ends the run before aggregation
+        assert events(result, "router.decision")[0]["action"] == "stop"
+        assert not [r for r in backend.stats.requests if r.tag == "aggregator"]
+
+
+async def test_verify_tells_the_aggregator_which_tests_passed() -> None:
+    backend = Scripted({"a": WRONG, "b": RIGHT, "agg": RIGHT, "agg:tests": "no asserts here"})
+    moa = make(
+        backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1, verify=True
+    )
+    await moa.run(QUESTION)
+    system = system_of(next(r for r in backend.stats.requests if r.tag == "aggregator"))
+    assert "[Tests: passed 0 of 1 tests; failed: assert add_one(1) == 2]" in system
+    assert "[Tests: passed 1 of 1 tests]" in system
+
+
+async def test_verify_is_skipped_for_text_questions() -> None:
+    backend = Scripted({})
+    moa = make(
+        backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1, verify=True
+    )
+    result = await moa.run("Why is the sky blue?")
+    assert not events(result, "verify.tests")
+    assert not [r for r in backend.stats.requests if r.tag == "tests"]
