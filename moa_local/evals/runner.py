@@ -290,7 +290,8 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 def summarize(
     label: str, suite: str, split: str, records: list[dict[str, Any]], log: str = ""
 ) -> Summary:
-    """Aggregate one config's records into a :class:`Summary`."""
+    """Aggregate one config's records into a :class:`Summary` (unscorable items left out)."""
+    records = [r for r in records if r["outcome"] != "unsupported"]
     n = len(records)
 
     def mean(key: str) -> float:

@@ -24,7 +24,9 @@ class Score:
     """How one answer did.
 
     ``outcome`` is ``"pass"`` or the kind of failure (HumanEval: ``wrong``,
-    ``error``, ``timeout``, ``no_code``; IFBench: ``partial``, ``none``).
+    ``error``, ``timeout``, ``no_code``; IFBench: ``partial``, ``none``), or
+    ``unsupported`` for an item that cannot be scored here (left out of the
+    summary).
     ``value`` is the item's share of the suite score (0 or 1 for a strict
     suite). ``details`` holds suite-specific extras (IFBench: instructions
     followed and total).

