@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextlib
 import os
 import resource
 import shutil
@@ -217,7 +216,9 @@ def _run(launcher: Path, workdir: Path, outdir: Path, limits: SandboxLimits) -> 
     stdout = _tail(outdir / "stdout")
     stderr = _tail(outdir / "stderr")
     code = process.returncode
-    if timed_out or (code in (-signal.SIGXCPU, -signal.SIGKILL) and _cpu_exhausted(seconds, limits)):
+    if timed_out or (
+        code in (-signal.SIGXCPU, -signal.SIGKILL) and _cpu_exhausted(seconds, limits)
+    ):
         status = "timeout"
     elif code == 0:
         status = "passed"
