@@ -70,6 +70,12 @@ BUILTIN_RESOURCES: dict[str, Any] = {
 # in ask). The repository's models.toml repeats them with comments (a test keeps them
 # equal); a [presets.NAME] table in a config file adds one or replaces one of these.
 BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
+    "classic": {
+        "proposers": ["qwen2.5-coder-0.5b", "smollm2-135m"],
+        "aggregator": "auto",
+        "layers": 2,
+        "strategy": "model",
+    },
     "self-moa": {
         "proposers": ["qwen2.5-coder-1.5b"],
         "aggregator": "qwen2.5-coder-1.5b",

@@ -134,6 +134,7 @@ def test_table_and_chart(config_file: Path) -> None:
     text = report.table(summaries)
     assert text.splitlines()[0].split()[:4] == ["CONFIG", "SCORE", "N", "S/ITEM"]
     assert "single:echo:a" in text and "wrong 1" in text
+    assert "ROUTER" not in text
     png = report.chart(summaries, Path("out/chart.png"), "toy")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -176,3 +177,12 @@ def test_eval_command_rejects_bad_input_in_one_line(config_file: Path) -> None:
     assert "Traceback" not in result.output
     result = runner.invoke(main, ["eval", "mmlu"])
     assert result.exit_code == 2
+
+
+def test_table_shows_time_saved_and_score_cost_of_the_router(config_file: Path) -> None:
+    summaries = _evaluate(config_file, CountingSuite(), "pair,pair+agree")
+    text = report.table(summaries)
+    header, _, routed = text.splitlines()
+    assert header.split()[-1] == "ROUTER"
+    assert "s saved" in routed and "pts vs pair" in routed
+    assert "+0.0 pts" in routed  # echo answers are the same either way

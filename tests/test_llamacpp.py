@@ -11,10 +11,11 @@ import pytest
 from moa_local import MoA
 from moa_local.backends.base import Completion, GenerateRequest
 from moa_local.backends.llamacpp import LlamaCppBackend
-from moa_local.config import load_config
+from moa_local.config import apply_overrides, load_config
 from moa_local.errors import BackendUnavailable, ContextOverflowError, ModelError
 from moa_local.models import ModelSpec, resolve_model
 from moa_local.store import ModelStore
+from moa_local.trace import read_trace
 
 pytest.importorskip("llama_cpp")
 
@@ -165,3 +166,46 @@ def test_one_file_under_two_names_is_loaded_and_budgeted_once(tiny_model: Path) 
     assert len(moa.scheduler.resident) == 1
     (resident,) = moa.scheduler.resident.values()
     assert moa.scheduler.used["cpu"] == resident.estimate.per_device["cpu"]
+
+
+def _tiny_moa(tiny_model: Path, **kwargs: object) -> MoA:
+    settings: dict[str, object] = {
+        "proposers": [f"path:{tiny_model}"],
+        "aggregator": f"path:{tiny_model}",
+        "max_tokens": 12,
+        "seed": 3,
+        "trace_dir": "traces",
+    }
+    settings.update(kwargs)
+    return MoA(**settings)  # type: ignore[arg-type]
+
+
+def test_strategies_run_on_the_tiny_model(tiny_model: Path) -> None:
+    # Self-MoA-Seq: four samples read two at a time.
+    seq = _tiny_moa(
+        tiny_model,
+        strategy="temperature",
+        n=4,
+        layers=1,
+        config=apply_overrides(load_config(), {"aggregate_window": 2}),
+    ).run_sync("hello")
+    events = [e["event"] for e in read_trace(seq.trace_file)]
+    assert events.count("aggregate.window") == 3
+
+    # Greedy samples of one model agree: the router stops after layer 1.
+    agreed = _tiny_moa(
+        tiny_model, strategy="model", n=2, layers=3, temperature=0.0, router="agree"
+    ).run_sync("hello")
+    assert len(agreed.layer_history) == 1
+    assert agreed.decisions[-1]["action"] == "stop"
+
+    # A simple question goes to the aggregator alone.
+    alone = _tiny_moa(tiny_model, n=2, layers=2, router="on").run_sync("What is 2 plus 2?")
+    assert alone.layer_history == [] and alone.decisions[0]["action"] == "single"
+
+    # Verification on a code question runs even when the answers hold no code.
+    verified = _tiny_moa(tiny_model, strategy="temperature", n=2, layers=1, verify=True).run_sync(
+        "Write a Python function add(a, b).\n>>> add(1, 2)\n3"
+    )
+    names = [e["event"] for e in read_trace(verified.trace_file)]
+    assert "verify.tests" in names and "verify.selected" in names

@@ -9,14 +9,32 @@ from ..errors import ConfigError
 from .runner import Summary
 
 
+def router_effect(summary: Summary, summaries: Sequence[Summary]) -> str:
+    """For a config with the router (``+agree``, ``+router``): time saved and score cost
+    against the same config without it, when that was run too."""
+    parts = summary.config.split("+")
+    routed = [p for p in parts[1:] if p in ("agree", "router")]
+    if not routed:
+        return ""
+    base_label = "+".join(p for p in parts if p not in routed)
+    base = next((s for s in summaries if s.config == base_label and s.n == summary.n), None)
+    if base is None:
+        return ""
+    saved = base.seconds_per_item - summary.seconds_per_item
+    return f"{saved:+.1f} s saved, {summary.score - base.score:+.1f} pts vs {base_label}"
+
+
 def table(summaries: Sequence[Summary]) -> str:
     """A fixed-width table: one row per config."""
     with_instructions = any(s.instruction_score is not None for s in summaries)
+    effects = [router_effect(s, summaries) for s in summaries]
     headers = ["config", "score", "n", "s/item", "tok/item", "shortcut", "failures"]
     if with_instructions:
         headers.insert(2, "instr")
+    if any(effects):
+        headers.append("router")
     rows = []
-    for s in summaries:
+    for s, effect in zip(summaries, effects, strict=True):
         failures = ", ".join(f"{kind} {count}" for kind, count in s.failures.items()) or "-"
         row = [
             s.config,
@@ -29,6 +47,8 @@ def table(summaries: Sequence[Summary]) -> str:
         ]
         if with_instructions:
             row.insert(2, "-" if s.instruction_score is None else f"{s.instruction_score:.1f}")
+        if any(effects):
+            row.append(effect or "-")
         rows.append(row)
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
