@@ -19,14 +19,16 @@ SYNTHESIZE = (
     "different AI models. Some of them may be incomplete, biased or simply wrong. "
     "Judge them critically: keep what is correct and useful, fix or drop what is not, "
     "and fill in what is missing. Do not copy any one response and do not mention that "
-    "there were several. Write one accurate, well-organised answer of your own."
+    "there were several. Write one accurate, well-organised answer of your own that "
+    "follows every instruction in the user's question exactly (form, length, format, "
+    "words to use or avoid)."
 )
 
 REFINE = (
     "Other AI models have already answered the user's question; their responses are "
     "below. They may contain mistakes or gaps. Use them as material: check each claim, "
     "keep what holds up, correct what does not, then write your own improved answer "
-    "to the question."
+    "to the question, following every instruction in it exactly."
 )
 
 # Task-aware variants for questions that ask for code: the aggregator and the

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import prompts, verify
 from ..config import Config, apply_overrides, preset_overrides
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
@@ -112,8 +113,16 @@ def _preset(name: str, config: Config) -> dict[str, Any]:
     return preset_overrides(config, name)
 
 
+def prompt_texts(single: bool) -> list[str]:
+    """The wording a config's answers depend on (a single model: only the proposer's)."""
+    if single:
+        return [prompts.DEFAULT_PROPOSER_SYSTEM, prompts.CODE_PROPOSER_SYSTEM]
+    texts = [v for k, v in sorted(vars(prompts).items()) if k.isupper() and isinstance(v, str)]
+    return [*texts, verify.TEST_WRITER_SYSTEM, verify.TEST_WRITER_USER]
+
+
 def fingerprint(moa: MoA, single: bool) -> str:
-    """A short hash of everything that decides a config's answers."""
+    """A short hash of everything that decides a config's answers, prompts included."""
     settings = moa.config.as_dict()
     for volatile in (
         "trace_dir",
@@ -125,7 +134,9 @@ def fingerprint(moa: MoA, single: bool) -> str:
         "cpu_slots",
     ):
         settings.pop(volatile, None)
-    blob = json.dumps([PROTOCOL_VERSION, single, settings], sort_keys=True, default=str)
+    blob = json.dumps(
+        [PROTOCOL_VERSION, single, settings, prompt_texts(single)], sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
