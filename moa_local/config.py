@@ -81,7 +81,7 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "aggregator": "qwen2.5-coder-1.5b",
         "strategy": "temperature",
         "num_proposers": 3,
-        "temperature_range": [0.2, 0.8],
+        "temperature_range": [0.0, 0.8],
         "layers": 1,
         "aggregator_temperature": 0.0,
     },
