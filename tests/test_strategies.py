@@ -191,3 +191,22 @@ async def test_verify_is_skipped_for_text_questions() -> None:
     result = await moa.run("Why is the sky blue?")
     assert not events(result, "verify.tests")
     assert not [r for r in backend.stats.requests if r.tag == "tests"]
+
+
+async def test_self_moa_seq_starts_by_itself_when_candidates_do_not_fit() -> None:
+    long_answer = " ".join(f"word{i}" for i in range(120))
+    backend = Scripted({"m": long_answer})
+    moa = make(
+        backend,
+        proposers=["echo:m"],
+        strategy="temperature",
+        n=4,
+        layers=1,
+        aggregator="echo:agg?n_ctx=600",
+        max_tokens=100,
+    )
+    result = await moa.run("Tell me about owls.")
+    aggregations = [r for r in backend.stats.requests if r.tag == "aggregator"]
+    assert len(aggregations) > 1
+    assert all(system_of(r).count("Response ") < 4 for r in aggregations)
+    assert not [e for e in events(result, "references.shortened") if e["agent"] == "aggregator"]
