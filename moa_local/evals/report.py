@@ -90,7 +90,8 @@ def chart(summaries: Sequence[Summary], path: Path, title: str) -> Path:
     axes.set_ylabel("score (%)")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    axes.set_xlim(left=0)
+    # Room on the right for the labels of the slowest configs.
+    axes.set_xlim(0, max((s.seconds_per_item for s in summaries), default=1) * 1.35 or 1)
     top = max((s.score for s in summaries), default=100)
     axes.set_ylim(0, min(100, top + 10))
     figure.tight_layout()
