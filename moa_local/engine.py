@@ -209,16 +209,22 @@ class Engine:
                 agents=[a.name for a in agents],
                 references=len(references),
             )
-            proposals = await self._run_layer(
-                plan, layer, agents, prompt, references, tracer, code=run.code
-            )
-            run.history.append(proposals)
+            tested: list[verify.Verdict] | None = None
+            if verifying and plan.router != "off":
+                proposals, tested, passing = await self._cascade(run, layer, agents, references)
+                if passing is not None:
+                    return self._finish(run, passing.content, None, on_text, emitted=False)
+            else:
+                proposals = await self._run_layer(
+                    plan, layer, agents, prompt, references, tracer, code=run.code
+                )
+                run.history.append(proposals)
             succeeded = [p for p in proposals if p.ok]
             if len(succeeded) < plan.sampling.min_proposers:
                 raise RunFailed(_layer_failure(layer, proposals, plan.sampling.min_proposers))
             references = [p.content for p in succeeded]
             if verifying:
-                verdicts = await self._verify(run, layer, references)
+                verdicts = tested or await self._verify(run, layer, references)
                 best = verdicts[verify.rank(verdicts, run.codes(references), run.tests)[0]]
                 if plan.router != "off" and verify.all_pass(best, run.tests):
                     chosen = succeeded[best.candidate]
@@ -269,6 +275,46 @@ class Engine:
             final_text = final_proposal.content
             emitted = True
         return self._finish(run, final_text, aggregate, on_text, emitted, final_proposal)
+
+    async def _cascade(
+        self, run: _RunState, layer: int, agents: Sequence[Agent], references: Sequence[str]
+    ) -> tuple[list[Proposal], list[verify.Verdict], Proposal | None]:
+        """One layer's agents one after another, each candidate tested as it arrives.
+
+        Selective MoA with verification: the first candidate that passes every
+        test ends the run (the rest of the mixture cannot improve on it); on a
+        CPU, where one model's agents run in turn anyway, this costs nothing
+        when no candidate passes. Returns the layer's proposals, the verdicts of
+        its successful ones, and the passing one.
+        """
+        proposals: list[Proposal] = []
+        verdicts: list[verify.Verdict] = []
+        run.history.append(proposals)
+        for index, agent in enumerate(agents):
+            proposals += await self._run_layer(
+                run.plan,
+                layer,
+                [agent],
+                run.prompt,
+                references,
+                run.tracer,
+                code=True,
+                first_index=index,
+            )
+            candidate = proposals[-1]
+            if not candidate.ok:
+                continue
+            verdict = (await self._verify(run, layer, [candidate.content]))[0]
+            verdicts.append(replace(verdict, candidate=len(verdicts)))
+            if verify.all_pass(verdict, run.tests or []):
+                run.decide(
+                    "router.decision",
+                    action="stop",
+                    layer=layer,
+                    reason=f"{candidate.agent} passed all {len(run.tests or [])} tests",
+                )
+                return proposals, verdicts, candidate
+        return proposals, verdicts, None
 
     async def _alone(self, run: _RunState, on_text: TextCallback | None, reason: str) -> MoAResult:
         """The aggregator model answers the question by itself, as a layer-1 proposer would."""
@@ -530,6 +576,7 @@ class Engine:
         tracer: Tracer,
         *,
         code: bool = False,
+        first_index: int = 0,
     ) -> list[Proposal]:
         results: list[Proposal | None] = [None] * len(agents)
         groups: dict[str, list[tuple[int, GenerateRequest, bool]]] = {}
@@ -544,7 +591,7 @@ class Engine:
                     references,
                     prompt,
                     temperature,
-                    seed_offset=index,
+                    seed_offset=first_index + index,
                     tracer=tracer,
                     who=agent.name,
                     layer=layer,

@@ -162,14 +162,34 @@ async def test_verify_keeps_the_candidate_that_passes(router: str) -> None:
     tests = events(result, "verify.tests")[0]["tests"]
     assert {"source": "assert add_one(1) == 2", "example": True} in tests
     assert {"source": "assert add_one(5) == 6", "example": False} in tests
-    layer = events(result, "verify.layer")[0]["results"]
+    layer = [r for e in events(result, "verify.layer") for r in e["results"]]
     assert layer[0]["passed"] == [False, False, False] and layer[1]["passed"] == [True] * 3
     if router == "off":
         chosen = events(result, "verify.selected")[0]
         assert chosen["chosen"] == "echo:b" and "passed 3 of 3" in chosen["reason"]
     else:  # a candidate passing every test ends the run before aggregation
-        assert events(result, "router.decision")[0]["action"] == "stop"
+        decision = events(result, "router.decision")[0]
+        assert decision["action"] == "stop" and "echo:b passed all 3 tests" in decision["reason"]
         assert not [r for r in backend.stats.requests if r.tag == "aggregator"]
+
+
+async def test_verify_with_router_stops_at_the_first_passing_candidate() -> None:
+    backend = Scripted(
+        {"a": RIGHT, "b": WRONG, "agg:tests": "```python\nassert add_one(0) == 1\n```"}
+    )
+    moa = make(
+        backend,
+        proposers=["echo:a", "echo:b"],
+        aggregator="echo:agg",
+        layers=2,
+        verify=True,
+        router="agree",
+    )
+    result = await moa.run(QUESTION)
+    # echo:a's program passes both tests: echo:b is never asked, nor layer 2, nor the aggregator.
+    assert [r.tag for r in backend.stats.requests] == ["echo:a", "tests"]
+    assert [len(layer) for layer in result.layer_history] == [1]
+    assert result.final_response == RIGHT
 
 
 async def test_verify_tells_the_aggregator_which_tests_passed() -> None:
