@@ -85,6 +85,17 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "layers": 1,
         "aggregator_temperature": 0.0,
     },
+    "self-moa-verify": {
+        "proposers": ["qwen2.5-coder-1.5b"],
+        "aggregator": "qwen2.5-coder-1.5b",
+        "strategy": "temperature",
+        "num_proposers": 3,
+        "temperature_range": [0.0, 0.8],
+        "layers": 1,
+        "aggregator_temperature": 0.0,
+        "verify": True,
+        "router": "agree",
+    },
     "self-moa-seq": {
         "proposers": ["qwen2.5-coder-1.5b"],
         "aggregator": "qwen2.5-coder-1.5b",

@@ -186,3 +186,12 @@ def test_table_shows_time_saved_and_score_cost_of_the_router(config_file: Path) 
     assert header.split()[-1] == "ROUTER"
     assert "s saved" in routed and "pts vs pair" in routed
     assert "+0.0 pts" in routed  # echo answers are the same either way
+
+
+def test_the_same_settings_under_another_name_reuse_results(config_file: Path) -> None:
+    config_file.write_text(CONFIG + "\n[presets.same]\nlayers = 1\n")
+    suite = CountingSuite()
+    _evaluate(config_file, suite, "moa", limit=2)
+    suite.scored.clear()
+    summary = _evaluate(config_file, suite, "same", limit=2)[0]
+    assert suite.scored == [] and summary.config == "same" and summary.n == 2

@@ -11,9 +11,10 @@ A *config* is what ``--configs`` names:
   (agreement only) appended.
 
 Every finished pair is appended to ``LOG_DIR/SUITE.jsonl`` at once (flushed
-and fsynced), keyed by the config's label and a fingerprint of its resolved
-settings; a rerun skips the pairs already there, so Ctrl-C loses nothing
-finished and a changed preset is measured afresh.
+and fsynced), with the config's label and a fingerprint of its resolved
+settings and prompts; a rerun skips the pairs whose fingerprint is already
+there, so Ctrl-C loses nothing finished, a changed preset is measured afresh,
+and two names for the same settings share their results.
 """
 
 from __future__ import annotations
@@ -212,10 +213,12 @@ def evaluate(
             single=config.single,
         )
         print_label = fingerprint(moa, config.single)
+        # Keyed by fingerprint alone: a preset with the same settings as the
+        # defaults (or as another preset) reuses their answers under its own label.
         done = {
-            record["id"]: record
+            record["id"]: {**record, "config": config.label}
             for record in read_log(log_path)
-            if record.get("config") == config.label and record.get("fingerprint") == print_label
+            if record.get("fingerprint") == print_label
         }
         todo = [p for p in problems if p.id not in done]
         bar = progress(config.label, len(problems), len(problems) - len(todo)) if progress else None
