@@ -75,6 +75,9 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "aggregator": "auto",
         "layers": 2,
         "strategy": "model",
+        "num_proposers": 0,
+        "aggregator_temperature": -1.0,
+        "router": "off",
     },
     "self-moa": {
         "proposers": ["qwen2.5-coder-1.5b"],
@@ -84,6 +87,7 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "temperature_range": [0.0, 0.8],
         "layers": 1,
         "aggregator_temperature": 0.0,
+        "router": "off",
     },
     "self-moa-verify": {
         "proposers": ["qwen2.5-coder-1.5b"],
@@ -105,18 +109,25 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "layers": 1,
         "aggregate_window": 2,
         "aggregator_temperature": 0.0,
+        "router": "off",
     },
     "qwen-mix": {
         "proposers": ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"],
         "aggregator": "qwen2.5-coder-1.5b",
+        "strategy": "model",
+        "num_proposers": 0,
         "layers": 1,
         "aggregator_temperature": 0.0,
+        "router": "off",
     },
     "qwen-mix-smol": {
         "proposers": ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"],
         "aggregator": "qwen2.5-coder-1.5b",
+        "strategy": "model",
+        "num_proposers": 0,
         "layers": 1,
         "aggregator_temperature": 0.0,
+        "router": "off",
     },
 }
 

@@ -123,8 +123,13 @@ def prompt_texts(single: bool) -> list[str]:
 
 
 def fingerprint(moa: MoA, single: bool) -> str:
-    """A short hash of everything that decides a config's answers, prompts included."""
+    """A short hash of everything that decides a config's answers, prompts included.
+
+    ``aggregator = "auto"`` counts as the model it resolves to, so the defaults
+    and a preset naming that model share a fingerprint.
+    """
     settings = moa.config.as_dict()
+    settings["aggregator"] = moa.prepare().aggregator.name
     for volatile in (
         "trace_dir",
         "config_file",
@@ -247,7 +252,6 @@ async def _run_config(
 ) -> list[dict[str, Any]]:
     records = []
     try:
-        await asyncio.to_thread(moa.prepare)
         for problem in todo:
             record = await _one(moa, suite, config, print_label, problem)
             _append(log_path, record)
