@@ -110,7 +110,9 @@ class _RunState:
     code: bool = False
     history: list[list[Proposal]] = field(default_factory=list)
     extra: list[Proposal] = field(default_factory=list)  # roles, tests, aggregation windows
-    tests: list[verify.TestCase] | None = None
+    tests: list[verify.TestCase] | None = None  # the question's examples, then written ones
+    tests_written: bool = False
+    entry: str | None = None  # the function the tests call
     decisions: list[dict[str, object]] = field(default_factory=list)
 
     def decide(self, event: str, **fields: object) -> None:
@@ -209,9 +211,8 @@ class Engine:
                 agents=[a.name for a in agents],
                 references=len(references),
             )
-            tested: list[verify.Verdict] | None = None
             if verifying and plan.router != "off":
-                proposals, tested, passing = await self._cascade(run, layer, agents, references)
+                proposals, passing = await self._cascade(run, layer, agents, references)
                 if passing is not None:
                     return self._finish(run, passing.content, None, on_text, emitted=False)
             else:
@@ -224,19 +225,9 @@ class Engine:
                 raise RunFailed(_layer_failure(layer, proposals, plan.sampling.min_proposers))
             references = [p.content for p in succeeded]
             if verifying:
-                verdicts = tested or await self._verify(run, layer, references)
-                best = verdicts[verify.rank(verdicts, run.codes(references), run.tests)[0]]
-                if plan.router != "off" and verify.all_pass(best, run.tests):
-                    chosen = succeeded[best.candidate]
-                    run.decide(
-                        "router.decision",
-                        action="stop",
-                        layer=layer,
-                        reason=f"{chosen.agent} passed all {len(run.tests)} tests",
-                    )
-                    return self._finish(run, chosen.content, None, on_text, emitted=False)
+                verdicts = await self._verify(run, layer, references)
                 references = [
-                    f"[Tests: {v.summary(run.tests)}]\n{text}"
+                    f"[Tests: {v.summary(run.tests or [])}]\n{text}"
                     for v, text in zip(verdicts, references, strict=True)
                 ]
             if plan.router != "off":
@@ -278,17 +269,19 @@ class Engine:
 
     async def _cascade(
         self, run: _RunState, layer: int, agents: Sequence[Agent], references: Sequence[str]
-    ) -> tuple[list[Proposal], list[verify.Verdict], Proposal | None]:
+    ) -> tuple[list[Proposal], Proposal | None]:
         """One layer's agents one after another, each candidate tested as it arrives.
 
-        Selective MoA with verification: the first candidate that passes every
-        test ends the run (the rest of the mixture cannot improve on it); on a
-        CPU, where one model's agents run in turn anyway, this costs nothing
-        when no candidate passes. Returns the layer's proposals, the verdicts of
-        its successful ones, and the passing one.
+        Selective MoA with verification: the first candidate that settles the
+        question ends the run, since the rest of the mixture cannot improve on
+        it. It settles when it passes every example the question states, or,
+        for a question without examples, every test the model wrote (written
+        tests are checked only then: a small model's expected values are often
+        wrong). On a CPU, where one model's agents run in turn anyway, this
+        costs nothing when no candidate settles. Returns the layer's proposals
+        and the settling one.
         """
         proposals: list[Proposal] = []
-        verdicts: list[verify.Verdict] = []
         run.history.append(proposals)
         for index, agent in enumerate(agents):
             proposals += await self._run_layer(
@@ -304,17 +297,19 @@ class Engine:
             candidate = proposals[-1]
             if not candidate.ok:
                 continue
-            verdict = (await self._verify(run, layer, [candidate.content]))[0]
-            verdicts.append(replace(verdict, candidate=len(verdicts)))
-            if verify.all_pass(verdict, run.tests or []):
+            examples_only = await self._has_examples(run, [candidate.content])
+            verdict = (
+                await self._verify(run, layer, [candidate.content], written=not examples_only)
+            )[0]
+            if verify.settles(verdict, run.tests or []):
                 run.decide(
                     "router.decision",
                     action="stop",
                     layer=layer,
-                    reason=f"{candidate.agent} passed all {len(run.tests or [])} tests",
+                    reason=f"{candidate.agent} {verdict.summary(run.tests or [])}",
                 )
-                return proposals, verdicts, candidate
-        return proposals, verdicts, None
+                return proposals, candidate
+        return proposals, None
 
     async def _alone(self, run: _RunState, on_text: TextCallback | None, reason: str) -> MoAResult:
         """The aggregator model answers the question by itself, as a layer-1 proposer would."""
@@ -448,15 +443,18 @@ class Engine:
     # -- verification -------------------------------------------------------------
 
     async def _verify(
-        self, run: _RunState, layer: int, candidates: Sequence[str]
+        self, run: _RunState, layer: int, candidates: Sequence[str], *, written: bool = True
     ) -> list[verify.Verdict]:
-        """Run one layer's candidates against the tests (written on first use); traced."""
+        """Run candidates against the tests (the written ones too unless ``written`` is
+        false; they are written on first need); traced."""
         codes = run.codes(candidates)
-        if run.tests is None:
-            run.tests = await self._write_tests(run, codes)
+        await self._has_examples(run, candidates)
+        if written and not run.tests_written:
+            await self._write_tests(run, codes)
+        tests = run.tests or []
         verdicts = list(
             await asyncio.gather(
-                *(verify.run_tests(i, code, run.tests) for i, code in enumerate(codes))
+                *(verify.run_tests(i, code, tests) for i, code in enumerate(codes))
             )
         )
         run.tracer.emit(
@@ -469,33 +467,53 @@ class Engine:
         )
         return verdicts
 
-    async def _write_tests(
-        self, run: _RunState, codes: Sequence[str | None]
-    ) -> list[verify.TestCase]:
-        """Tests for verification: the question's examples plus asserts the aggregator writes."""
-        plan = run.plan
-        entry = verify.entry_point(run.prompt, [c for c in codes if c])
-        tests = verify.example_tests(run.prompt, entry)
-        if entry is not None:
-            messages: tuple[Message, ...] = (
-                {"role": "system", "content": verify.TEST_WRITER_SYSTEM},
-                {
-                    "role": "user",
-                    "content": verify.TEST_WRITER_USER.format(
-                        question=run.prompt, n=6, entry=entry
-                    ),
-                },
+    async def _has_examples(self, run: _RunState, candidates: Sequence[str]) -> bool:
+        """Whether the question states examples (collected into the tests on first call)."""
+        if run.tests is None:
+            run.entry = verify.entry_point(run.prompt, [c for c in run.codes(candidates) if c])
+            run.tests = verify.example_tests(run.prompt, run.entry)
+            run.tracer.emit(
+                "verify.tests",
+                entry_point=run.entry,
+                source="question",
+                tests=[t.to_dict() for t in run.tests],
             )
-            request = self._base_request(plan, plan.aggregator, messages, 0.2, 7, "tests")
-            outcome = await self._stream(request, None, run.tracer)
-            proposal = _outcome_proposal(0, "test_writer", request, outcome, False)
-            run.extra.append(proposal)
-            if proposal.ok:
-                written = [t for t in verify.parse_tests(proposal.content, entry) if t not in tests]
-                tests += written
-        tests = tests[: verify.MAX_TESTS]
-        run.tracer.emit("verify.tests", entry_point=entry, tests=[t.to_dict() for t in tests])
-        return tests
+        return any(t.example for t in run.tests)
+
+    async def _write_tests(self, run: _RunState, codes: Sequence[str | None]) -> None:
+        """Add asserts the aggregator writes from the question to the tests."""
+        run.tests_written = True
+        plan = run.plan
+        if run.entry is None:
+            run.entry = verify.entry_point(run.prompt, [c for c in codes if c])
+        if run.entry is None:
+            return
+        messages: tuple[Message, ...] = (
+            {"role": "system", "content": verify.TEST_WRITER_SYSTEM},
+            {
+                "role": "user",
+                "content": verify.TEST_WRITER_USER.format(
+                    question=run.prompt, n=6, entry=run.entry
+                ),
+            },
+        )
+        request = self._base_request(plan, plan.aggregator, messages, 0.2, 7, "tests")
+        outcome = await self._stream(request, None, run.tracer)
+        proposal = _outcome_proposal(0, "test_writer", request, outcome, False)
+        run.extra.append(proposal)
+        tests = run.tests if run.tests is not None else []
+        if proposal.ok:
+            known = {t.source for t in tests}
+            tests += [
+                t for t in verify.parse_tests(proposal.content, run.entry) if t.source not in known
+            ]
+        run.tests = tests[: verify.MAX_TESTS]
+        run.tracer.emit(
+            "verify.tests",
+            entry_point=run.entry,
+            source="written",
+            tests=[t.to_dict() for t in run.tests],
+        )
 
     async def _select_verified(self, run: _RunState, aggregate: Proposal) -> str:
         """Test the aggregate too; keep it unless a candidate passes more (aggregate wins ties)."""

@@ -204,6 +204,15 @@ def rank(
     return sorted(range(len(verdicts)), key=key, reverse=True)
 
 
+def settles(verdict: Verdict, tests: Sequence[TestCase]) -> bool:
+    """Whether a candidate can be trusted without the rest of the mixture: it passes
+    every example of the question, or, when the question has none, every test."""
+    if verdict.error:
+        return False
+    examples = [ok for test, ok in zip(tests, verdict.passed, strict=True) if test.example]
+    return all(examples) if examples else all_pass(verdict, tests)
+
+
 def all_pass(verdict: Verdict, tests: Sequence[TestCase]) -> bool:
     """Whether a candidate passed every test (and there was at least one)."""
     return bool(tests) and not verdict.error and all(verdict.passed)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from moa_local import MoA
 from moa_local.backends.base import GenerateRequest
 from moa_local.backends.echo import EchoBackend
@@ -137,8 +135,7 @@ async def test_single_plan_is_one_call_with_the_proposer_prompt() -> None:
     assert result.code == "def add_one(x):\n    return x + 1"
 
 
-@pytest.mark.parametrize("router", ["off", "agree"])
-async def test_verify_keeps_the_candidate_that_passes(router: str) -> None:
+async def test_verify_keeps_the_candidate_that_passes() -> None:
     # The aggregator writes a wrong program; verification tests every candidate
     # against the question's example and the written tests, and keeps the right one.
     backend = Scripted(
@@ -146,7 +143,51 @@ async def test_verify_keeps_the_candidate_that_passes(router: str) -> None:
             "a": WRONG,
             "b": RIGHT,
             "agg": WRONG,
-            "agg:tests": "```python\nassert add_one(5) == 6\nassert add_one(-1) == 0\n```",
+            "agg:tests": "```python\nassert add_one(5) == 6\nassert add_one(1) == 2\n```",
+        }
+    )
+    moa = make(
+        backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1, verify=True
+    )
+    result = await moa.run(QUESTION)
+    assert result.code == "def add_one(x):\n    return x + 1"
+    question, written = (e["tests"] for e in events(result, "verify.tests"))
+    assert question == [{"source": "assert add_one(1) == 2", "example": True}]
+    # a written test that repeats an example is kept once, as the example
+    assert written == [*question, {"source": "assert add_one(5) == 6", "example": False}]
+    layer = events(result, "verify.layer")[0]["results"]
+    assert layer[0]["passed"] == [False, False] and layer[1]["passed"] == [True, True]
+    chosen = events(result, "verify.selected")[0]
+    assert chosen["chosen"] == "echo:b" and "passed 2 of 2" in chosen["reason"]
+
+
+async def test_verify_with_router_stops_at_the_first_candidate_passing_the_examples() -> None:
+    backend = Scripted({"a": WRONG, "b": RIGHT, "c": WRONG})
+    moa = make(
+        backend,
+        proposers=["echo:a", "echo:b", "echo:c"],
+        aggregator="echo:agg",
+        layers=2,
+        verify=True,
+        router="agree",
+    )
+    result = await moa.run(QUESTION)
+    # echo:a fails the example, echo:b passes it: echo:c, layer 2, the aggregator and
+    # the test writer are never asked.
+    assert [r.tag for r in backend.stats.requests] == ["echo:a", "echo:b"]
+    assert [len(layer) for layer in result.layer_history] == [2]
+    assert result.final_response == RIGHT
+    decision = events(result, "router.decision")[0]
+    assert decision["action"] == "stop" and decision["reason"] == "echo:b passed 1 of 1 tests"
+
+
+async def test_without_examples_the_written_tests_must_all_pass_to_stop() -> None:
+    question = "Write a Python function add_one(x) that returns x plus one."
+    backend = Scripted(
+        {
+            "a": WRONG,
+            "b": RIGHT,
+            "agg:tests": "```python\nassert add_one(1) == 2\nassert add_one(-1) == 0\n```",
         }
     )
     moa = make(
@@ -155,41 +196,12 @@ async def test_verify_keeps_the_candidate_that_passes(router: str) -> None:
         aggregator="echo:agg",
         layers=1,
         verify=True,
-        router=router,
-    )
-    result = await moa.run(QUESTION)
-    assert result.code == "def add_one(x):\n    return x + 1"
-    tests = events(result, "verify.tests")[0]["tests"]
-    assert {"source": "assert add_one(1) == 2", "example": True} in tests
-    assert {"source": "assert add_one(5) == 6", "example": False} in tests
-    layer = [r for e in events(result, "verify.layer") for r in e["results"]]
-    assert layer[0]["passed"] == [False, False, False] and layer[1]["passed"] == [True] * 3
-    if router == "off":
-        chosen = events(result, "verify.selected")[0]
-        assert chosen["chosen"] == "echo:b" and "passed 3 of 3" in chosen["reason"]
-    else:  # a candidate passing every test ends the run before aggregation
-        decision = events(result, "router.decision")[0]
-        assert decision["action"] == "stop" and "echo:b passed all 3 tests" in decision["reason"]
-        assert not [r for r in backend.stats.requests if r.tag == "aggregator"]
-
-
-async def test_verify_with_router_stops_at_the_first_passing_candidate() -> None:
-    backend = Scripted(
-        {"a": RIGHT, "b": WRONG, "agg:tests": "```python\nassert add_one(0) == 1\n```"}
-    )
-    moa = make(
-        backend,
-        proposers=["echo:a", "echo:b"],
-        aggregator="echo:agg",
-        layers=2,
-        verify=True,
         router="agree",
     )
-    result = await moa.run(QUESTION)
-    # echo:a's program passes both tests: echo:b is never asked, nor layer 2, nor the aggregator.
-    assert [r.tag for r in backend.stats.requests] == ["echo:a", "tests"]
-    assert [len(layer) for layer in result.layer_history] == [1]
+    result = await moa.run(question)
+    assert [r.tag for r in backend.stats.requests] == ["echo:a", "tests", "echo:b"]
     assert result.final_response == RIGHT
+    assert events(result, "router.decision")[0]["reason"] == "echo:b passed 2 of 2 tests"
 
 
 async def test_verify_tells_the_aggregator_which_tests_passed() -> None:
