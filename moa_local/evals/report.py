@@ -69,6 +69,8 @@ def chart(summaries: Sequence[Summary], path: Path, title: str) -> Path:
     except ImportError:
         raise ConfigError("the chart needs matplotlib: pip install 'moa-local[eval]'") from None
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    x_span = max((s.seconds_per_item for s in summaries), default=1) or 1
+    placed: list[tuple[float, float]] = []
     for s in summaries:
         single = s.config.startswith("single:")
         axes.scatter(
@@ -79,11 +81,17 @@ def chart(summaries: Sequence[Summary], path: Path, title: str) -> Path:
             color="#888888" if single else "#1f6feb",
             zorder=3,
         )
+        # Configs of equal score and similar time would print their labels over
+        # each other: each such neighbour moves the label one line down.
+        neighbours = sum(
+            abs(x - s.seconds_per_item) < 0.15 * x_span and abs(y - s.score) < 4 for x, y in placed
+        )
+        placed.append((s.seconds_per_item, s.score))
         axes.annotate(
             s.config,
             (s.seconds_per_item, s.score),
             textcoords="offset points",
-            xytext=(6, 4),
+            xytext=(6, 4 - 11 * neighbours),
             fontsize=8,
         )
     axes.set_xlabel("seconds per problem (mean)")
@@ -93,7 +101,9 @@ def chart(summaries: Sequence[Summary], path: Path, title: str) -> Path:
     # Room on the right for the labels of the slowest configs.
     axes.set_xlim(0, max((s.seconds_per_item for s in summaries), default=1) * 1.35 or 1)
     top = max((s.score for s in summaries), default=100)
-    axes.set_ylim(0, min(100, top + 10))
+    # Headroom above 100 % keeps the labels of perfect scores below the title.
+    axes.set_ylim(0, min(100, top + 10) + 8)
+    axes.set_yticks(range(0, 101, 20))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
