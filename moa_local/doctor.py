@@ -158,14 +158,18 @@ def _backends() -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {"echo": {"usable": True, "detail": "built in"}}
     try:
         llama_version = version("llama-cpp-python")
-        from .backends.llamacpp import gpu_offload_supported
+        from .backends.llamacpp import extra_buffers_off, gpu_offload_supported
 
         gpu = gpu_offload_supported()
-        result["llamacpp"] = {
-            "usable": True,
-            "detail": f"llama-cpp-python {llama_version}, "
-            + ("built with GPU offload" if gpu else "CPU only (no GPU backend built in)"),
-        }
+        detail = f"llama-cpp-python {llama_version}, " + (
+            "built with GPU offload" if gpu else "CPU only (no GPU backend built in)"
+        )
+        if extra_buffers_off():
+            detail += (
+                "; built with AMX kernels, which moa-local leaves unused "
+                "(MOA_LOCAL_AMX=1 uses them where AMX works)"
+            )
+        result["llamacpp"] = {"usable": True, "detail": detail}
     except (PackageNotFoundError, MoALocalError):
         result["llamacpp"] = {
             "usable": False,

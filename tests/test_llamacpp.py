@@ -209,3 +209,51 @@ def test_strategies_run_on_the_tiny_model(tiny_model: Path) -> None:
     )
     names = [e["event"] for e in read_trace(verified.trace_file)]
     assert "verify.tests" in names and "verify.selected" in names
+
+
+class _FakeParams:
+    use_extra_bufts = True
+
+
+class _FakeLowLevel:
+    @staticmethod
+    def llama_model_default_params() -> _FakeParams:
+        return _FakeParams()
+
+
+class _FakeLlamaCpp:
+    """Just enough of the llama_cpp module for the AMX decision."""
+
+    llama_cpp = _FakeLowLevel
+
+    def __init__(self, system_info: str) -> None:
+        self.info = system_info
+
+    def llama_print_system_info(self) -> bytes:
+        return self.info.encode()
+
+
+@pytest.mark.parametrize(
+    ("system_info", "env", "expected_extra_buffers"),
+    [
+        ("CPU : AVX2 = 1 | AMX_INT8 = 1 | REPACK = 1 |", None, False),
+        ("CPU : AVX2 = 1 | AMX_INT8 = 1 | REPACK = 1 |", "1", True),
+        ("CPU : AVX2 = 1 | REPACK = 1 |", None, True),
+    ],
+)
+def test_amx_builds_load_models_without_extra_buffers(
+    monkeypatch: pytest.MonkeyPatch, system_info: str, env: str | None, expected_extra_buffers: bool
+) -> None:
+    from moa_local.backends import llamacpp
+
+    fake = _FakeLlamaCpp(system_info)
+    monkeypatch.setattr(
+        _FakeLowLevel, "llama_model_default_params", _FakeLowLevel.llama_model_default_params
+    )
+    monkeypatch.setattr(llamacpp, "_extra_buffers_off", False)
+    if env is not None:
+        monkeypatch.setenv(llamacpp.AMX_ENV, env)
+    llamacpp._avoid_amx_tiles(fake)
+    params = fake.llama_cpp.llama_model_default_params()
+    assert params.use_extra_bufts is expected_extra_buffers
+    assert llamacpp.extra_buffers_off() is not expected_extra_buffers

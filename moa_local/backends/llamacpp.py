@@ -54,6 +54,7 @@ def import_llama_cpp() -> Any:
             f"GGUF models need llama-cpp-python, which is not installed; run: {INSTALL_HINT}"
         ) from None
     _quiet_llama_logs(llama_cpp)
+    _avoid_amx_tiles(llama_cpp)
     return llama_cpp
 
 
@@ -79,6 +80,54 @@ def _quiet_llama_logs(llama_cpp: Any) -> None:
         _log_callback = ignore  # a reference keeps the C callback alive
     except AttributeError:  # an older llama-cpp-python without the log API
         _log_callback = False
+
+
+AMX_ENV = "MOA_LOCAL_AMX"
+_extra_buffers_off = False
+
+
+def amx_compiled(llama_cpp: Any) -> bool:
+    """Whether this llama.cpp build has Intel AMX matrix kernels compiled in."""
+    try:
+        info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    except AttributeError:
+        return False
+    return "AMX_INT8 = 1" in info
+
+
+def extra_buffers_off() -> bool:
+    """Whether models load without llama.cpp's extra (AMX, repack) weight buffers."""
+    return _extra_buffers_off
+
+
+def _avoid_amx_tiles(llama_cpp: Any) -> None:
+    """Load models without the AMX weight buffers when the build has AMX kernels.
+
+    A llama.cpp compiled natively on a CPU that advertises AMX uses tile
+    instructions for quantized matrix products of more than one token; in
+    virtual machines that advertise AMX without enabling it, the first
+    ``ldtilecfg`` is a general protection fault, which kills the process with
+    a segmentation fault (seen on this project's 2-core build machines). The
+    extra buffer types are the only route to those kernels, so they are
+    turned off process-wide; this also gives up CPU weight repacking.
+    ``MOA_LOCAL_AMX=1`` keeps them, for machines where AMX really works.
+    """
+    global _extra_buffers_off
+    if _extra_buffers_off or os.environ.get(AMX_ENV) == "1" or not amx_compiled(llama_cpp):
+        return
+    low = llama_cpp.llama_cpp
+    defaults = low.llama_model_default_params
+    if not hasattr(defaults(), "use_extra_bufts"):
+        return  # an older llama.cpp, without the switch
+
+    def params_without_extra_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    # Llama() reads its model parameters from this module function.
+    low.llama_model_default_params = params_without_extra_buffers
+    _extra_buffers_off = True
 
 
 def gpu_offload_supported() -> bool:
