@@ -369,6 +369,88 @@ def eval_command(
 
 
 @main.command()
+@click.option(
+    "--plans",
+    default="default,self-moa,role",
+    show_default=True,
+    help="Comma-separated plans: default, self-moa (one model x3, 2 layers), role (x3).",
+)
+@click.option(
+    "--prompts",
+    default="fact,code,long",
+    show_default=True,
+    help="Comma-separated fixed prompts: fact, code, long.",
+)
+@click.option("--model", help="Model of the self-moa and role plans (default: the aggregator).")
+@click.option("--max-tokens", type=int, default=128, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per plan.")
+@config_option("models.toml with the [defaults] of the default plan.")
+@budget_option
+def bench(
+    plans: str,
+    prompts: str,
+    model: str | None,
+    max_tokens: int,
+    as_json: bool,
+    config_path: str | None,
+    budget_mb: float | None,
+) -> None:
+    """Time each plan naive (every call from scratch) and optimized (reused work), greedy."""
+    from .bench import run_bench
+
+    config = load_config(
+        config_path, overrides={"budget_mb": budget_mb}, labels={"budget_mb": "--budget-mb"}
+    )
+    if max_tokens < 1:
+        raise ConfigError(f"--max-tokens must be >= 1, got {max_tokens}")
+    results = run_bench(
+        config,
+        plans=[p.strip() for p in plans.split(",") if p.strip()],
+        prompts=[p.strip() for p in prompts.split(",") if p.strip()],
+        model=model,
+        max_tokens=max_tokens,
+        on_progress=_err,
+        progress=_progress_factory(False),
+    )
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    header = (
+        "plan",
+        "naive s",
+        "optimized s",
+        "speedup",
+        "lower bound s",
+        "prefill tok",
+        "(naive)",
+        "decode tok",
+        "identical",
+        "lookup accepted",
+    )
+    rows = [
+        (
+            r.plan,
+            f"{r.naive_s:.1f}",
+            f"{r.optimized_s:.1f}",
+            f"{r.speedup:.2f}x",
+            f"{r.lower_bound_s:.1f}",
+            str(r.prefill_tokens),
+            str(r.naive_prefill_tokens),
+            str(r.decode_tokens),
+            f"{r.identical_outputs:.0%} of {r.generations}",
+            "-" if r.acceptance_rate is None else f"{r.acceptance_rate:.0%}",
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    for r in results:
+        for difference in r.differences:
+            click.echo(f"{r.plan}: {difference}")
+
+
+@main.command()
 @click.argument("names", nargs=-1, required=True)
 @config_option("models.toml whose [models] may name catalog models.")
 @click.option("--force", is_flag=True, help="Download again even if already pulled.")

@@ -114,11 +114,12 @@ class MemoryEstimate:
     kv_cache: int
     compute: int
     per_device: dict[str, int] = field(default_factory=dict)
+    snapshots: int = 0  # host memory for KV snapshots of finished sequences
 
     @property
     def total(self) -> int:
         """All parts together."""
-        return self.weights + self.kv_cache + self.compute
+        return self.weights + self.kv_cache + self.compute + self.snapshots
 
     @property
     def total_mb(self) -> float:
@@ -178,12 +179,14 @@ def estimate(
     n_seq: int = 1,
     gpu_device: str | None = None,
     gpu_layers: int = 0,
+    snapshot_bytes: int = 0,
 ) -> MemoryEstimate:
     """Estimate a llama.cpp load of ``shape`` with ``n_ctx`` context.
 
     ``gpu_layers`` of the model's layers (all when negative) are offloaded to
     ``gpu_device``; their share of weights and KV cache draws on that
-    device's budget.
+    device's budget. ``snapshot_bytes`` (the bound of the model's KV snapshot
+    store, see :mod:`moa_local.backends.reuse`) always lives in host memory.
     """
     weights = shape.weight_bytes
     kv_cache = shape.kv_bytes(n_ctx, n_seq)
@@ -194,7 +197,7 @@ def estimate(
         offloaded = shape.n_layers if gpu_layers < 0 else min(gpu_layers, shape.n_layers)
         share = offloaded / shape.n_layers
         per_device[gpu_device] = int((weights + kv_cache) * share) + compute
-    cpu = int((weights + kv_cache) * (1 - share)) + (0 if share else compute)
+    cpu = int((weights + kv_cache) * (1 - share)) + (0 if share else compute) + snapshot_bytes
     if cpu:
         per_device["cpu"] = cpu
-    return MemoryEstimate(weights, kv_cache, compute, per_device)
+    return MemoryEstimate(weights, kv_cache, compute, per_device, snapshot_bytes)

@@ -343,6 +343,7 @@ class Scheduler:
             model=spec.name,
             device=device,
             estimate_mb=round(estimate.per_device.get(device, 0) / MIB, 1),
+            snapshots_mb=round(estimate.snapshots / MIB, 1),
             measured_mb=None if measured is None else round(measured / MIB, 1),
             seconds=round(report.seconds, 3),
         )

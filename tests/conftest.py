@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from moa_local.backends.echo import EchoBackend
+from moa_local.config import BUILTIN_DEFAULTS
 
 from .tiny_gguf import write_tiny_gguf
 
@@ -28,12 +29,34 @@ RESULT_KEYS = (
 )
 
 
+# The mixture shape the engine, CLI and backend tests exercise: two layers of
+# one proposer per model, aggregated at the run's temperature, no router. The
+# shipped defaults (Self-MoA, chosen by `moa-local eval`) are tested on their
+# own in test_config.py (marker `shipped_defaults`), so changing them from the
+# evidence does not silently change what every other test covers.
+ENGINE_TEST_SHAPE = {
+    "proposers": ["qwen2.5-coder-0.5b", "smollm2-135m"],
+    "aggregator": "auto",
+    "layers": 2,
+    "strategy": "model",
+    "num_proposers": 0,
+    "temperature_range": [0.3, 1.0],
+    "aggregator_temperature": -1.0,
+    "router": "off",
+}
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private home and cwd, and no MOA_LOCAL_* settings from the outside."""
+def isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """A private home and cwd, no MOA_LOCAL_* settings from the outside, the test shape."""
     for name in list(os.environ):
         if name.startswith("MOA_LOCAL_"):
             monkeypatch.delenv(name)
+    if request.node.get_closest_marker("shipped_defaults") is None:
+        for key, value in ENGINE_TEST_SHAPE.items():
+            monkeypatch.setitem(BUILTIN_DEFAULTS, key, value)
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir()

@@ -281,6 +281,8 @@ def test_answer_streams_before_the_run_ends(tmp_path: Path) -> None:
             "",
             "-m",
             "echo:a",
+            "--router",
+            "off",
             "--aggregator",
             f"echo:agg?word_delay=0.1&reply={words}",
             "Q",

@@ -18,17 +18,21 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.shipped_defaults
 def test_repository_models_toml_documents_the_builtin_defaults() -> None:
     document = tomllib.loads((REPO_ROOT / "models.toml").read_text(encoding="utf-8"))
     for table, builtin in TABLES.items():
         assert document[table] == builtin
 
 
+@pytest.mark.shipped_defaults
 def test_without_any_file_the_builtin_defaults_apply() -> None:
     config = load_config()
     assert config.source is None
-    assert config.proposers == ("qwen2.5-coder-0.5b", "smollm2-135m")
-    assert config.aggregator == "auto" and config.layers == 2
+    assert config.proposers == ("qwen2.5-coder-1.5b",)
+    assert config.aggregator == "qwen2.5-coder-1.5b" and config.layers == 1
+    assert config.strategy == "temperature" and config.num_proposers == 3
+    assert config.router == "agree" and config.verify is False
 
 
 def test_precedence_flag_over_env_over_file(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,6 +64,14 @@ class Completion:
     completion_tokens: int
     seconds: float
     finish_reason: str = "stop"
+    reused_tokens: int = 0  # prompt tokens whose KV cache was reused, not recomputed
+    drafted_tokens: int = 0  # prompt-lookup tokens proposed
+    accepted_tokens: int = 0  # of which the model confirmed
+
+    @property
+    def prefilled_tokens(self) -> int:
+        """Prompt tokens that were actually computed."""
+        return max(0, self.prompt_tokens - self.reused_tokens)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,13 @@ run leaves no generation running and no lock held.
 Token counting for context budgeting uses a vocabulary-only load of the model
 (a fraction of the weights' cost), so the engine can fit references before the
 model itself is loaded.
+
+Work shared between generations is reused (see :mod:`.reuse`): each loaded
+model keeps KV snapshots of its finished sequences, bounded to one context's
+worth of KV cache and counted in its memory estimate, and greedy requests
+decode with prompt lookup. ``LlamaCppBackend(reuse=False)`` turns both off
+and starts every generation from an empty context, the baseline that
+``moa-local bench`` compares against.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from .base import (
     StreamItem,
     now,
 )
+from .reuse import SnapshotStore, reusing_llama_class
 
 INSTALL_HINT = "pip install 'moa-local[llamacpp]'"
 
@@ -159,7 +167,9 @@ class LlamaCppBackend(BaseBackend):
 
     name = "llamacpp"
 
-    def __init__(self) -> None:
+    def __init__(self, *, reuse: bool = True, lookup: bool = True) -> None:
+        self.reuse = reuse
+        self.lookup = lookup and reuse
         self._llama_cpp = import_llama_cpp()
         self._models: dict[tuple[Any, ...], LoadedModel] = {}
         self._vocabularies: dict[Path, Any] = {}
@@ -215,8 +225,16 @@ class LlamaCppBackend(BaseBackend):
             return NO_MEMORY
         gpu = self._gpu_device()
         return estimate_memory(
-            shape, spec.n_ctx, gpu_device=gpu, gpu_layers=self._gpu_layers(spec) if gpu else 0
+            shape,
+            spec.n_ctx,
+            gpu_device=gpu,
+            gpu_layers=self._gpu_layers(spec) if gpu else 0,
+            snapshot_bytes=self._snapshot_capacity(spec, shape.kv_bytes(spec.n_ctx)),
         )
+
+    def _snapshot_capacity(self, spec: ModelSpec, kv_bytes: int) -> int:
+        """Bytes of KV snapshots a load of ``spec`` may keep: one context's worth."""
+        return kv_bytes if self.reuse else 0
 
     def compute_device(self, spec: ModelSpec) -> str | None:
         """CPU slots are taken unless the model runs wholly on a GPU."""
@@ -254,8 +272,9 @@ class LlamaCppBackend(BaseBackend):
         n_gpu_layers = self._gpu_layers(spec)
         threads = spec.n_threads or physical_cores()
         started = now()
+        llama_class = reusing_llama_class(self._llama_cpp)
         try:
-            llama = self._llama_cpp.Llama(
+            llama = llama_class(
                 model_path=str(spec.path),
                 n_ctx=spec.n_ctx,
                 n_gpu_layers=n_gpu_layers,
@@ -280,6 +299,12 @@ class LlamaCppBackend(BaseBackend):
             raise ModelError(
                 f"model {spec.name!r} has no chat template; set chat_format for it in models.toml"
             )
+        if self.reuse:
+            kv_bytes = shape_from_gguf(read_metadata(spec.path)).kv_bytes(spec.n_ctx)
+            llama.snapshots = SnapshotStore(self._snapshot_capacity(spec, kv_bytes))
+            llama.lookup = self.lookup
+        else:
+            llama.fresh_each_call = True
         with self._vocab_lock:  # the model's own tokenizer serves from now on
             vocab = self._vocabularies.pop(spec.path, None)
         if vocab is not None:
@@ -451,15 +476,16 @@ def _generate_blocking(
         except Exception as exc:  # llama.cpp errors arrive as assorted exception types
             put(GenerationError(f"{request.model.name}: {type(exc).__name__}: {exc}"))
             return
-        # llama.n_tokens counts the prompt and every generated token evaluated
-        # after it (all but the last one sampled).
-        prompt_tokens = max(0, int(llama.n_tokens) - max(0, tokens - 1))
+        stats = llama.stats
         put(
             Completion(
                 text="".join(pieces),
-                prompt_tokens=prompt_tokens,
+                prompt_tokens=stats.prompt_tokens,
                 completion_tokens=tokens,
                 seconds=now() - started,
                 finish_reason=finish_reason,
+                reused_tokens=stats.reused_tokens,
+                drafted_tokens=stats.drafted_tokens,
+                accepted_tokens=stats.accepted_tokens,
             )
         )
