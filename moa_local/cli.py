@@ -155,6 +155,13 @@ def _with_preset(config_path: str | None, preset: str | None) -> Config | str | 
     return apply_overrides(config, preset_overrides(config, preset), labels)
 
 
+def _config_with_budget(config_path: str | None, budget_mb: float | None) -> Config:
+    """The configuration, with ``--budget-mb`` on top when given."""
+    return load_config(
+        config_path, overrides={"budget_mb": budget_mb}, labels={"budget_mb": "--budget-mb"}
+    )
+
+
 def _err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -324,9 +331,7 @@ def eval_command(
     from .evals.runner import evaluate, parse_configs
     from .evals.suites import load_suite
 
-    config = load_config(
-        config_path, overrides={"budget_mb": budget_mb}, labels={"budget_mb": "--budget-mb"}
-    )
+    config = _config_with_budget(config_path, budget_mb)
     if configs is None:
         configs = ",".join([*(f"single:{m}" for m in config.proposers), "moa"])
     chosen = parse_configs(configs, config)
@@ -398,9 +403,7 @@ def bench(
     """Time each plan naive (every call from scratch) and optimized (reused work), greedy."""
     from .bench import run_bench
 
-    config = load_config(
-        config_path, overrides={"budget_mb": budget_mb}, labels={"budget_mb": "--budget-mb"}
-    )
+    config = _config_with_budget(config_path, budget_mb)
     if max_tokens < 1:
         raise ConfigError(f"--max-tokens must be >= 1, got {max_tokens}")
     results = run_bench(
@@ -535,9 +538,7 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
     """Show devices, memory budgets, backends, model estimates and the plan for [defaults]."""
     from .doctor import diagnose
 
-    config = load_config(
-        config_path, overrides={"budget_mb": budget_mb}, labels={"budget_mb": "--budget-mb"}
-    )
+    config = _config_with_budget(config_path, budget_mb)
     report = diagnose(config, ModelStore(moa_home()))
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -229,12 +229,9 @@ class LlamaCppBackend(BaseBackend):
             spec.n_ctx,
             gpu_device=gpu,
             gpu_layers=self._gpu_layers(spec) if gpu else 0,
-            snapshot_bytes=self._snapshot_capacity(spec, shape.kv_bytes(spec.n_ctx)),
+            # KV snapshots may fill one context's worth of KV cache.
+            snapshot_bytes=shape.kv_bytes(spec.n_ctx) if self.reuse else 0,
         )
-
-    def _snapshot_capacity(self, spec: ModelSpec, kv_bytes: int) -> int:
-        """Bytes of KV snapshots a load of ``spec`` may keep: one context's worth."""
-        return kv_bytes if self.reuse else 0
 
     def compute_device(self, spec: ModelSpec) -> str | None:
         """CPU slots are taken unless the model runs wholly on a GPU."""
@@ -300,8 +297,8 @@ class LlamaCppBackend(BaseBackend):
                 f"model {spec.name!r} has no chat template; set chat_format for it in models.toml"
             )
         if self.reuse:
-            kv_bytes = shape_from_gguf(read_metadata(spec.path)).kv_bytes(spec.n_ctx)
-            llama.snapshots = SnapshotStore(self._snapshot_capacity(spec, kv_bytes))
+            # The bound the scheduler budgeted for this load.
+            llama.snapshots = SnapshotStore(self._estimate_blocking(spec).snapshots)
             llama.lookup = self.lookup
         else:
             llama.fresh_each_call = True
