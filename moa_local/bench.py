@@ -45,7 +45,7 @@ PROMPTS: dict[str, str] = {
         "use one instead of a sorted list."
     ),
 }
-PLANS = ("default", "self-moa", "role")
+PLANS = ("default", "self-moa", "self-moa-continue", "role")
 # A prompt of this many words measures the prefill rate.
 _CALIBRATION_WORDS = 300
 
@@ -171,6 +171,10 @@ def plan_settings(name: str, config: Config, model: str | None) -> dict[str, Any
             "layers": 2,
             "router": "off",
         }
+    if name == "self-moa-continue":
+        # Self-MoA's second layer in the continue layout: each sample continues
+        # its own chat, so its question and answer are not prefilled again.
+        return {**plan_settings("self-moa", config, model), "layout": "continue"}
     if name == "role":
         return {
             **greedy,
@@ -293,8 +297,8 @@ def run_bench(
         results.append(
             PlanResult(
                 plan=name,
-                naive_s=round(naive_s[name], 2),
-                optimized_s=round(opt_s[name], 2),
+                naive_s=round(naive_s[name], 3),
+                optimized_s=round(opt_s[name], 3),
                 speedup=round(naive_s[name] / max(opt_s[name], 1e-9), 2),
                 lower_bound_s=round(bound, 2),
                 prefill_tokens=sum(g.prefilled_tokens for g in optimized),

@@ -378,7 +378,10 @@ def eval_command(
     "--plans",
     default="default,self-moa,role",
     show_default=True,
-    help="Comma-separated plans: default, self-moa (one model x3, 2 layers), role (x3).",
+    help=(
+        "Comma-separated plans: default, self-moa (one model x3, 2 layers), "
+        "self-moa-continue (the same in the continue layout), role (x3)."
+    ),
 )
 @click.option(
     "--prompts",

@@ -28,6 +28,10 @@ from .errors import ConfigError
 STRATEGIES = ("model", "temperature", "role")
 TASKS = ("auto", "text", "code")
 ROUTERS = ("off", "agree", "on")
+# How a refinement layer shows an agent the previous layer: "references" puts every
+# answer in the system message; "continue" continues the agent's own chat (its
+# answer stays an assistant turn, so its KV cache is reused) and adds the others'.
+LAYOUTS = ("references", "continue")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")
 
@@ -58,6 +62,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "task": "auto",
     "verify": False,
     "router": "agree",
+    "layout": "references",
 }
 
 # [resources]: how much of the machine moa-local may use (see resources.py).
@@ -195,6 +200,7 @@ class Config:
     task: str
     verify: bool
     router: str
+    layout: str
     budget_mb: float
     reserve_mb: float
     budget_fraction: float
@@ -373,6 +379,7 @@ def _build(
         task=values["task"],
         verify=values["verify"],
         router=values["router"],
+        layout=values["layout"],
         budget_mb=values["budget_mb"],
         reserve_mb=values["reserve_mb"],
         budget_fraction=values["budget_fraction"],
@@ -517,6 +524,7 @@ _VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     "task": _choice(TASKS),
     "verify": _boolean,
     "router": _choice(ROUTERS),
+    "layout": _choice(LAYOUTS),
     "budget_mb": _number(0.0),
     "reserve_mb": _number(0.0),
     "budget_fraction": _number(0.05, 1.0),
@@ -554,6 +562,7 @@ def _from_env(key: str, text: str) -> Any:
         "aggregator",
         "task",
         "router",
+        "layout",
         "strategy",
         "role_model",
         "final_agent",

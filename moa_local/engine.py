@@ -87,6 +87,7 @@ class Plan:
     task: str = "auto"  # "auto" (detect code questions), "code" or "text"
     verify: bool = False  # run code candidates against tests (runs model-written code)
     router: str = "off"  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
+    layout: str = "references"  # refinement layers: "references" or "continue" (own chat)
     aggregator_temperature: float | None = None  # None: the run's temperature
     aggregate_window: int = 0  # references per aggregation step (0: as many as fit)
     single: bool = False  # no mixture: the aggregator model answers alone (a baseline)
@@ -216,8 +217,18 @@ class Engine:
                 if passing is not None:
                     return self._finish(run, passing.content, None, on_text, emitted=False)
             else:
+                # The continue layout needs plain answers: verification notes
+                # on references go in the references layout only.
+                continuing = plan.layout == "continue" and run.history and not verifying
                 proposals = await self._run_layer(
-                    plan, layer, agents, prompt, references, tracer, code=run.code
+                    plan,
+                    layer,
+                    agents,
+                    prompt,
+                    references,
+                    tracer,
+                    code=run.code,
+                    previous=run.history[-1] if continuing else (),
                 )
                 run.history.append(proposals)
             succeeded = [p for p in proposals if p.ok]
@@ -595,18 +606,33 @@ class Engine:
         *,
         code: bool = False,
         first_index: int = 0,
+        previous: Sequence[Proposal] = (),
     ) -> list[Proposal]:
+        """Run one layer's agents; ``previous`` is the layer before, in the continue layout.
+
+        Without ``previous`` every agent sees ``references``. With it, an
+        agent whose previous answer succeeded continues its own chat and sees
+        the others' answers; an agent without one sees them all.
+        """
         results: list[Proposal | None] = [None] * len(agents)
         groups: dict[str, list[tuple[int, GenerateRequest, bool]]] = {}
+        # A layer's proposals are in the order of its agents (failures included),
+        # so position, not name, finds an agent's own answer: names may repeat.
+        aligned = len(previous) == len(agents)
         for index, agent in enumerate(agents):
             spec = plan.spec_for(agent)
             temperature = _temperature(agent, plan)
+            own_answer = None
+            seen = references
+            if aligned and previous[index].ok:
+                own_answer = previous[index].content
+                seen = [p.content for i, p in enumerate(previous) if p.ok and i != index]
             try:
                 request, shortened = await self._request(
                     plan,
                     spec,
                     agent.system_prompt,
-                    references,
+                    seen,
                     prompt,
                     temperature,
                     seed_offset=first_index + index,
@@ -614,6 +640,7 @@ class Engine:
                     who=agent.name,
                     layer=layer,
                     code=code,
+                    own_answer=own_answer,
                 )
             except GenerationError as exc:
                 results[index] = self._record(
@@ -791,8 +818,14 @@ class Engine:
         layer: int,
         refine: bool = True,
         code: bool = False,
+        own_answer: str | None = None,
     ) -> tuple[GenerateRequest, bool]:
-        """Build one request, shortening references to fit the model's context."""
+        """Build one request, shortening references to fit the model's context.
+
+        With ``own_answer`` (the "continue" layout) the request continues the
+        agent's previous chat: question, its answer as an assistant turn, then
+        one user turn with ``references`` (the other agents' answers).
+        """
         backend = self.backends.for_model(spec)
         fitted, max_tokens = await fit_references(
             backend,
@@ -803,6 +836,7 @@ class Engine:
             plan.sampling.max_tokens,
             refine=refine,
             code=code,
+            own_answer=own_answer,
         )
         shortened = list(fitted) != list(references)
         if shortened:
@@ -814,11 +848,27 @@ class Engine:
                 original_chars=[len(r) for r in references],
                 kept_chars=[len(r) for r in fitted],
             )
-        if references:
-            system = prompts.synthesis_system(fitted, base=system_base, refine=refine, code=code)
+        messages: tuple[dict[str, str], ...]
+        if own_answer is not None:
+            # The first two messages are exactly those of the agent's previous
+            # layer, so a backend that caches prefixes reuses that work.
+            messages = (
+                {"role": "system", "content": system_base or _proposer_system(code)},
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": own_answer},
+                {"role": "user", "content": prompts.continue_user(fitted, code=code)},
+            )
         else:
-            system = system_base or _proposer_system(code)
-        messages = ({"role": "system", "content": system}, {"role": "user", "content": prompt})
+            if references:
+                system = prompts.synthesis_system(
+                    fitted, base=system_base, refine=refine, code=code
+                )
+            else:
+                system = system_base or _proposer_system(code)
+            messages = (
+                {"role": "system", "content": system},
+                {"role": "user", "content": prompt},
+            )
         request = self._base_request(plan, spec, messages, temperature, seed_offset, who)
         return replace(request, max_tokens=max_tokens), shortened
 
@@ -833,6 +883,7 @@ async def fit_references(
     *,
     refine: bool = True,
     code: bool = False,
+    own_answer: str | None = None,
 ) -> tuple[list[str], int]:
     """References that fit ``spec``'s context next to the prompt and the answer budget.
 
@@ -844,12 +895,24 @@ async def fit_references(
     :class:`ContextOverflowError` when the prompt cannot fit at all.
     """
     n_ctx = (await backend.info(spec)).n_ctx
-    instruction = prompts.instruction(refine=refine, code=code) if references else ""
-    base = system_base or ("" if references else _proposer_system(code))
+    if own_answer is not None:
+        # The agent's own answer is kept whole: it is at most one answer long.
+        base = system_base or _proposer_system(code)
+        instruction = (
+            prompts.continue_user([], code=code)
+            if not references
+            else (prompts.CODE_CONTINUE_REFINE if code else prompts.CONTINUE_REFINE)
+        )
+        base = f"{base}\n\n{own_answer}"
+        messages = 4
+    else:
+        instruction = prompts.instruction(refine=refine, code=code) if references else ""
+        base = system_base or ("" if references else _proposer_system(code))
+        messages = 2
     fixed = (
         await backend.count_tokens(spec, f"{base}\n\n{instruction}")
         + await backend.count_tokens(spec, prompt)
-        + 2 * _TEMPLATE_TOKENS_PER_MESSAGE
+        + messages * _TEMPLATE_TOKENS_PER_MESSAGE
         + _TEMPLATE_SLACK
     )
     room = n_ctx - fixed

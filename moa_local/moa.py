@@ -39,8 +39,8 @@ class MoA:
     CLI does). ``proposers`` is a list of model names, or of :class:`Agent`
     objects for explicit agents. ``aggregator`` and ``final_agent`` are model
     names or Agents (an Agent's system prompt is put before the synthesis
-    instructions, or guides the final rewrite). ``task``, ``verify`` and
-    ``router`` set the strategies of the same [defaults] keys; ``single`` runs
+    instructions, or guides the final rewrite). ``task``, ``verify``,
+    ``router`` and ``layout`` set the strategies of the same [defaults] keys; ``single`` runs
     the aggregator model alone, with no mixture (a baseline to compare with).
     """
 
@@ -72,6 +72,7 @@ class MoA:
         task: str | None = None,
         verify: bool | None = None,
         router: str | None = None,
+        layout: str | None = None,
         single: bool = False,
     ) -> None:
         if n is not None and n < 1:
@@ -118,6 +119,7 @@ class MoA:
             "task": task,
             "verify": verify,
             "router": router,
+            "layout": layout,
         }
         if isinstance(config, Config):
             self.config = apply_overrides(config, overrides, labels)
@@ -256,6 +258,7 @@ class MoA:
             task=config.task,
             verify=config.verify,
             router=config.router,
+            layout=config.layout,
             aggregator_temperature=(
                 None if config.aggregator_temperature < 0 else config.aggregator_temperature
             ),

@@ -46,6 +46,27 @@ CODE_REFINE = (
     "reply with your own complete, correct program in a single code block. No explanation."
 )
 
+# The "continue" layout of refinement layers: the agent's own previous answer
+# stays in its chat as an assistant turn, and this user turn brings the others'.
+CONTINUE_REFINE = (
+    "Other AI models answered the same question; their responses are below. They and "
+    "you may have made mistakes. Check every claim in your answer and theirs, keep what "
+    "holds up, correct what does not, then write your improved answer to the question, "
+    "following every instruction in it exactly."
+)
+
+CODE_CONTINUE_REFINE = (
+    "Other AI models wrote solutions to the same task; they are below. They and you may "
+    "have made mistakes. Check your program and theirs against the task and its "
+    "examples, then reply with your improved complete, correct program in a single code "
+    "block. No explanation."
+)
+
+CONTINUE_ALONE = (
+    "Check your answer above against the question: fix any mistake and write your "
+    "improved answer, following every instruction in the question exactly."
+)
+
 CODE_PROPOSER_SYSTEM = (
     "You are an expert programmer. Reply with one complete, correct program in a single "
     "code block, with the imports it needs."
@@ -130,6 +151,14 @@ def synthesis_system(
     parts.append(text)
     parts.append(format_references(references))
     return "\n\n".join(parts)
+
+
+def continue_user(references: Sequence[str], *, code: bool = False) -> str:
+    """The user turn that continues an agent's own chat with the other agents' answers."""
+    if not references:
+        return CONTINUE_ALONE
+    text = CODE_CONTINUE_REFINE if code else CONTINUE_REFINE
+    return f"{text}\n\n{format_references(references)}"
 
 
 def final_agent_user(question: str, draft: str) -> str:

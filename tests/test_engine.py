@@ -10,7 +10,7 @@ import pytest
 
 from moa_local import Agent, MoA, RunFailed
 from moa_local.backends.echo import EchoBackend
-from moa_local.prompts import GENERIC_ROLES, REFINE, SYNTHESIZE
+from moa_local.prompts import CONTINUE_REFINE, GENERIC_ROLES, REFINE, SYNTHESIZE
 from moa_local.trace import read_trace
 
 from .conftest import RESULT_KEYS
@@ -409,3 +409,54 @@ async def test_each_run_gets_its_own_seed_unless_one_is_set(echo: EchoBackend) -
     fixed = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1, seed=42)
     await fixed.run("Q")
     assert seeds(fixed) == [42, 42]  # the proposer and the aggregator, each at offset 0
+
+
+async def test_continue_layout_keeps_each_agent_in_its_own_chat(echo: EchoBackend) -> None:
+    moa = make(
+        echo,
+        proposers=["echo:a", "echo:b", "echo:c"],
+        aggregator="echo:agg",
+        layers=2,
+        layout="continue",
+    )
+    result = await moa.run("What is 2+2?")
+
+    layer1 = result.layer_history[0]
+    first_requests = echo.stats.requests[:3]
+    layer2_requests = echo.stats.requests[3:6]
+    for index, request in enumerate(layer2_requests):
+        roles = [m["role"] for m in request.messages]
+        assert roles == ["system", "user", "assistant", "user"]
+        # the chat so far is exactly the agent's layer-1 request and its answer
+        assert tuple(request.messages[:2]) == tuple(first_requests[index].messages)
+        assert request.messages[2]["content"] == layer1[index].content
+        others = [p.content for i, p in enumerate(layer1) if i != index]
+        last = request.messages[3]["content"]
+        assert CONTINUE_REFINE in last
+        assert all(other in last for other in others)
+        assert layer1[index].content not in last
+    # the aggregator still sees every layer-2 answer as a reference
+    aggregator_system = system_of(echo.stats.requests[-1])
+    assert all(p.content in aggregator_system for p in result.layer_history[1])
+
+
+async def test_continue_layout_shows_all_answers_to_an_agent_whose_own_failed(
+    echo: EchoBackend,
+) -> None:
+    moa = make(
+        echo,
+        proposers=["echo:a", "echo:b", "echo:bad?fail=boom"],
+        aggregator="echo:agg",
+        layers=2,
+        layout="continue",
+    )
+    result = await moa.run("Question?")
+    good = [p.content for p in result.layer_history[0] if p.ok]
+    assert len(good) == 2
+    continuing, _, fresh = echo.stats.requests[3:6]
+    # an agent with its own answer continues and sees only the other success;
+    # the failed agent has no chat to continue and sees every success
+    assert [m["role"] for m in continuing.messages] == ["system", "user", "assistant", "user"]
+    assert good[1] in continuing.messages[3]["content"]
+    assert [m["role"] for m in fresh.messages] == ["system", "user"]
+    assert all(answer in system_of(fresh) for answer in good)
