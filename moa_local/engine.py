@@ -65,6 +65,7 @@ class Sampling:
     seed: int | None = None
     timeout: float | None = None
     min_proposers: int = 1
+    stop: tuple[str, ...] = ()  # ends the final answer (not the proposals)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class Plan:
     aggregator_temperature: float | None = None  # None: the run's temperature
     aggregate_window: int = 0  # references per aggregation step (0: as many as fit)
     single: bool = False  # no mixture: the aggregator model answers alone (a baseline)
+    # A chat client's earlier turns (before the question) and system message,
+    # given to every proposer and the aggregator.
+    conversation: tuple[Message, ...] = ()
+    system: str = ""
 
     def spec_for(self, agent: Agent) -> ModelSpec:
         """The resolved model an agent runs on."""
@@ -157,6 +162,7 @@ class Engine:
             aggregator=plan.aggregator.name,
             seed=plan.sampling.seed,
             config=plan.settings,
+            turns=len(plan.conversation),
         )
         try:
             result = await self._run(_RunState(plan, prompt, tracer, started, code), on_text)
@@ -355,6 +361,9 @@ class Engine:
         final_proposal: Proposal | None = None,
     ) -> MoAResult:
         """Gather a run's result; send ``final_text`` to ``on_text`` if it did not stream."""
+        # A streamed answer already ended at a stop string; one that did not
+        # stream (a chosen proposal, a verified program) is cut here.
+        final_text = cut_at_stop(final_text, run.plan.sampling.stop)
         if on_text is not None and not emitted:
             on_text(final_text)
         if aggregate is None:
@@ -659,10 +668,21 @@ class Engine:
         async def run_group(items: list[tuple[int, GenerateRequest, bool]]) -> None:
             spec = items[0][1].model
             backend = self.backends.for_model(spec)
+
+            def piece(position: int, text: str) -> None:
+                tracer.delta(
+                    "proposal.delta",
+                    layer=layer,
+                    agent=agents[items[position][0]].name,
+                    model=spec.name,
+                    text=text,
+                )
+
             try:
                 async with self.scheduler.lease(spec, tracer.emit) as lease:
                     outcomes = backend.generate_many(
-                        [replace(request, n_threads=lease.threads) for _, request, _ in items]
+                        [replace(request, n_threads=lease.threads) for _, request, _ in items],
+                        piece if tracer.live else None,
                     )
                     async with aclosing(outcomes):
                         async for position, outcome in outcomes:
@@ -738,7 +758,11 @@ class Engine:
             return Proposal(
                 layer=layer, agent=who, model=spec.name, temperature=temperature, error=str(exc)
             )
-        outcome = await self._stream(request, on_text, tracer)
+        if on_text is not None:
+            # This generation is the answer the user reads: the client's stop
+            # strings end it.
+            request = replace(request, stop=plan.sampling.stop)
+        outcome = await self._stream(request, _live(tracer, who, spec, on_text), tracer)
         return _outcome_proposal(layer, who, request, outcome, shortened)
 
     async def _final(
@@ -752,7 +776,8 @@ class Engine:
             {"role": "user", "content": prompts.final_agent_user(prompt, draft)},
         )
         request = self._base_request(plan, spec, messages, plan.sampling.temperature, 0, "final")
-        outcome = await self._stream(request, on_text, tracer)
+        request = replace(request, stop=plan.sampling.stop)
+        outcome = await self._stream(request, _live(tracer, "final_agent", spec, on_text), tracer)
         return _outcome_proposal(plan.layers + 2, "final_agent", request, outcome, False)
 
     async def _stream(
@@ -827,12 +852,13 @@ class Engine:
         one user turn with ``references`` (the other agents' answers).
         """
         backend = self.backends.for_model(spec)
+        earlier = "\n".join(m["content"] for m in plan.conversation)
         fitted, max_tokens = await fit_references(
             backend,
             spec,
-            system_base,
+            _joined(plan.system, system_base),
             references,
-            prompt,
+            f"{earlier}\n{prompt}" if earlier else prompt,
             plan.sampling.max_tokens,
             refine=refine,
             code=code,
@@ -848,27 +874,26 @@ class Engine:
                 original_chars=[len(r) for r in references],
                 kept_chars=[len(r) for r in fitted],
             )
-        messages: tuple[dict[str, str], ...]
+        messages: tuple[Message, ...]
+        question = (*plan.conversation, {"role": "user", "content": prompt})
         if own_answer is not None:
-            # The first two messages are exactly those of the agent's previous
-            # layer, so a backend that caches prefixes reuses that work.
+            # The messages up to the question are exactly those of the agent's
+            # previous layer, so a backend that caches prefixes reuses that work.
+            system = _joined(plan.system, system_base or _proposer_system(code))
             messages = (
-                {"role": "system", "content": system_base or _proposer_system(code)},
-                {"role": "user", "content": prompt},
+                {"role": "system", "content": system},
+                *question,
                 {"role": "assistant", "content": own_answer},
                 {"role": "user", "content": prompts.continue_user(fitted, code=code)},
             )
         else:
             if references:
                 system = prompts.synthesis_system(
-                    fitted, base=system_base, refine=refine, code=code
+                    fitted, base=_joined(plan.system, system_base), refine=refine, code=code
                 )
             else:
-                system = system_base or _proposer_system(code)
-            messages = (
-                {"role": "system", "content": system},
-                {"role": "user", "content": prompt},
-            )
+                system = _joined(plan.system, system_base or _proposer_system(code))
+            messages = ({"role": "system", "content": system}, *question)
         request = self._base_request(plan, spec, messages, temperature, seed_offset, who)
         return replace(request, max_tokens=max_tokens), shortened
 
@@ -960,6 +985,32 @@ def _keep_beginning(text: str, factor: float) -> str:
     if space > keep * 0.8:
         cut = cut[:space]
     return cut.rstrip() + " [...]"
+
+
+def _joined(*parts: str | None) -> str:
+    """System prompt parts in order, blank ones left out."""
+    return "\n\n".join(part.strip() for part in parts if part and part.strip())
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any of ``stop``."""
+    ends = [text.find(s) for s in stop if s and s in text]
+    return text[: min(ends)] if ends else text
+
+
+def _live(
+    tracer: Tracer, who: str, spec: ModelSpec, on_text: TextCallback | None
+) -> TextCallback | None:
+    """``on_text``, also telling live observers of each piece (None when nobody listens)."""
+    if not tracer.live:
+        return on_text
+
+    def piece(text: str) -> None:
+        tracer.delta("aggregate.delta", agent=who, model=spec.name, text=text)
+        if on_text is not None:
+            on_text(text)
+
+    return piece
 
 
 def _proposer_system(code: bool) -> str:

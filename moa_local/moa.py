@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import catalog
 from .agents import Agent, by_model, by_temperature
-from .backends.base import Backend, BackendRegistry
+from .backends.base import Backend, BackendRegistry, Message
 from .config import Config, apply_overrides, load_config, moa_home
 from .engine import Engine, Plan, Sampling
 from .errors import ConfigError, ModelError, ModelNotInstalled
@@ -298,18 +299,79 @@ class MoA:
 
     # -- running ------------------------------------------------------------
 
-    def _tracer(self) -> Tracer:
-        return Tracer(self.config.trace_dir or None, observers=self.observers)
+    def _tracer(self, observers: Sequence[Observer] = (), live: bool = False) -> Tracer:
+        return Tracer(
+            self.config.trace_dir or None, observers=[*self.observers, *observers], live=live
+        )
 
     def _engine(self) -> Engine:
         return Engine(self.backends, self.scheduler)
 
-    async def run(self, prompt: str, on_text: Callable[[str], None] | None = None) -> MoAResult:
-        """Run the MoA on ``prompt``; ``on_text`` receives the final answer as it streams."""
+    def share_runtime(self, other: MoA) -> None:
+        """Run on ``other``'s backends and scheduler, so both share models and memory.
+
+        A server offers several presets; sharing keeps one copy of each model
+        and one memory budget for all of them. Call before :meth:`prepare`.
+        """
+        self.backends = other.backends
+        self.scheduler = other.scheduler
+        self._plan = None
+
+    async def run(
+        self,
+        prompt: str,
+        on_text: Callable[[str], None] | None = None,
+        *,
+        history: Sequence[Message] = (),
+        system: str = "",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        observers: Sequence[Observer] = (),
+        live: bool = False,
+    ) -> MoAResult:
+        """Run the MoA on ``prompt``; ``on_text`` receives the final answer as it streams.
+
+        ``history`` holds a chat's earlier user and assistant turns and
+        ``system`` its system message; every proposer and the aggregator get
+        both. ``temperature`` is the final answer's (the aggregator's, or
+        the single model's); proposers keep the temperatures their strategy
+        gave them (a Self-MoA spread, the configured one per model);
+        ``max_tokens`` and ``seed`` replace the configured values for this
+        run; ``stop`` strings end the final answer.
+        ``observers`` receive this run's events besides the MoA's own, and
+        with ``live`` also every piece of streamed text (``*.delta`` events).
+        """
         if not prompt or not prompt.strip():
             raise ConfigError("the prompt is empty")
+        for turn in history:
+            if turn.get("role") not in ("user", "assistant"):
+                raise ConfigError(
+                    f"a chat turn's role must be user or assistant, got {turn.get('role')!r}"
+                )
         plan = self._plan or await asyncio.to_thread(self.prepare)
-        return await self._engine().run(plan, prompt, self._tracer(), on_text)
+        sampling = plan.sampling
+        if temperature is not None:
+            sampling = replace(sampling, temperature=temperature)
+        if max_tokens is not None:
+            if max_tokens < 1:
+                raise ConfigError(f"max_tokens must be >= 1, got {max_tokens}")
+            sampling = replace(sampling, max_tokens=max_tokens)
+        if seed is not None:
+            sampling = replace(sampling, seed=seed)
+        if stop:
+            sampling = replace(sampling, stop=tuple(s for s in stop if s))
+        plan = replace(
+            plan,
+            sampling=sampling,
+            conversation=tuple({"role": t["role"], "content": t["content"]} for t in history),
+            system=system,
+        )
+        if temperature is not None:
+            # A client that asks for a temperature means the answer it reads.
+            plan = replace(plan, aggregator_temperature=temperature)
+        return await self._engine().run(plan, prompt, self._tracer(observers, live), on_text)
 
     def run_sync(self, prompt: str) -> MoAResult:
         """:meth:`run` for synchronous code (starts its own event loop)."""

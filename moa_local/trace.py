@@ -5,7 +5,8 @@ event's own fields. Because each line is written and flushed whole, a crash or
 Ctrl-C leaves a file whose every line parses. Events (see README for fields):
 ``run.start``, ``roles.generated``, ``layer.start``, ``references.shortened``,
 ``proposal.done``, ``aggregate.done``, ``final.done``, ``run.done``,
-``run.error``.
+``run.error``. With ``live=True`` observers also receive ``proposal.delta``
+and ``aggregate.delta`` (each piece of streamed text), which no file holds.
 
 Observers (the CLI's progress display) receive the same events, whether or
 not a file is written, so there is one event stream for both.
@@ -35,9 +36,13 @@ class Tracer:
         *,
         observers: list[Observer] | None = None,
         run_id: str | None = None,
+        live: bool = False,
     ) -> None:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.observers = list(observers or [])
+        # Whether observers want the text of every generation as it streams
+        # (``*.delta`` events, never written to the file: a trace stays small).
+        self.live = live and bool(self.observers)
         self.path: Path | None = None
         self._file: TextIO | None = None
         if trace_dir:
@@ -60,6 +65,14 @@ class Tracer:
         if self._file is not None and not self._file.closed:
             self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             self._file.flush()
+        for observer in self.observers:
+            observer(event, record)
+
+    def delta(self, event: str, **fields: Any) -> None:
+        """Tell live observers of a piece of streamed text; nothing is written."""
+        if not self.live:
+            return
+        record = {"event": event, "ts": round(time.time(), 6), "run_id": self.run_id, **fields}
         for observer in self.observers:
             observer(event, record)
 

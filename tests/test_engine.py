@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from moa_local import Agent, MoA, RunFailed
+from moa_local.errors import ConfigError
 from moa_local.backends.echo import EchoBackend
 from moa_local.prompts import CONTINUE_REFINE, GENERIC_ROLES, REFINE, SYNTHESIZE
 from moa_local.trace import read_trace
@@ -460,3 +461,74 @@ async def test_continue_layout_shows_all_answers_to_an_agent_whose_own_failed(
     assert good[1] in continuing.messages[3]["content"]
     assert [m["role"] for m in fresh.messages] == ["system", "user"]
     assert all(answer in system_of(fresh) for answer in good)
+
+
+async def test_chat_history_and_system_reach_every_proposer_and_the_aggregator(
+    echo: EchoBackend,
+) -> None:
+    moa = make(echo, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=2)
+    history = [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Hello Ada."},
+    ]
+    await moa.run("What is my name?", history=history, system="Answer like a pirate.")
+    assert len(echo.stats.requests) == 5
+    for request in echo.stats.requests:
+        # system, the earlier turns as chat turns (not flattened), then the question
+        assert [m["role"] for m in request.messages] == ["system", "user", "assistant", "user"]
+        assert list(request.messages[1:3]) == history
+        assert request.messages[-1]["content"] == "What is my name?"
+        assert system_of(request).startswith("Answer like a pirate.")
+
+
+async def test_a_turn_with_an_unknown_role_is_refused(echo: EchoBackend) -> None:
+    moa = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1)
+    with pytest.raises(ConfigError, match="role must be user or assistant"):
+        await moa.run("Hi", history=[{"role": "tool", "content": "x"}])
+
+
+async def test_request_settings_replace_the_configured_ones_for_one_run(
+    echo: EchoBackend,
+) -> None:
+    moa = make(echo, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1)
+    result = await moa.run("one two three four", temperature=0.3, max_tokens=3, seed=11)
+    assert all(r.max_tokens <= 3 for r in echo.stats.requests)
+    # the temperature is the answer's: the aggregator's; proposers keep the preset's
+    assert echo.stats.requests[-1].temperature == pytest.approx(0.3)
+    assert echo.stats.requests[0].temperature == pytest.approx(0.7)
+    assert sorted(r.seed for r in echo.stats.requests) == [11, 11, 12]
+    assert len(result.final_response.split()) == 3
+    # the next run is back to the configured settings
+    await moa.run("again")
+    assert echo.stats.requests[-1].max_tokens > 3
+
+
+async def test_stop_strings_end_the_final_answer_only(echo: EchoBackend) -> None:
+    moa = make(echo, proposers=["echo:a"], aggregator="echo:agg", layers=1)
+    streamed: list[str] = []
+    result = await moa.run("alpha STOP beta", streamed.append, stop=["STOP"])
+    aggregator_request = echo.stats.requests[-1]
+    assert aggregator_request.stop == ("STOP",)
+    assert echo.stats.requests[0].stop == ()
+    assert "STOP" not in result.final_response and "beta" not in result.final_response
+    assert "alpha" in result.final_response
+
+
+async def test_live_observers_see_every_agent_stream(echo: EchoBackend) -> None:
+    moa = make(echo, proposers=["echo:a", "echo:b"], aggregator="echo:agg", layers=1)
+    events: list[tuple[str, dict]] = []
+    result = await moa.run("hello there", observers=[lambda e, r: events.append((e, r))], live=True)
+    text: dict[str, str] = {}
+    for event, record in events:
+        if event == "proposal.delta":
+            text[record["agent"]] = text.get(record["agent"], "") + record["text"]
+    assert text == {p.agent: p.content for p in result.layer_history[0]}
+    aggregate = "".join(r["text"] for e, r in events if e == "aggregate.delta")
+    assert aggregate == result.final_response
+    # without live, observers get the trace events only
+    events.clear()
+    await moa.run("hello there", observers=[lambda e, r: events.append((e, r))])
+    assert events and not any(e.endswith(".delta") for e, _ in events)
+    # and no trace file holds a delta
+    for path in Path("traces").glob("*.jsonl"):
+        assert not any(e["event"].endswith(".delta") for e in read_trace(path))

@@ -7,10 +7,11 @@ async protocol:
   exactly one :class:`Completion` with usage and timing;
 - ``generate(request)`` returns the :class:`Completion` (collected from
   ``stream`` by default);
-- ``generate_many(requests)`` runs all of one layer's requests for one model
-  and yields ``(index, Completion | GenerationError)`` as each finishes. The
-  default runs them one after another; a backend that can batch (shared
-  prompt prefix, several sequences in one context) overrides it;
+- ``generate_many(requests, on_text=None)`` runs all of one layer's requests
+  for one model and yields ``(index, Completion | GenerationError)`` as each
+  finishes; ``on_text(index, piece)``, when given, receives their text as it
+  streams. The default runs them one after another; a backend that can batch
+  (shared prompt prefix, several sequences in one context) overrides it;
 - ``count_tokens(model, text)`` and ``info(model)`` for context budgeting;
 - ``estimate(model)``, ``load(model)`` and ``unload(model)`` for the
   scheduler, which decides when a model may be resident (a backend without
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -37,6 +38,8 @@ from ..estimate import NO_MEMORY, MemoryEstimate
 from ..models import ModelSpec
 
 Message = dict[str, str]
+# Receives (index of the request, piece of its text) as generations stream.
+PieceCallback = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ class Backend(Protocol):
         ...
 
     def generate_many(
-        self, requests: Sequence[GenerateRequest]
+        self,
+        requests: Sequence[GenerateRequest],
+        on_text: PieceCallback | None = None,
     ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
         """Run several requests for one model, yielding each result as it finishes."""
         ...
@@ -161,6 +166,23 @@ class BaseBackend:
                 f"{request.model.label}: no answer within {request.timeout:g} s"
             ) from None
 
+    async def _generate_streaming(
+        self, request: GenerateRequest, on_piece: Callable[[str], None]
+    ) -> Completion:
+        """:meth:`generate`, handing each piece of text to ``on_piece`` as it streams."""
+        try:
+            async with asyncio.timeout(request.timeout or None):
+                async with aclosing(self.stream(request)) as items:
+                    async for item in items:
+                        if isinstance(item, Completion):
+                            return item
+                        on_piece(item)
+        except TimeoutError:
+            raise GenerationTimeout(
+                f"{request.model.label}: no answer within {request.timeout:g} s"
+            ) from None
+        raise GenerationError(f"{request.model.label}: the backend ended without a result")
+
     async def _collect(self, request: GenerateRequest) -> Completion:
         async with aclosing(self.stream(request)) as items:
             async for item in items:
@@ -169,15 +191,22 @@ class BaseBackend:
         raise GenerationError(f"{request.model.label}: the backend ended without a result")
 
     async def generate_many(
-        self, requests: Sequence[GenerateRequest]
+        self,
+        requests: Sequence[GenerateRequest],
+        on_text: PieceCallback | None = None,
     ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
         """Run the requests one after another; failures are yielded, not raised."""
         for index, request in enumerate(requests):
-            yield index, await self._generate_as_value(request)
+            pieces = None if on_text is None else _for_index(on_text, index)
+            yield index, await self._generate_as_value(request, pieces)
 
-    async def _generate_as_value(self, request: GenerateRequest) -> Completion | GenerationError:
+    async def _generate_as_value(
+        self, request: GenerateRequest, on_piece: Callable[[str], None] | None = None
+    ) -> Completion | GenerationError:
         try:
-            return await self.generate(request)
+            if on_piece is None:
+                return await self.generate(request)
+            return await self._generate_streaming(request, on_piece)
         except GenerationError as exc:
             return exc
         except MoALocalError as exc:
@@ -212,6 +241,10 @@ class BaseBackend:
 
     async def close(self) -> None:
         """Nothing to release by default."""
+
+
+def _for_index(on_text: PieceCallback, index: int) -> Callable[[str], None]:
+    return lambda piece: on_text(index, piece)
 
 
 def now() -> float:
