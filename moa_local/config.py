@@ -63,6 +63,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "verify": False,
     "router": "agree",
     "layout": "references",
+    # `moa-local serve`: stream the proposals before the answer, in the channel
+    # chat clients fold away as reasoning.
+    "show_proposals": False,
 }
 
 # [resources]: how much of the machine moa-local may use (see resources.py).
@@ -201,6 +204,7 @@ class Config:
     verify: bool
     router: str
     layout: str
+    show_proposals: bool
     budget_mb: float
     reserve_mb: float
     budget_fraction: float
@@ -380,6 +384,7 @@ def _build(
         verify=values["verify"],
         router=values["router"],
         layout=values["layout"],
+        show_proposals=values["show_proposals"],
         budget_mb=values["budget_mb"],
         reserve_mb=values["reserve_mb"],
         budget_fraction=values["budget_fraction"],
@@ -525,6 +530,7 @@ _VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     "verify": _boolean,
     "router": _choice(ROUTERS),
     "layout": _choice(LAYOUTS),
+    "show_proposals": _boolean,
     "budget_mb": _number(0.0),
     "reserve_mb": _number(0.0),
     "budget_fraction": _number(0.05, 1.0),

@@ -1062,6 +1062,7 @@ def _proposal(
         completion_tokens=completion.completion_tokens,
         seconds=round(completion.seconds, 3),
         references_shortened=shortened,
+        finish_reason=completion.finish_reason,
     )
 
 

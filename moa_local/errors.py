@@ -16,7 +16,8 @@ the CLI exits with; library callers can ignore it.
     ├── GenerationError           one generation failed (becomes a proposal error)
     │   ├── ContextOverflowError  the prompt cannot fit the model's context
     │   └── GenerationTimeout     the generation ran past its time limit
-    └── RunFailed                 too few proposers succeeded in a layer        (exit 1)
+    ├── RunFailed                 too few proposers succeeded in a layer        (exit 1)
+    └── ServeError                `serve` cannot listen (address in use, ...)   (exit 1)
 """
 
 from __future__ import annotations
@@ -78,3 +79,7 @@ class RunFailed(MoALocalError):
     """A layer ended with fewer successful proposals than ``min_proposers``."""
 
     exit_code = 1
+
+
+class ServeError(MoALocalError):
+    """``moa-local serve`` cannot start as asked (address in use, no permission)."""

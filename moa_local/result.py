@@ -25,6 +25,7 @@ class Proposal:
     completion_tokens: int = 0
     seconds: float = 0.0
     references_shortened: bool = False
+    finish_reason: str = ""  # "stop", "length" or "cancelled" for a generation that finished
 
     @property
     def ok(self) -> bool:

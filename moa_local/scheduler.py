@@ -143,6 +143,15 @@ class Scheduler:
         """Whether ``spec`` is loaded (or being loaded) right now."""
         return spec.resource_key in self.resident
 
+    def residents(self) -> list[tuple[ModelSpec, int, float]]:
+        """Loaded models: spec, estimated bytes, and seconds since last use."""
+        now = time.monotonic()
+        return [
+            (r.spec, r.estimate.total, now - r.last_used)
+            for r in self.resident.values()
+            if r.loaded
+        ]
+
     def queued(self) -> int:
         """Requests waiting for a lease."""
         return sum(len(queue) for queue in self._queues.values())
