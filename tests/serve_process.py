@@ -34,8 +34,18 @@ def running_server(config: Path, *args: str, env: dict[str, str] | None = None) 
     log = config.with_suffix(".serve.log")
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moa_local", "serve", "--config", str(config), "--port", "0",
-             "-q", *args],
+            [
+                sys.executable,
+                "-m",
+                "moa_local",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                "0",
+                "-q",
+                *args,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=handle,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from moa_local import Agent, MoA, RunFailed
-from moa_local.errors import ConfigError
 from moa_local.backends.echo import EchoBackend
+from moa_local.errors import ConfigError
 from moa_local.prompts import CONTINUE_REFINE, GENERIC_ROLES, REFINE, SYNTHESIZE
 from moa_local.trace import read_trace
 

@@ -168,13 +168,20 @@ def test_openai_streams_the_proposals_as_reasoning_when_the_preset_says_so(
     reasoning = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
     answer = "".join(d.content or "" for d in deltas)
     # each proposal whole, under its own heading, before the answer
-    assert reasoning == "[layer 1, echo:a]\n[a t=0.70 refs=0] Hi\n\n[layer 1, echo:b]\n[b t=0.70 refs=0] Hi"
+    assert (
+        reasoning
+        == "[layer 1, echo:a]\n[a t=0.70 refs=0] Hi\n\n[layer 1, echo:b]\n[b t=0.70 refs=0] Hi"
+    )
     assert answer == "[agg t=0.70 refs=2] Hi"
     first_answer = next(i for i, d in enumerate(deltas) if d.content)
-    last_reasoning = max(i for i, d in enumerate(deltas) if (d.model_extra or {}).get("reasoning_content"))
+    last_reasoning = max(
+        i for i, d in enumerate(deltas) if (d.model_extra or {}).get("reasoning_content")
+    )
     assert last_reasoning < first_answer
     # off by default
-    plain = client.chat.completions.create(model="moa", messages=[{"role": "user", "content": "Hi"}])
+    plain = client.chat.completions.create(
+        model="moa", messages=[{"role": "user", "content": "Hi"}]
+    )
     assert "reasoning_content" not in (plain.choices[0].message.model_extra or {})
 
 
@@ -184,8 +191,9 @@ def test_openai_errors_have_openai_shape_and_status(server: Server) -> None:
         (b"{not json", 400, "not valid JSON"),
         (json.dumps({"model": "moa", "messages": []}).encode(), 400, "messages is empty"),
         (
-            json.dumps({"model": "moa", "messages": [{"role": "user", "content": "x"}],
-                        "temperature": 5}).encode(),
+            json.dumps(
+                {"model": "moa", "messages": [{"role": "user", "content": "x"}], "temperature": 5}
+            ).encode(),
             400,
             "temperature must be between 0 and 2",
         ),
@@ -275,14 +283,14 @@ def test_ollama_errors_are_one_line_json(server: Server) -> None:
     response = httpx.post(f"{server.url}/api/chat", json={"model": "moa", "messages": "hi"})
     assert response.status_code == 400
     assert response.json() == {"error": "messages must be a list of {role, content} objects"}
-    response = httpx.post(
-        f"{server.url}/api/generate", json={"model": "ghost", "prompt": "hi"}
-    )
+    response = httpx.post(f"{server.url}/api/generate", json={"model": "ghost", "prompt": "hi"})
     assert response.status_code == 404 and "no model 'ghost'" in response.json()["error"]
     client = ollama.Client(host=server.url)
     with pytest.raises(ollama.ResponseError) as caught:
         client.chat(model="moa", messages=[{"role": "assistant", "content": "hi"}], stream=False)
-    assert caught.value.status_code == 400 and "last message must be the user's" in str(caught.value)
+    assert caught.value.status_code == 400 and "last message must be the user's" in str(
+        caught.value
+    )
 
 
 # -- load: the queue and cancellation ---------------------------------------------
@@ -323,15 +331,23 @@ def test_a_full_queue_is_answered_at_once(tight_server: Server) -> None:
     holder.join(30)
     assert results == [200]
     # once the worker is free, requests are served again
-    assert httpx.post(f"{tight_server.url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+    assert (
+        httpx.post(f"{tight_server.url}/v1/chat/completions", json=body, timeout=30).status_code
+        == 200
+    )
 
 
 def test_a_disconnected_client_cancels_its_run_and_frees_the_worker(
     tight_server: Server,
 ) -> None:
-    slow = {"model": "moa:slow", "messages": [{"role": "user", "content": "take forever"}],
-            "stream": True}
-    with httpx.stream("POST", f"{tight_server.url}/v1/chat/completions", json=slow, timeout=30) as r:
+    slow = {
+        "model": "moa:slow",
+        "messages": [{"role": "user", "content": "take forever"}],
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST", f"{tight_server.url}/v1/chat/completions", json=slow, timeout=30
+    ) as r:
         assert r.status_code == 200
         next(r.iter_lines())  # the run has started
     # the client is gone: its 30-second proposer is cancelled, so the worker is free
@@ -382,7 +398,9 @@ def test_the_key_is_required_on_every_route(keyed_server: Server) -> None:
 
 def test_the_right_key_is_accepted(keyed_server: Server) -> None:
     client = OpenAI(base_url=f"{keyed_server.url}/v1", api_key=KEY)
-    answer = client.chat.completions.create(model="moa", messages=[{"role": "user", "content": "k"}])
+    answer = client.chat.completions.create(
+        model="moa", messages=[{"role": "user", "content": "k"}]
+    )
     assert answer.choices[0].message.content.endswith("k")
     local = ollama.Client(host=keyed_server.url, headers={"Authorization": f"Bearer {KEY}"})
     assert local.list().models
@@ -395,8 +413,18 @@ def test_other_addresses_need_a_key(tmp_path: Path) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "moa_local", "serve", "--config", str(write_config(tmp_path)),
-         "--host", "0.0.0.0", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "moa_local",
+            "serve",
+            "--config",
+            str(write_config(tmp_path)),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -412,12 +440,24 @@ def test_a_port_in_use_is_one_clear_line(server: Server, tmp_path: Path) -> None
 
     port = server.url.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "moa_local", "serve", "--config", str(write_config(tmp_path)),
-         "--port", port, "-q"],
+        [
+            sys.executable,
+            "-m",
+            "moa_local",
+            "serve",
+            "--config",
+            str(write_config(tmp_path)),
+            "--port",
+            port,
+            "-q",
+        ],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: cannot listen on 127.0.0.1:") and "Traceback" not in result.stderr
+    assert (
+        result.stderr.startswith("error: cannot listen on 127.0.0.1:")
+        and "Traceback" not in result.stderr
+    )
