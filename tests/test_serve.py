@@ -461,3 +461,43 @@ def test_a_port_in_use_is_one_clear_line(server: Server, tmp_path: Path) -> None
         result.stderr.startswith("error: cannot listen on 127.0.0.1:")
         and "Traceback" not in result.stderr
     )
+
+
+# -- a real model --------------------------------------------------------------------
+
+
+def test_both_clients_chat_with_a_real_llama_cpp_model(tmp_path: Path, tiny_model: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    config = f"""
+[defaults]
+proposers = ["path:{tiny_model}"]
+aggregator = "path:{tiny_model}"
+strategy = "temperature"
+num_proposers = 2
+layers = 1
+router = "off"
+max_tokens = 8
+trace_dir = ""
+"""
+    env = {"MOA_LOCAL_HOME": str(tmp_path / "home")}
+    with running_server(write_config(tmp_path, config), env=env) as server:
+        openai_client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+        messages = [{"role": "user", "content": "Name a colour."}]
+        answer = openai_client.chat.completions.create(model="moa", messages=messages, seed=1)
+        assert answer.choices[0].message.content.strip()
+        # three generations of up to 8 tokens: two samples and the aggregate
+        assert 3 <= answer.usage.completion_tokens <= 24
+        chunks = list(
+            openai_client.chat.completions.create(
+                model="moa", messages=messages, seed=1, stream=True
+            )
+        )
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        # same seed, greedy aggregate: the same answer streamed
+        assert streamed.strip() == answer.choices[0].message.content.strip()
+        ollama_client = ollama.Client(host=server.url)
+        reply = ollama_client.chat(model="moa", messages=messages, stream=False)
+        assert reply.message.content.strip() and reply.eval_count > 0
+        parts = list(ollama_client.chat(model="moa", messages=messages, stream=True))
+        assert parts[-1].done and "".join(p.message.content for p in parts).strip()
+        assert any("tiny" in m.model for m in ollama_client.ps().models)
