@@ -1,4 +1,4 @@
-"""The page at `/` in a real headless Chromium: ask, watch the proposers' columns, get the answer."""
+"""The page at `/` in a real headless Chromium: ask, watch the columns, get the answer."""
 
 from __future__ import annotations
 
