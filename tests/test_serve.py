@@ -337,19 +337,22 @@ def test_a_full_queue_is_answered_at_once(tight_server: Server) -> None:
     )
 
 
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/api/chat"])
+@pytest.mark.parametrize("stream", [True, False])
 def test_a_disconnected_client_cancels_its_run_and_frees_the_worker(
-    tight_server: Server,
+    tight_server: Server, route: str, stream: bool
 ) -> None:
     slow = {
         "model": "moa:slow",
         "messages": [{"role": "user", "content": "take forever"}],
-        "stream": True,
+        "stream": stream,
     }
-    with httpx.stream(
-        "POST", f"{tight_server.url}/v1/chat/completions", json=slow, timeout=30
-    ) as r:
-        assert r.status_code == 200
-        next(r.iter_lines())  # the run has started
+    if stream:
+        with httpx.stream("POST", tight_server.url + route, json=slow, timeout=30) as r:
+            assert r.status_code == 200  # the run has started
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(tight_server.url + route, json=slow, timeout=1.0)
     # the client is gone: its 30-second proposer is cancelled, so the worker is free
     started = time.perf_counter()
     deadline = started + 5
