@@ -67,8 +67,12 @@ class PypiSource:
 class HfSource:
     """A GGUF file in a Hugging Face hub repository.
 
-    ``sha256`` is None when the hub build's checksum is not pinned here; the
-    store then records the checksum it computed.
+    ``sha256`` is None when the checksum is not pinned here: the download is
+    then verified against the sha256 the hub publishes for the file (its LFS
+    object id, asked through huggingface-hub) and the store records it.
+    ``size`` is the size the hub lists, rounded: it serves the free-space
+    check and ``moa-local models``; the download is checked against the exact
+    size and sha256 the hub publishes.
     """
 
     repo: str
@@ -256,6 +260,134 @@ CATALOG: dict[str, CatalogEntry] = {
         ),
     )
 }
+
+
+def _hub(
+    name: str,
+    *,
+    family: str,
+    architecture: str,
+    parameters: int,
+    size_label: str,
+    context_length: int,
+    repo: str,
+    filename: str,
+    size: int,
+    ollama_tag: str,
+    description: str,
+) -> CatalogEntry:
+    """An instruction-tuned Q4_K_M GGUF that only the Hugging Face hub serves."""
+    return CatalogEntry(
+        name=name,
+        family=family,
+        architecture=architecture,
+        parameters=parameters,
+        size_label=size_label,
+        quantization="Q4_K_M",
+        context_length=context_length,
+        filename=filename,
+        description=description,
+        sources=(HfSource(repo, filename, size=size),),
+        ollama_tag=ollama_tag,
+    )
+
+
+# Well-known instruction-tuned models from the hub (each file a Q4_K_M GGUF
+# of the original weights, by the publisher or a long-standing quantizer).
+HUB_MODELS: tuple[CatalogEntry, ...] = (
+    _hub(
+        "llama3.2-1b",
+        family="llama",
+        architecture="llama",
+        parameters=1_235_814_400,
+        size_label="1B",
+        context_length=131072,
+        repo="bartowski/Llama-3.2-1B-Instruct-GGUF",
+        filename="Llama-3.2-1B-Instruct-Q4_K_M.gguf",
+        size=808_000_000,
+        ollama_tag="llama3.2:1b",
+        description="Llama 3.2 1B Instruct (Meta)",
+    ),
+    _hub(
+        "llama3.2-3b",
+        family="llama",
+        architecture="llama",
+        parameters=3_212_749_824,
+        size_label="3B",
+        context_length=131072,
+        repo="bartowski/Llama-3.2-3B-Instruct-GGUF",
+        filename="Llama-3.2-3B-Instruct-Q4_K_M.gguf",
+        size=2_020_000_000,
+        ollama_tag="llama3.2:3b",
+        description="Llama 3.2 3B Instruct (Meta)",
+    ),
+    _hub(
+        "mistral-7b",
+        family="mistral",
+        architecture="llama",
+        parameters=7_248_023_552,
+        size_label="7B",
+        context_length=32768,
+        repo="bartowski/Mistral-7B-Instruct-v0.3-GGUF",
+        filename="Mistral-7B-Instruct-v0.3-Q4_K_M.gguf",
+        size=4_370_000_000,
+        ollama_tag="mistral:7b",
+        description="Mistral 7B Instruct v0.3 (Mistral AI)",
+    ),
+    _hub(
+        "qwen2.5-1.5b",
+        family="qwen",
+        architecture="qwen2",
+        parameters=1_543_714_304,
+        size_label="1.5B",
+        context_length=32768,
+        repo="Qwen/Qwen2.5-1.5B-Instruct-GGUF",
+        filename="qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        size=1_120_000_000,
+        ollama_tag="qwen2.5:1.5b",
+        description="Qwen2.5 1.5B Instruct (Alibaba)",
+    ),
+    _hub(
+        "qwen2.5-3b",
+        family="qwen",
+        architecture="qwen2",
+        parameters=3_085_938_688,
+        size_label="3B",
+        context_length=32768,
+        repo="Qwen/Qwen2.5-3B-Instruct-GGUF",
+        filename="qwen2.5-3b-instruct-q4_k_m.gguf",
+        size=2_100_000_000,
+        ollama_tag="qwen2.5:3b",
+        description="Qwen2.5 3B Instruct (Alibaba)",
+    ),
+    _hub(
+        "qwen2.5-7b",
+        family="qwen",
+        architecture="qwen2",
+        parameters=7_615_616_512,
+        size_label="7B",
+        context_length=32768,
+        repo="bartowski/Qwen2.5-7B-Instruct-GGUF",
+        filename="Qwen2.5-7B-Instruct-Q4_K_M.gguf",
+        size=4_680_000_000,
+        ollama_tag="qwen2.5:7b",
+        description="Qwen2.5 7B Instruct (Alibaba)",
+    ),
+    _hub(
+        "gemma3-1b",
+        family="gemma",
+        architecture="gemma3",
+        parameters=999_885_952,
+        size_label="1B",
+        context_length=32768,
+        repo="bartowski/google_gemma-3-1b-it-GGUF",
+        filename="google_gemma-3-1b-it-Q4_K_M.gguf",
+        size=806_000_000,
+        ollama_tag="gemma3:1b",
+        description="Gemma 3 1B Instruct (Google)",
+    ),
+)
+CATALOG.update({entry.name: entry for entry in HUB_MODELS})
 
 
 def lookup(name: str) -> CatalogEntry | None:

@@ -652,11 +652,19 @@ def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
 @main.command()
 @config_option("models.toml whose [models] are listed too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-def models(config_path: str | None, as_json: bool) -> None:
-    """List catalog and configured models, and whether each is installed."""
+@click.option("--no-check", is_flag=True, help="Do not probe the sources (pip's index, the hub).")
+def models(config_path: str | None, as_json: bool, no_check: bool) -> None:
+    """List catalog and configured models, whether each is installed, and reachable sources."""
+    from .sources.reach import reachable_sources
+
     config = load_config(config_path)
     store = ModelStore(moa_home())
-    rows = [_catalog_row(entry, store) for entry in catalog.CATALOG.values()]
+    entries = list(catalog.CATALOG.values())
+    reach = {} if no_check else reachable_sources(entries)
+    rows = [_catalog_row(entry, store) for entry in entries]
+    for row in rows:
+        kinds = reach.get(row["name"])
+        row["reachable"] = "not checked" if kinds is None else ", ".join(kinds) or "no"
     for name, model_config in config.models.items():
         if name in catalog.CATALOG and model_config.path is None:
             continue
@@ -664,7 +672,7 @@ def models(config_path: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    headers = ["name", "family", "params", "quant", "size", "installed", "source"]
+    headers = ["name", "family", "params", "quant", "size", "installed", "reachable", "source"]
     table = [[str(row[key]) for key in headers] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
     click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)))
@@ -787,6 +795,7 @@ def _configured_row(name: str, config: Config, store: ModelStore) -> dict[str, A
         "quant": "?",
         "size": "?",
         "installed": "no",
+        "reachable": "-",
         "source": "models.toml",
     }
     try:

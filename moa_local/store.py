@@ -378,7 +378,9 @@ class ModelStore:
         fetched = fetch_hf(source, work, progress, label=f"{entry.name} from hf")
         expected = source.sha256 or fetched.published_sha256
         try:
-            self._verify(entry, source.kind, fetched.sha256, fetched.size, expected, source.size)
+            self._verify(
+                entry, source.kind, fetched.sha256, fetched.size, expected, fetched.published_size
+            )
         except PullError:
             _remove(work)  # a corrupt download must not be resumed
             raise

@@ -7,10 +7,12 @@ this source fails with a message saying so, so the next source can be tried.
 Before downloading, the file's metadata is asked of the hub
 (``get_hf_file_metadata``): for a file stored with Git LFS, as GGUFs are,
 its ETag is the sha256 the hub publishes, which the store verifies the
-download against. The file is downloaded into the model's
-``.hub-download`` folder (one bar, ours), where the hub's client resumes an
-interrupted download with an HTTP range request; the store moves it into
-place, so the file is never copied.
+download against. The file is downloaded with httpx into the model's
+``.hub-download`` folder, where the next pull resumes an interrupted
+download with an HTTP range request (huggingface-hub's own downloader starts
+over in every process); the store moves it into place, so the file is never
+copied. huggingface-hub supplies the URL, the metadata and the auth headers
+(``HF_TOKEN``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
+
+import httpx
 
 from ..catalog import HfSource
 from ..errors import PullError
@@ -43,6 +46,7 @@ class Fetched:
     sha256: str
     size: int
     published_sha256: str | None
+    published_size: int | None
 
 
 def published(source: HfSource) -> tuple[str | None, int | None]:
@@ -62,58 +66,68 @@ def fetch(source: HfSource, work: Path, progress: ProgressFactory, *, label: str
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise PullError(f"{source.repo} not fetched: HF_HUB_OFFLINE is set")
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.utils import build_hf_headers
     except ImportError:
         raise PullError("huggingface-hub is not installed") from None
     _check_reachable()
-    try:
-        sha256, size = published(source)
-    except Exception as exc:  # the hub client raises many types; all mean "not fetched"
-        raise PullError(f"{source.repo}/{source.filename}: {_first_sentence(exc)}") from None
-    work.mkdir(parents=True, exist_ok=True)
-    bar = progress(label, size or source.size or 0)
+    endpoint = _endpoint()
+    url = hf_hub_url(source.repo, source.filename, endpoint=endpoint)
     try:
         with _quiet_hub_logs():
-            path = hf_hub_download(
-                repo_id=source.repo,
-                filename=source.filename,
-                local_dir=work,
-                endpoint=_endpoint(),
-                tqdm_class=_forwarding_tqdm(bar),
-            )
-    except (OSError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
+            metadata = get_hf_file_metadata(url, endpoint=endpoint)
+    except Exception as exc:  # the hub client raises many types; all mean "not fetched"
+        raise PullError(f"{source.repo}/{source.filename}: {_first_sentence(exc)}") from None
+    etag = (metadata.etag or "").strip('"').lower()
+    sha256 = etag if _SHA256.match(etag) else None
+    size = metadata.size
+    work.mkdir(parents=True, exist_ok=True)
+    # Keyed by the ETag, so that a file changed on the hub is not resumed.
+    partial = work / f"{source.filename}.{(etag or 'unknown')[:16]}.partial"
+    for stale in work.glob("*.partial"):
+        if stale != partial:
+            stale.unlink(missing_ok=True)
+    bar = progress(label, size or source.size or 0)
+    try:
+        _download(metadata.location or url, partial, build_hf_headers(), bar, size)
+    except httpx.HTTPError as exc:
         raise PullError(
-            f"{source.repo}/{source.filename} could not be fetched from the hub: "
-            f"{_first_sentence(exc)}"
+            f"{source.repo}/{source.filename} could not be fetched from the hub: {exc}; "
+            "pull again to resume"
         ) from None
     finally:
         bar.close()
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(partial, "rb") as handle:
         while block := handle.read(_CHUNK):
             digest.update(block)
-    return Fetched(Path(path), digest.hexdigest(), os.path.getsize(path), sha256)
+    return Fetched(partial, digest.hexdigest(), partial.stat().st_size, sha256, size)
 
 
-def _forwarding_tqdm(bar: Progress) -> Any:
-    """A tqdm class for the hub's client that moves our one bar and prints nothing."""
-    from tqdm.auto import tqdm
-
-    class Forwarding(tqdm):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-            initial = int(kwargs.get("initial") or 0)
-            if initial:
-                bar.update(initial)  # resumed: these bytes were already there
-
-        def update(self, n: float | None = 1) -> bool | None:
-            bar.update(int(n or 0))
-            return super().update(n)
-
-    return Forwarding
+def _download(
+    url: str, partial: Path, headers: dict[str, str], bar: Progress, size: int | None
+) -> None:
+    """Fetch ``url`` into ``partial``, asking only for what it lacks (HTTP range)."""
+    have = partial.stat().st_size if partial.exists() else 0
+    if size is not None and have > size:
+        partial.unlink()
+        have = 0
+    if size is not None and have == size:
+        bar.update(have)
+        return
+    if have:
+        headers = {**headers, "Range": f"bytes={have}-"}
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=timeout) as r:
+        if r.status_code == 200:
+            have = 0  # the server sends the whole file: start over
+        elif r.status_code != 206:
+            raise httpx.HTTPStatusError(f"HTTP {r.status_code}", request=r.request, response=r)
+        bar.update(have)
+        with open(partial, "ab" if have else "wb") as out:
+            for block in r.iter_bytes(_CHUNK):
+                out.write(block)
+                bar.update(len(block))
 
 
 def _endpoint() -> str | None:
