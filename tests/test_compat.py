@@ -97,19 +97,35 @@ def test_azcore_style_with_final_agent_and_aggregator_prompt() -> None:
     assert aggregate.ok and aggregate.model == "echo:agg"
 
 
-def test_proposer_style() -> None:
+def test_proposer_style_returns_the_originals_values() -> None:
     moa = MixtureOfAgents(
         proposers=[
             ProposerConfig("coder", "echo:c", temperature=0.2),
             ProposerConfig("poet", "echo:p", system_prompt="Rhyme."),
+            ProposerConfig("critic", "echo:p"),
         ],
         aggregator_model="echo:agg",
         num_layers=2,
     )
     result = asyncio.run(moa.run("Query"))
     assert isinstance(result, dict)
-    assert result["final_response"] == "[agg t=0.70 refs=2] Query"
-    assert result["num_proposals"] == 4
-    assert result["models_used"] == ["echo:c", "echo:p", "echo:agg"]
+    assert result["final_response"] == "[agg t=0.70 refs=3] Query"
+    # as the original: len(proposals) and [p.model for p in proposals] of the final layer
+    assert result["num_proposals"] == 3
+    assert result["models_used"] == ["echo:c", "echo:p", "echo:p"]
     assert result["layers"] == 2
-    assert [p["temperature"] for p in result["layer_history"][0]] == [0.2, 0.7]
+    # the whole run stays available under keys the original does not use
+    assert result["total_proposals"] == 6
+    assert result["all_models_used"] == ["echo:c", "echo:p", "echo:agg"]
+    assert [p["temperature"] for p in result["layer_history"][0]] == [0.2, 0.7, 0.7]
+
+
+def test_proposer_style_counts_what_the_final_layer_produced() -> None:
+    moa = MixtureOfAgents(
+        proposers=[ProposerConfig("ok", "echo:a"), ProposerConfig("down", "echo:b?fail=x")],
+        aggregator_model="echo:agg",
+        num_layers=1,
+    )
+    result = asyncio.run(moa.run("Q"))
+    assert result["num_proposals"] == 1 and result["models_used"] == ["echo:a"]
+    assert result["layers"] == 1

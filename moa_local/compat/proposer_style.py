@@ -11,8 +11,15 @@ Its users write::
     result = await moa.run("Question")
     result["final_response"], result["num_proposals"], result["models_used"], result["layers"]
 
-``run`` returns a plain dict (``MoAResult.to_dict()``), which carries those
-keys and the rest of the result.
+``run`` returns a plain dict with the original's four keys and their
+original meaning: ``final_response`` the aggregated answer,
+``num_proposals`` and ``models_used`` counted over the proposals of the
+*final* layer (``len(proposals)`` and ``[p.model for p in proposals]``: 3
+and 3 models for 3 proposers, whatever the number of layers), and
+``layers`` the configured number of layers. The rest of
+``MoAResult.to_dict()`` rides along under keys the original does not use
+(``layer_history``, ``aggregator``, ``usage``, ...), with the whole run's
+counts as ``total_proposals`` and ``all_models_used``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class MixtureOfAgents:
         num_layers: int = 2,
         **options: Any,
     ) -> None:
+        self.num_layers = num_layers
         self._moa = MoA(
             proposers=[
                 Agent(
@@ -60,6 +68,16 @@ class MixtureOfAgents:
         )
 
     async def run(self, query: str) -> dict[str, Any]:
-        """Run on ``query``; return the result as a dict."""
+        """Run on ``query``; return the original's dict (see the module docstring)."""
         result = await self._moa.run(query)
-        return result.to_dict()
+        extra = result.to_dict()
+        final_layer = [p for p in result.layer_history[-1] if p.ok] if result.layer_history else []
+        return {
+            **extra,
+            "total_proposals": extra["num_proposals"],
+            "all_models_used": extra["models_used"],
+            "final_response": result.final_response,
+            "num_proposals": len(final_layer),
+            "models_used": [p.model for p in final_layer],
+            "layers": self.num_layers,
+        }
