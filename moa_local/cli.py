@@ -9,8 +9,10 @@ as one ``error: ...`` line on stderr with the error's exit code (0 success,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from tqdm import tqdm
 from . import __version__, catalog
 from .backends.base import BackendRegistry
 from .config import Config, apply_overrides, load_config, moa_home, preset_overrides
-from .errors import ConfigError, MoALocalError, ModelError
+from .errors import ConfigError, MoALocalError, ModelError, Terminated
 from .moa import MoA
 from .models import resolve_model
 from .store import ModelStore, Progress, ProgressFactory, mib, silent_progress
@@ -123,6 +125,8 @@ class ProgressPrinter:
                     f"run {record['run_id']}: strategy {record['strategy']}, "
                     f"{record['layers']} layer(s), aggregator {record['aggregator']}"
                 )
+        elif event == "trace.warning":
+            echo(f"warning: {record['message']}")
         elif event == "roles.generated":
             names = ", ".join(role["name"] for role in record["roles"])
             note = (
@@ -165,6 +169,40 @@ class ProgressPrinter:
             )
         elif event == "model.unload" and self.verbose:
             echo(f"  unloaded {record['model']} ({record['reason']})")
+
+
+def _warnings_only(event: str, record: dict[str, Any]) -> None:
+    """The observer of a quiet run: warnings still reach stderr."""
+    if event == "trace.warning":
+        _err(f"warning: {record['message']}")
+
+
+async def _cancelled_by_sigterm(moa: MoA, work: Any) -> Any:
+    """Await ``work``; SIGTERM cancels it (the trace ends with run.error), then models are freed.
+
+    Raises :class:`Terminated` (exit 143) when SIGTERM was the cause.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if terminated:
+            raise Terminated("terminated by SIGTERM: the run was cancelled") from None
+        raise
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        await moa.aclose()
 
 
 def _with_preset(config_path: str | None, preset: str | None) -> Config | str | None:
@@ -265,7 +303,7 @@ def ask(
         "router": "--router",
         "task": "--task",
     }
-    observers = [] if quiet else [ProgressPrinter(verbose)]
+    observers = [_warnings_only] if quiet else [ProgressPrinter(verbose)]
     moa_kwargs: dict[str, Any] = {}
     if trace_dir is not None:
         moa_kwargs["trace_dir"] = trace_dir
@@ -299,13 +337,9 @@ def ask(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    async def run() -> Any:
-        try:
-            return await moa.run(prompt, on_text=write if stream else None)
-        finally:
-            await moa.aclose()
-
-    result = asyncio.run(run())
+    result = asyncio.run(
+        _cancelled_by_sigterm(moa, moa.run(prompt, on_text=write if stream else None))
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif stream:

@@ -164,7 +164,10 @@ class Engine:
             config=plan.settings,
             turns=len(plan.conversation),
         )
+        if tracer.problem:
+            tracer.emit("trace.warning", message=tracer.problem)
         try:
+            await self._check_prompt_fits(plan, prompt)
             result = await self._run(_RunState(plan, prompt, tracer, started, code), on_text)
         except asyncio.CancelledError:
             tracer.emit("run.error", error="cancelled", kind="cancelled")
@@ -188,6 +191,34 @@ class Engine:
         )
         tracer.close()
         return result
+
+    async def _check_prompt_fits(self, plan: Plan, prompt: str) -> None:
+        """Refuse, before any generation, a prompt that no layer could read.
+
+        The aggregator, and at least one proposer model, must hold the
+        question (and the chat's earlier turns) beside a minimal answer;
+        otherwise the run fails at once with one :class:`ContextOverflowError`
+        instead of one failure per proposer. A proposer whose smaller context
+        cannot hold it fails alone, as a proposal error.
+        """
+        earlier = "\n".join(m["content"] for m in plan.conversation)
+        text = f"{earlier}\n{prompt}" if earlier else prompt
+
+        async def check(spec: ModelSpec) -> ContextOverflowError | None:
+            try:
+                backend = self.backends.for_model(spec)
+                await fit_references(backend, spec, plan.system or None, [], text, 1)
+            except ContextOverflowError as exc:
+                return exc
+            return None
+
+        problem = await check(plan.aggregator)
+        if problem is not None:
+            raise problem
+        proposers = {plan.spec_for(a).name: plan.spec_for(a) for a in plan.agents}
+        problems = [await check(spec) for spec in proposers.values()]
+        if problems and all(problems):
+            raise problems[0]  # type: ignore[misc]
 
     async def _run(self, run: _RunState, on_text: TextCallback | None) -> MoAResult:
         plan, prompt, tracer = run.plan, run.prompt, run.tracer

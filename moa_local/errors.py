@@ -16,7 +16,9 @@ the CLI exits with; library callers can ignore it.
     ├── GenerationError           one generation failed (becomes a proposal error)
     │   ├── ContextOverflowError  the prompt cannot fit the model's context
     │   └── GenerationTimeout     the generation ran past its time limit
+    │   (ContextOverflowError before a run starts: exit 2)
     ├── RunFailed                 too few proposers succeeded in a layer        (exit 1)
+    ├── Terminated                SIGTERM ended a run (it was cancelled)         (exit 143)
     └── ServeError                `serve` cannot listen (address in use, ...)   (exit 1)
 """
 
@@ -70,6 +72,8 @@ class GenerationError(MoALocalError):
 class ContextOverflowError(GenerationError):
     """Even with references shortened, the prompt does not fit the model's context."""
 
+    exit_code = 2
+
 
 class GenerationTimeout(GenerationError):
     """A generation did not finish within its time limit."""
@@ -83,3 +87,9 @@ class RunFailed(MoALocalError):
 
 class ServeError(MoALocalError):
     """``moa-local serve`` cannot start as asked (address in use, no permission)."""
+
+
+class Terminated(MoALocalError):
+    """SIGTERM arrived during a run: the run was cancelled and its models freed."""
+
+    exit_code = 143

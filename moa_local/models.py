@@ -247,7 +247,7 @@ def _catalog_spec(
     path = store.path_for(entry)
     if require_installed and not store.is_installed(entry):
         raise ModelNotInstalled(
-            f"model {name!r} is not pulled yet; run `moa-local pull {entry.name}`"
+            f"model {name!r} {store.problem(entry)}; run `moa-local pull {entry.name}`"
         )
     n_ctx = model_config.n_ctx if model_config and model_config.n_ctx else DEFAULT_N_CTX
     return ModelSpec(

@@ -182,6 +182,22 @@ class ModelStore:
         except OSError:
             return False
 
+    def problem(self, entry: CatalogEntry) -> str:
+        """Why ``entry`` does not count as installed, in words for an error message."""
+        path = self.path_for(entry)
+        manifest_path = self.directory_for(entry) / "manifest.json"
+        manifest = self.manifest(entry)
+        if not path.exists() and manifest is None:
+            return "is not pulled yet"
+        if not path.exists():
+            return f"has lost its file {path} (deleted?)"
+        if manifest is None:
+            return f"has an unreadable {manifest_path}"
+        size = path.stat().st_size
+        if size != manifest.size:
+            return f"is damaged: {path} has {size} bytes, its manifest says {manifest.size}"
+        return "is installed"
+
     def pull(
         self,
         entry: CatalogEntry,

@@ -14,6 +14,7 @@ not a file is written, so there is one event stream for both.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -21,8 +22,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
-
-from .errors import ConfigError
 
 Observer = Callable[[str, dict[str, Any]], None]
 
@@ -45,26 +44,35 @@ class Tracer:
         self.live = live and bool(self.observers)
         self.path: Path | None = None
         self._file: TextIO | None = None
+        # Why no trace is written although one was asked for (the run goes on).
+        self.problem: str | None = None
         if trace_dir:
             directory = Path(trace_dir).expanduser()
             try:
                 directory.mkdir(parents=True, exist_ok=True)
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-                self.path = directory / f"{stamp}-{self.run_id}.jsonl"
+                path = directory / f"{stamp}-{self.run_id}.jsonl"
                 # Held open for the whole run and closed by close().
-                self._file = open(self.path, "x", encoding="utf-8")  # noqa: SIM115
+                self._file = open(path, "x", encoding="utf-8")  # noqa: SIM115
+                self.path = path
             except OSError as exc:
-                raise ConfigError(
-                    f"cannot write traces to {directory}: {exc.strerror} "
-                    "(set trace_dir, or --trace-dir '' to turn traces off)"
-                ) from None
+                self.problem = (
+                    f"cannot write traces to {directory}: {exc.strerror or exc}; the run goes "
+                    "on without one (set trace_dir, or --trace-dir '' to turn traces off)"
+                )
 
     def emit(self, event: str, **fields: Any) -> None:
         """Record one event: write and flush its line, then tell the observers."""
         record = {"event": event, "ts": round(time.time(), 6), "run_id": self.run_id, **fields}
         if self._file is not None and not self._file.closed:
-            self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-            self._file.flush()
+            try:
+                self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                self._file.flush()
+            except OSError as exc:  # the disk filled up or went away mid-run
+                self.problem = f"the trace {self.path} stopped being written: {exc.strerror}"
+                with contextlib.suppress(OSError):
+                    self._file.close()
+                self._file = None
         for observer in self.observers:
             observer(event, record)
 

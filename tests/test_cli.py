@@ -212,7 +212,16 @@ def test_models_lists_catalog_and_configured(runner: CliRunner, tiny_model: Path
     result = runner.invoke(main, ["models"])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "FAMILY", "PARAMS", "QUANT", "SIZE", "INSTALLED", "SOURCE"]
+    assert lines[0].split() == [
+        "NAME",
+        "FAMILY",
+        "PARAMS",
+        "QUANT",
+        "SIZE",
+        "INSTALLED",
+        "REACHABLE",
+        "SOURCE",
+    ]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert rows["qwen2.5-coder-0.5b"][1:4] == ["qwen", "0.5B", "Q4_K_M"]
     assert rows["qwen2.5-coder-0.5b"][6] == "no"
