@@ -604,18 +604,21 @@ def pull(names: tuple[str, ...], config_path: str | None, force: bool, quiet: bo
         asyncio.run(backend.pull(spec, _progress_factory(quiet)))  # type: ignore[attr-defined]
         if not quiet:
             _err(f"{name}: pulled {spec.remote_model} on Ollama at {spec.host.url}")  # type: ignore[union-attr]
+    # On a terminal: one bar per model, then a line. Elsewhere (a log, CI): one line.
+    bars = _progress_factory(quiet or not sys.stderr.isatty())
     for entry in entries:
         if store.is_installed(entry) and not force:
             if not quiet:
                 _err(f"{entry.name}: already pulled ({store.path_for(entry)})")
             continue
-        manifest = store.pull(
-            entry, _progress_factory(quiet), force=force, on_wait=None if quiet else _err
-        )
+        started = time.monotonic()
+        manifest = store.pull(entry, bars, force=force, on_wait=None if quiet else _err)
         if not quiet:
+            seconds = max(time.monotonic() - started, 1e-3)
+            rate = manifest.size / seconds / (1 << 20)
             _err(
-                f"{entry.name}: pulled from {manifest.source}, sha256 verified "
-                f"({store.path_for(entry)})"
+                f"{entry.name}: {mib(manifest.size)} from {manifest.source} in {seconds:.1f} s "
+                f"({rate:.1f} MiB/s), sha256 verified ({store.path_for(entry)})"
             )
 
 
