@@ -504,3 +504,25 @@ trace_dir = ""
         parts = list(ollama_client.chat(model="moa", messages=messages, stream=True))
         assert parts[-1].done and "".join(p.message.content for p in parts).strip()
         assert any("tiny" in m.model for m in ollama_client.ps().models)
+
+
+def test_cors_is_off_unless_an_origin_is_allowed(server: Server, tmp_path: Path) -> None:
+    preflight = {
+        "Origin": "http://ui.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    plain = httpx.options(f"{server.url}/v1/chat/completions", headers=preflight)
+    assert "access-control-allow-origin" not in plain.headers
+    assert (
+        "access-control-allow-origin"
+        not in httpx.get(f"{server.url}/v1/models", headers={"Origin": "http://ui.example"}).headers
+    )
+    env = {"MOA_LOCAL_HOME": str(tmp_path / "home")}
+    with running_server(
+        write_config(tmp_path / "cors"), "--cors-origin", "http://ui.example", env=env
+    ) as open_server:
+        allowed = httpx.options(f"{open_server.url}/v1/chat/completions", headers=preflight)
+        assert allowed.headers["access-control-allow-origin"] == "http://ui.example"
+        other = httpx.get(f"{open_server.url}/v1/models", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
