@@ -171,6 +171,18 @@ class ProgressPrinter:
             echo(f"  unloaded {record['model']} ({record['reason']})")
 
 
+def _indices(text: str | None) -> list[int]:
+    """``--only 1,2,3`` as integers; a bad one is a usage error."""
+    if not text:
+        return []
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--only takes problem numbers separated by commas, got {text!r}"
+        ) from None
+
+
 def _warnings_only(event: str, record: dict[str, Any]) -> None:
     """The observer of a quiet run: warnings still reach stderr."""
     if event == "trace.warning":
@@ -363,6 +375,10 @@ def ask(
 )
 @click.option("--split", default="dev", type=click.Choice(["dev", "all"]), show_default=True)
 @click.option("--limit", type=int, help="Only the first N problems of the split.")
+@click.option(
+    "--only",
+    help="Comma-separated problem indices to run again (e.g. 32,68,81); not a split score.",
+)
 @click.option("--max-tokens", type=int, help="Most tokens per answer (every config alike).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--log-dir", default="logs/eval", show_default=True, help="JSONL logs and charts.")
@@ -374,6 +390,7 @@ def eval_command(
     configs: str | None,
     split: str,
     limit: int | None,
+    only: str | None,
     max_tokens: int | None,
     seed: int,
     log_dir: str,
@@ -410,6 +427,7 @@ def eval_command(
         base_config=config,
         split=split,
         limit=limit,
+        only=_indices(only),
         max_tokens=max_tokens,
         seed=seed,
         log_dir=Path(log_dir),

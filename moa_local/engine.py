@@ -40,7 +40,7 @@ from .backends.base import (
     GenerateRequest,
     Message,
 )
-from .code import asks_for_code, code_blocks, extract_python
+from .code import asks_for_code, code_blocks, extract_python, parses
 from .errors import ContextOverflowError, GenerationError, MoALocalError, RunFailed
 from .models import ModelSpec
 from .result import MoAResult, Proposal
@@ -301,6 +301,8 @@ class Engine:
 
         if verifying:
             final_text = await self._select_verified(run, aggregate)
+        elif run.code:
+            final_text = self._complete_program(run, aggregate, on_text if emitted else None)
 
         final_proposal = None
         if plan.final_agent is not None:
@@ -314,6 +316,51 @@ class Engine:
             final_text = final_proposal.content
             emitted = True
         return self._finish(run, final_text, aggregate, on_text, emitted, final_proposal)
+
+    def _complete_program(
+        self, run: _RunState, aggregate: Proposal, on_text: TextCallback | None
+    ) -> str:
+        """The aggregate, or a complete candidate when the aggregate's program cannot parse.
+
+        A small aggregator that copies the question's docstring runs out of
+        tokens mid-program, or writes a syntax error; the candidates it read
+        are often whole. Checking that the program parses runs no code. The
+        candidates of the last layer are tried greedy first (the lowest
+        temperature of the strongest model: what that model alone would
+        answer). When one is taken, a streamed answer is followed by a note
+        and the program, so what was shown and what is returned agree.
+        """
+        program = extract_python(aggregate.content)
+        if program is None or parses(program):
+            return aggregate.content
+        why = (
+            "was cut off at max_tokens" if aggregate.finish_reason == "length" else "does not parse"
+        )
+        candidates = sorted(
+            (p for p in (run.history[-1] if run.history else []) if p.ok),
+            key=lambda p: (
+                -(run.plan.models[p.model].strength if p.model in run.plan.models else (0, 0))[0],
+                p.temperature,
+            ),
+        )
+        for candidate in candidates:
+            code = extract_python(candidate.content)
+            if code is not None and parses(code):
+                run.decide(
+                    "aggregate.fallback",
+                    chosen=candidate.agent,
+                    reason=f"the aggregate's program {why}; {candidate.agent}'s parses",
+                )
+                if on_text is not None:
+                    on_text(f"\n\n[the program above {why}; {candidate.agent}'s answer:]\n\n")
+                    on_text(candidate.content)
+                return candidate.content
+        run.decide(
+            "aggregate.fallback",
+            chosen=None,
+            reason=f"the aggregate's program {why}; no candidate's parses either",
+        )
+        return aggregate.content
 
     async def _cascade(
         self, run: _RunState, layer: int, agents: Sequence[Agent], references: Sequence[str]

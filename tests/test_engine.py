@@ -532,3 +532,45 @@ async def test_live_observers_see_every_agent_stream(echo: EchoBackend) -> None:
     # and no trace file holds a delta
     for path in Path("traces").glob("*.jsonl"):
         assert not any(e["event"].endswith(".delta") for e in read_trace(path))
+
+
+BROKEN = "```python\ndef add(a, b):\n    return [a +\n```"
+WHOLE = "```python\ndef add(a, b):\n    return a + b\n```"
+
+
+async def test_an_aggregate_whose_program_cannot_parse_gives_way_to_a_whole_candidate(
+    echo: EchoBackend,
+) -> None:
+    from urllib.parse import quote
+
+    moa = make(
+        echo,
+        proposers=[f"echo:greedy?reply={quote(WHOLE)}", "echo:other?reply=no%20code%20here"],
+        aggregator=f"echo:agg?reply={quote(BROKEN)}",
+        layers=1,
+    )
+    streamed: list[str] = []
+    result = await moa.run("Write a Python function add(a, b).", streamed.append)
+    assert result.final_response == WHOLE
+    assert result.code == "def add(a, b):\n    return a + b"
+    (decision,) = [d for d in result.decisions if d["event"] == "aggregate.fallback"]
+    assert decision["chosen"] == "echo:greedy?reply=" + quote(WHOLE)
+    assert "does not parse" in decision["reason"]
+    # what streamed ends with the note and the program that is returned
+    assert "".join(streamed).endswith(WHOLE) and "does not parse" in "".join(streamed)
+
+
+async def test_a_parsing_aggregate_and_a_text_answer_are_kept(echo: EchoBackend) -> None:
+    from urllib.parse import quote
+
+    moa = make(
+        echo,
+        proposers=[f"echo:greedy?reply={quote(BROKEN)}"],
+        aggregator=f"echo:agg?reply={quote(WHOLE)}",
+        layers=1,
+    )
+    result = await moa.run("Write a Python function add(a, b).")
+    assert result.final_response == WHOLE and not result.decisions
+    text = make(echo, proposers=["echo:a"], aggregator=f"echo:agg?reply={quote(BROKEN)}", layers=1)
+    answer = await text.run("Tell me about rivers.")
+    assert answer.final_response == BROKEN  # not a code question: nothing is checked

@@ -195,3 +195,11 @@ def test_the_same_settings_under_another_name_reuse_results(config_file: Path) -
     suite.scored.clear()
     summary = _evaluate(config_file, suite, "same", limit=2)[0]
     assert suite.scored == [] and summary.config == "same" and summary.n == 2
+
+
+def test_only_runs_the_named_problems(config_file: Path) -> None:
+    suite = CountingSuite()
+    (summary,) = _evaluate(config_file, suite, "moa", only=[2, 0])
+    assert sorted(suite.scored) == ["toy/0", "toy/2"] and summary.n == 2
+    with pytest.raises(ConfigError, match="--only: no problem 7"):
+        _evaluate(config_file, suite, "moa", only=[7])

@@ -183,6 +183,7 @@ def evaluate(
     base_config: Config,
     split: str = "dev",
     limit: int | None = None,
+    only: Iterable[int] = (),
     max_tokens: int | None = None,
     seed: int = 0,
     log_dir: Path = Path("logs/eval"),
@@ -192,7 +193,9 @@ def evaluate(
     """Evaluate every config on ``suite``; returns one summary per config.
 
     ``progress(label, total, done)`` is called once per config and must return
-    an object with ``update(n)`` and ``close()`` (a tqdm bar fits).
+    an object with ``update(n)`` and ``close()`` (a tqdm bar fits). ``only``
+    keeps the problems of the split with those indices (for looking again at
+    a few problems; not a score to report).
     """
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -201,6 +204,14 @@ def evaluate(
         if limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {limit}")
         problems = problems[:limit]
+    wanted = set(only)
+    if wanted:
+        missing = wanted - {p.index for p in problems}
+        if missing:
+            raise ConfigError(
+                f"--only: no problem {min(missing)} in the {split} split (after --limit)"
+            )
+        problems = [p for p in problems if p.index in wanted]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{suite.name}.jsonl"
     summaries = []
