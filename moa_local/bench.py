@@ -170,6 +170,7 @@ def plan_settings(name: str, config: Config, model: str | None) -> dict[str, Any
             "num_proposers": 3,
             "layers": 2,
             "router": "off",
+            "layout": "references",
         }
     if name == "self-moa-continue":
         # Self-MoA's second layer in the continue layout: each sample continues

@@ -62,7 +62,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "task": "auto",
     "verify": False,
     "router": "agree",
-    "layout": "references",
+    # Measured by `moa-local eval` (README): a two-layer Self-MoA scored 95 in the
+    # continue layout against 75 with every answer listed (HumanEval dev, first 20).
+    "layout": "continue",
     # `moa-local serve`: stream the proposals before the answer, in the channel
     # chat clients fold away as reasoning.
     "show_proposals": False,
@@ -89,6 +91,7 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "num_proposers": 0,
         "aggregator_temperature": -1.0,
         "router": "off",
+        "layout": "references",
     },
     "self-moa": {
         "proposers": ["qwen2.5-coder-1.5b"],

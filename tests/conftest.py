@@ -43,6 +43,7 @@ ENGINE_TEST_SHAPE = {
     "temperature_range": [0.3, 1.0],
     "aggregator_temperature": -1.0,
     "router": "off",
+    "layout": "references",
 }
 
 
