@@ -23,3 +23,6 @@ moa-local eval humaneval $(limit "$LIMIT_MIX") \
 # shellcheck disable=SC2046
 moa-local eval ifbench $(limit "$IFBENCH_LIMIT") \
   --configs single:qwen2.5-coder-1.5b,single:qwen2.5-coder-0.5b,moa
+# The refinement layouts (two-layer Self-MoA of the 0.5B, first 20 problems).
+moa-local eval humaneval --limit 20 --config scripts/layouts.toml \
+  --configs single:qwen2.5-coder-0.5b,s2-references,s2-continue
