@@ -83,9 +83,11 @@ def ui_routes(runtime: ServeRuntime) -> list[Route]:
     """``/`` (the page) and ``/ui/run`` (a run's engine events as server-sent events)."""
 
     async def index(request: Request) -> Response:
+        """``GET /``: the page."""
         return HTMLResponse(page())
 
     async def run(request: Request) -> Response:
+        """``POST /ui/run``: run a question; its engine events as server-sent events."""
         try:
             data = await read_json(request)
             model = text_field(data, "model") or "moa"

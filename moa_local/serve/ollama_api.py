@@ -84,9 +84,11 @@ def routes(runtime: ServeRuntime) -> list[Route]:
     """The Ollama routes over ``runtime``."""
 
     async def version(request: Request) -> Response:
+        """``GET /api/version``."""
         return JSONResponse({"version": OLLAMA_API_VERSION, "moa_local": __version__})
 
     async def tags(request: Request) -> Response:
+        """``GET /api/tags``: every offered model, as Ollama lists local models."""
         modified = datetime.fromtimestamp(runtime.started, UTC).isoformat()
         models = [
             {
@@ -102,6 +104,7 @@ def routes(runtime: ServeRuntime) -> list[Route]:
         return JSONResponse({"models": models})
 
     async def show(request: Request) -> Response:
+        """``POST /api/show``: what an offered model is (its mixture settings)."""
         try:
             data = await read_json(request)
             name = text_field(data, "model") or text_field(data, "name")
@@ -126,6 +129,7 @@ def routes(runtime: ServeRuntime) -> list[Route]:
         )
 
     async def ps(request: Request) -> Response:
+        """``GET /api/ps``: the models the scheduler holds now."""
         models = [
             {
                 "name": tag_name(item["name"]),
@@ -141,9 +145,11 @@ def routes(runtime: ServeRuntime) -> list[Route]:
         return JSONResponse({"models": models})
 
     async def chat(request: Request) -> Response:
+        """``POST /api/chat``."""
         return await _answer(request, runtime, chat=True)
 
     async def generate(request: Request) -> Response:
+        """``POST /api/generate``."""
         return await _answer(request, runtime, chat=False)
 
     return [

@@ -67,6 +67,7 @@ def routes(runtime: ServeRuntime) -> list[Route]:
     """The OpenAI routes over ``runtime``."""
 
     async def models(request: Request) -> Response:
+        """``GET /v1/models``: every offered model."""
         created = int(runtime.started)
         data = [
             {"id": offer.name, "object": "model", "created": created, "owned_by": "moa-local"}
@@ -75,6 +76,7 @@ def routes(runtime: ServeRuntime) -> list[Route]:
         return JSONResponse({"object": "list", "data": data})
 
     async def chat_completions(request: Request) -> Response:
+        """``POST /v1/chat/completions``: one chat, streamed as SSE or answered whole."""
         try:
             chat, stream, include_usage = await _parse(request, runtime)
             reasoning = runtime.show_proposals(chat.model)
