@@ -28,7 +28,7 @@ def test_self_moa_plan_reuses_the_shared_prompt(tiny_model: Path) -> None:
     assert result.decode_tokens > 0 and result.lower_bound_s > 0
     assert result.naive_s > 0 and result.optimized_s > 0
     # both times are rounded to milliseconds, the speedup to hundredths
-    assert result.speedup == pytest.approx(result.naive_s / result.optimized_s, rel=0.05)
+    assert result.speedup == pytest.approx(result.naive_s / result.optimized_s, rel=0.05, abs=0.006)
     assert 0.0 <= result.identical_outputs <= 1.0
     assert len(result.differences) == round((1 - result.identical_outputs) * 7)
     assert set(result.to_dict()) >= {

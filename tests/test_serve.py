@@ -28,6 +28,7 @@ strategy = "model"
 num_proposers = 0
 router = "off"
 aggregator_temperature = -1.0
+layout = "references"
 trace_dir = "{traces}"
 
 [presets.shown]
