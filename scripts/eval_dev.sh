@@ -4,22 +4,22 @@
 # resumable: rerun after an interruption and finished pairs are skipped) and
 # the PNG charts beside them.
 #
-# The best single model and the verified cascade run on the whole dev split;
-# LIMIT_MIX limits the other HumanEval configs (the 0.5B model, the first
-# default `classic`, and the default `moa`) and IFBENCH_LIMIT the IFBench ones
-# to the first N dev problems (0 = the whole dev split). On a 2-core CPU a
-# Self-MoA config costs 60-110 s per HumanEval problem; README's figures were
-# made with LIMIT_MIX=20.
+# The best single model, the default and the verified cascade run on the whole
+# dev split; LIMIT_MIX limits the other HumanEval configs (the 0.5B model and
+# the first default `classic`) and IFBENCH_LIMIT the IFBench ones to the first
+# N dev problems (0 = the whole dev split). On a 2-core CPU a Self-MoA config
+# costs 30-110 s per HumanEval problem; README's figures were made with
+# LIMIT_MIX=20 and IFBENCH_LIMIT=10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_MIX=${LIMIT_MIX:-20}
 IFBENCH_LIMIT=${IFBENCH_LIMIT:-10}
 limit() { if [ "$1" -gt 0 ]; then echo "--limit $1"; fi; }
 
-moa-local eval humaneval --configs single:qwen2.5-coder-1.5b,self-moa-verify
+moa-local eval humaneval --configs single:qwen2.5-coder-1.5b,moa,self-moa-verify
 # shellcheck disable=SC2046
 moa-local eval humaneval $(limit "$LIMIT_MIX") \
-  --configs single:qwen2.5-coder-0.5b,classic,moa
+  --configs single:qwen2.5-coder-0.5b,classic
 # shellcheck disable=SC2046
 moa-local eval ifbench $(limit "$IFBENCH_LIMIT") \
   --configs single:qwen2.5-coder-1.5b,single:qwen2.5-coder-0.5b,moa
