@@ -350,10 +350,11 @@ def test_a_disconnected_client_cancels_its_run_and_frees_the_worker(
     }
     if stream:
         with httpx.stream("POST", tight_server.url + route, json=slow, timeout=30) as r:
-            assert r.status_code == 200  # the run has started
+            assert r.status_code == 200
+            _wait_for_slow_run(tight_server)  # its proposer is generating
     else:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(tight_server.url + route, json=slow, timeout=1.0)
+            httpx.post(tight_server.url + route, json=slow, timeout=2.0)
     # the client is gone: its 30-second proposer is cancelled, so the worker is free
     started = time.perf_counter()
     deadline = started + 5
@@ -365,9 +366,25 @@ def test_a_disconnected_client_cancels_its_run_and_frees_the_worker(
         time.sleep(0.1)
     assert response.status_code == 200
     assert time.perf_counter() - started < 5
-    directory = Path(tight_server.log).parent / "traces"
-    ends = [read_trace(p)[-1] for p in directory.glob("*.jsonl")]
-    assert any(e["event"] == "run.error" and e["kind"] == "cancelled" for e in ends)
+    (slow_trace,) = _slow_traces(tight_server)
+    last = slow_trace[-1]
+    assert last["event"] == "run.error" and last["kind"] == "cancelled"
+
+
+def _slow_traces(server: Server) -> list[list[dict]]:
+    directory = Path(server.log).parent / "traces"
+    found = [read_trace(p) for p in directory.glob("*.jsonl")]
+    return [t for t in found if t and t[0].get("prompt") == "take forever"]
+
+
+def _wait_for_slow_run(server: Server) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        traces = _slow_traces(server)
+        if traces and any(e["event"] == "layer.start" for e in traces[0]):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the slow run never started")
 
 
 # -- security ------------------------------------------------------------------------
