@@ -862,26 +862,18 @@ class Engine:
         self, request: GenerateRequest, on_text: TextCallback | None, tracer: Tracer
     ) -> Completion | GenerationError:
         backend = self.backends.for_model(request.model)
+        # generate_many already turns timeouts and backend errors into values
+        # and streams pieces; one request of it is this generation.
+        pieces = None if on_text is None else (lambda _index, text: on_text(text))
         try:
             async with self.scheduler.lease(request.model, tracer.emit) as lease:
                 request = replace(request, n_threads=lease.threads)
-                if on_text is None:
-                    return await backend.generate(request)
-                async with asyncio.timeout(request.timeout or None):
-                    async with aclosing(backend.stream(request)) as items:
-                        async for item in items:
-                            if isinstance(item, Completion):
-                                return item
-                            on_text(item)
-                raise GenerationError(f"{request.model.name}: the backend ended without a result")
-        except TimeoutError:
-            return GenerationError(f"{request.model.name}: no answer within {request.timeout:g} s")
-        except GenerationError as exc:
-            return exc
-        except MoALocalError as exc:
+                async with aclosing(backend.generate_many([request], pieces)) as outcomes:
+                    async for _, outcome in outcomes:
+                        return outcome
+        except MoALocalError as exc:  # the scheduler: the model cannot be loaded
             return GenerationError(str(exc))
-        except Exception as exc:  # a backend bug or library error is still a value
-            return GenerationError(f"{request.model.name}: {type(exc).__name__}: {exc}")
+        return GenerationError(f"{request.model.name}: the backend ended without a result")
 
     # -- building requests -----------------------------------------------------
 

@@ -180,14 +180,16 @@ async def _chunks(
 ) -> AsyncIterator[str]:
     created = int(time.time())
 
-    def chunk(delta: dict[str, Any], reason: str | None = None, **extra: Any) -> str:
+    def chunk(delta: dict[str, Any] | None, reason: str | None = None, **extra: Any) -> str:
+        """One SSE chunk; ``delta`` None sends no choice (the usage chunk)."""
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
         body = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": chat.model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}],
+            "choices": [] if delta is None else [choice],
             **extra,
         }
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
@@ -198,16 +200,7 @@ async def _chunks(
             if isinstance(item, MoAResult):
                 yield chunk({}, finish_reason(item))
                 if include_usage:
-                    body = {
-                        "id": completion_id,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": chat.model,
-                        "system_fingerprint": None,
-                        "choices": [],
-                        "usage": _usage(item),
-                    }
-                    yield f"data: {json.dumps(body)}\n\n"
+                    yield chunk(None, usage=_usage(item))
             elif item.kind == "text":
                 yield chunk({"content": item.text})
             elif item.kind == "reasoning":
