@@ -192,3 +192,36 @@ async def test_snapshots_give_smollm2_the_tokens_of_a_fresh_context(
         await fresh.close()
         await reusing.close()
     assert got == expected
+
+
+async def test_smollm2_samples_decoded_together(home: Path, isolated: Path) -> None:
+    """A sampled layer of three on SmolLM2 in one batch: whole answers, streamed as they grow.
+
+    The texts are not required to equal one-by-one decoding: a batch of
+    three rows takes other matrix kernels than one row, the logits differ in
+    the last bits, and that moves a sampled token across a boundary of its
+    distribution now and then. The greedy sample's opening, before any near
+    tie of its argmax, is the same.
+    """
+    from moa_local.backends.llamacpp import LlamaCppBackend
+
+    from .test_batched import layer, sampled
+    from .test_reuse import spec_for
+
+    env = {**os.environ, "MOA_LOCAL_HOME": str(home)}
+    assert moa_local("pull", "smollm2-135m", env=env).returncode == 0
+    (gguf,) = (home / "models" / "smollm2-135m").glob("*.gguf")
+    spec = spec_for(gguf)
+    batched = LlamaCppBackend()
+    serial = LlamaCppBackend(batch=False)
+    try:
+        got, streamed = await layer(batched, sampled(spec, max_tokens=48))
+        assert (await batched.loaded_model(spec)).batches == 1
+        alone, _ = await layer(serial, sampled(spec, max_tokens=48))
+    finally:
+        await batched.close()
+        await serial.close()
+    assert streamed == [c.text for c in got]
+    for mine in got:
+        assert mine.completion_tokens > 8 and mine.finish_reason in ("stop", "length")
+    assert got[0].text[:40] == alone[0].text[:40]

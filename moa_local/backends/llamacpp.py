@@ -17,7 +17,9 @@ model itself is loaded.
 Work shared between generations is reused (see :mod:`.reuse`): each loaded
 model keeps KV snapshots of its finished sequences, bounded to one context's
 worth of KV cache and counted in its memory estimate, and greedy requests
-decode with prompt lookup. ``LlamaCppBackend(reuse=False)`` turns both off
+decode with prompt lookup. Several sampled requests for one model (the
+samples of a Self-MoA layer) decode together, one batch per step (see
+:mod:`.batched`). ``LlamaCppBackend(reuse=False)`` turns all of this off
 and starts every generation from an empty context, the baseline that
 ``moa-local bench`` compares against.
 """
@@ -28,12 +30,18 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable, ContextOverflowError, GenerationError, ModelError
+from ..errors import (
+    BackendUnavailable,
+    ContextOverflowError,
+    GenerationError,
+    MoALocalError,
+    ModelError,
+)
 from ..estimate import NO_MEMORY, MemoryEstimate, shape_from_gguf
 from ..estimate import estimate as estimate_memory
 from ..gguf_meta import read_metadata
@@ -45,9 +53,11 @@ from .base import (
     GenerateRequest,
     LoadReport,
     ModelInfo,
+    PieceCallback,
     StreamItem,
     now,
 )
+from .batched import MAX_SEQUENCES, Batch, NotBatchable
 from .reuse import SnapshotStore, reusing_llama_class
 
 INSTALL_HINT = "pip install 'moa-local[llamacpp]'"
@@ -63,7 +73,42 @@ def import_llama_cpp() -> Any:
         ) from None
     _quiet_llama_logs(llama_cpp)
     _avoid_amx_tiles(llama_cpp)
+    _allow_sequences(llama_cpp)
     return llama_cpp
+
+
+# Sequences the next context created on this thread may hold (1: llama.cpp's default).
+_load_settings = threading.local()
+_sequences_patched = False
+
+
+def _allow_sequences(llama_cpp: Any) -> None:
+    """Let a load ask for a context of several sequences in one unified KV cache.
+
+    ``Llama()`` takes no ``n_seq_max``, so its context parameters come from a
+    wrapper of llama.cpp's defaults that reads the thread's load settings.
+    The KV cache is unified: the sequences share the ``n_ctx`` cells instead
+    of splitting them, so one sequence alone still has the whole context and
+    the cache takes the memory it took with one sequence.
+    """
+    global _sequences_patched
+    if _sequences_patched:
+        return
+    low = llama_cpp.llama_cpp
+    defaults = low.llama_context_default_params
+    if not hasattr(defaults(), "kv_unified"):
+        return  # an older llama.cpp: one sequence per context
+
+    def params_with_sequences() -> Any:
+        params = defaults()
+        sequences = getattr(_load_settings, "sequences", 1)
+        if sequences > 1:
+            params.n_seq_max = sequences
+            params.kv_unified = True
+        return params
+
+    low.llama_context_default_params = params_with_sequences
+    _sequences_patched = True
 
 
 _log_callback: Any = None
@@ -156,6 +201,7 @@ class LoadedModel:
     lock: threading.Lock
     load_seconds: float
     threads: int
+    batches: int = 0  # generate_many groups decoded together in one batch
 
 
 def _load_key(spec: ModelSpec) -> tuple[Any, ...]:
@@ -167,9 +213,10 @@ class LlamaCppBackend(BaseBackend):
 
     name = "llamacpp"
 
-    def __init__(self, *, reuse: bool = True, lookup: bool = True) -> None:
+    def __init__(self, *, reuse: bool = True, lookup: bool = True, batch: bool = True) -> None:
         self.reuse = reuse
         self.lookup = lookup and reuse
+        self.batch = batch and reuse
         self._llama_cpp = import_llama_cpp()
         self._models: dict[tuple[Any, ...], LoadedModel] = {}
         self._vocabularies: dict[Path, Any] = {}
@@ -270,6 +317,7 @@ class LlamaCppBackend(BaseBackend):
         threads = spec.n_threads or physical_cores()
         started = now()
         llama_class = reusing_llama_class(self._llama_cpp)
+        _load_settings.sequences = MAX_SEQUENCES if self.batch else 1
         try:
             llama = llama_class(
                 model_path=str(spec.path),
@@ -291,6 +339,8 @@ class LlamaCppBackend(BaseBackend):
                 f"llama.cpp could not load {spec.name!r} from {spec.path}: the file is corrupt, "
                 f"truncated, or of an architecture this llama-cpp-python does not support ({exc})"
             ) from None
+        finally:
+            _load_settings.sequences = 1
         if spec.chat_format is None and not llama.metadata.get("tokenizer.chat_template"):
             llama.close()
             raise ModelError(
@@ -372,6 +422,70 @@ class LlamaCppBackend(BaseBackend):
             with contextlib.suppress(Exception):
                 await asyncio.shield(worker)
 
+    async def generate_many(
+        self,
+        requests: Sequence[GenerateRequest],
+        on_text: PieceCallback | None = None,
+    ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
+        """Decode sampled requests for one model together; otherwise one after another.
+
+        Batching is for requests that sample (temperature above 0): a group of
+        greedy requests goes one by one instead, because greedy decoding drafts
+        from earlier sequences with prompt lookup, which copies a sibling's
+        identical answer at the cost of one batch instead of decoding it again.
+        """
+        sampled = sum(1 for r in requests if r.temperature > 0)
+        same_model = len({_load_key(r.model) for r in requests}) == 1
+        if not self.batch or sampled < 2 or not same_model:
+            async for outcome in super().generate_many(requests, on_text):
+                yield outcome
+            return
+        model = await self.loaded_model(requests[0].model)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(index: int, item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (index, item))
+
+        worker = loop.run_in_executor(None, _batch_blocking, model, requests, cancel, emit)
+        waiting = set(range(len(requests)))
+        not_batched = False
+        try:
+            while waiting:
+                index, item = await queue.get()
+                if isinstance(item, str):
+                    if on_text is not None:
+                        on_text(index, item)
+                elif isinstance(item, (Completion, GenerationError)):
+                    waiting.discard(index)
+                    yield index, item
+                elif item is _NOT_BATCHED:
+                    not_batched = True
+                elif item is _DONE:
+                    break
+                elif isinstance(item, BaseException):
+                    error = GenerationError(
+                        f"{requests[0].model.name}: {type(item).__name__}: {item}"
+                    )
+                    for left in sorted(waiting):
+                        yield left, error
+                    waiting.clear()
+        finally:
+            cancel.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(worker)
+        if not waiting:
+            return
+        if not not_batched:  # the worker ended without an answer for these
+            for left in sorted(waiting):
+                yield left, GenerationError(f"{requests[left].model.name}: no result")
+            return
+        rest = sorted(waiting)
+        pieces = None if on_text is None else (lambda i, text: on_text(rest[i], text))
+        async for position, outcome in super().generate_many([requests[i] for i in rest], pieces):
+            yield rest[position], outcome
+
     async def close(self) -> None:
         """Free every loaded model."""
         for model in self._models.values():
@@ -421,6 +535,38 @@ def _end_when(cancel: threading.Event, eos: int) -> Callable[[Any, Any], Any]:
         return scores
 
     return process
+
+
+# What the batch worker reports besides results: not batchable, and finished.
+_NOT_BATCHED = object()
+_DONE = object()
+
+
+def _batch_blocking(
+    model: LoadedModel,
+    requests: Sequence[GenerateRequest],
+    cancel: threading.Event,
+    emit: Callable[[int, object], None],
+) -> None:
+    """Decode ``requests`` together under the model's lock (worker thread)."""
+    try:
+        with model.lock:
+            if cancel.is_set():
+                return
+            _use_threads(model, requests[0].n_threads)
+            try:
+                batch = Batch(model.llama, requests, cancel, emit)
+            except NotBatchable:
+                emit(-1, _NOT_BATCHED)
+                return
+            batch.run()
+            model.batches += 1
+    except MoALocalError as exc:
+        emit(-1, exc)
+    except Exception as exc:  # llama.cpp errors arrive as assorted exception types
+        emit(-1, exc)
+    finally:
+        emit(-1, _DONE)
 
 
 def _generate_blocking(

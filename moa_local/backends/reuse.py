@@ -14,9 +14,10 @@ this module adds two things on top of it:
   back (``llama_state_seq_set_data``) when it beats what the context holds,
   so agents that take turns on one model each find their own conversation
   again instead of recomputing it. Saving and restoring copies about
-  12-28 KiB per token for the starter models (a few milliseconds), and the
-  context keeps one sequence, so decoding never attends over other agents'
-  cells; that is why this was chosen over several sequences in one context.
+  12-28 KiB per token for the starter models (a few milliseconds), and
+  between generations the context keeps one sequence, so decoding never
+  attends over other agents' cells. (Samples decoded together in one batch
+  share the context for the batch's duration: :mod:`.batched`.)
   The store is bounded in bytes and the scheduler counts that bound as the
   model's memory.
 - **Prompt-lookup decoding** (n-gram speculation) for greedy requests: the
@@ -183,6 +184,20 @@ class GenerationStats:
     accepted_tokens: int = 0
 
 
+def save_sequence(llama: Any, seq_id: int, tokens: Sequence[int]) -> None:
+    """Keep the KV state of sequence ``seq_id`` (holding ``tokens``) in ``llama.snapshots``."""
+    from llama_cpp import llama_cpp as low
+
+    if llama.snapshots is None or len(tokens) < MIN_RESTORE_GAIN:
+        return
+    size = low.llama_state_seq_get_size(llama.ctx, seq_id)
+    buffer = (ctypes.c_uint8 * size)()
+    written = low.llama_state_seq_get_data(llama.ctx, buffer, size, seq_id)
+    if written <= 0:
+        return
+    llama.snapshots.add(Snapshot(tuple(int(t) for t in tokens), bytes(buffer)[:written]))
+
+
 _classes: dict[int, type] = {}
 
 
@@ -230,17 +245,7 @@ def reusing_llama_class(llama_cpp: Any) -> type:
             self.stats.restored = True
 
         def _save_snapshot(self) -> None:
-            assert self.snapshots is not None
-            count = int(self.n_tokens)
-            if count < MIN_RESTORE_GAIN:
-                return
-            size = low.llama_state_seq_get_size(self._ctx.ctx, 0)
-            buffer = (ctypes.c_uint8 * size)()
-            written = low.llama_state_seq_get_data(self._ctx.ctx, buffer, size, 0)
-            if written <= 0:
-                return
-            tokens = tuple(int(t) for t in self.input_ids[:count])
-            self.snapshots.add(Snapshot(tokens, bytes(buffer)[:written]))
+            save_sequence(self, 0, self.input_ids[: int(self.n_tokens)])
 
         # -- generation --------------------------------------------------------
 
