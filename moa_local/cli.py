@@ -263,6 +263,10 @@ def _err(message: str) -> None:
 )
 @click.option("--router", help="Selective MoA: off, agree (stop when answers agree) or on.")
 @click.option("--task", help="auto (detect code questions), code or text.")
+@click.option(
+    "--aggregate",
+    help="synthesize (write a new answer), select (pick the best answer) or auto.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")
 @click.option("--trace-dir", help="Directory for the JSONL trace ('' turns traces off).")
@@ -286,6 +290,7 @@ def ask(
     verify: bool | None,
     router: str | None,
     task: str | None,
+    aggregate: str | None,
     as_json: bool,
     no_stream: bool,
     trace_dir: str | None,
@@ -314,6 +319,7 @@ def ask(
         "verify": "--verify",
         "router": "--router",
         "task": "--task",
+        "aggregate": "--aggregate",
     }
     observers = [_warnings_only] if quiet else [ProgressPrinter(verbose)]
     moa_kwargs: dict[str, Any] = {}
@@ -338,6 +344,7 @@ def ask(
         verify=verify,
         router=router,
         task=task,
+        aggregate=aggregate,
         **moa_kwargs,
     )
     if verbose and not quiet:

@@ -32,6 +32,7 @@ ROUTERS = ("off", "agree", "on")
 # answer in the system message; "continue" continues the agent's own chat (its
 # answer stays an assistant turn, so its KV cache is reused) and adds the others'.
 LAYOUTS = ("references", "continue")
+AGGREGATIONS = ("synthesize", "select", "auto")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")
 
@@ -65,6 +66,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     # Measured by `moa-local eval` (README): a two-layer Self-MoA scored 95 in the
     # continue layout against 75 with every answer listed (HumanEval dev, first 20).
     "layout": "continue",
+    # How the aggregator ends the mixture: "synthesize" writes a new answer from
+    # the last layer's; "select" picks one of them (Universal Self-Consistency);
+    # "auto" selects for questions that do not ask for code.
+    "aggregate": "synthesize",
     # `moa-local serve`: stream the proposals before the answer, in the channel
     # chat clients fold away as reasoning.
     "show_proposals": False,
@@ -124,6 +129,17 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "aggregate_window": 2,
         "aggregator_temperature": 0.0,
         "router": "off",
+    },
+    "self-moa-select": {
+        "proposers": ["qwen2.5-coder-1.5b"],
+        "aggregator": "qwen2.5-coder-1.5b",
+        "strategy": "temperature",
+        "num_proposers": 3,
+        "temperature_range": [0.0, 0.8],
+        "layers": 1,
+        "aggregator_temperature": 0.0,
+        "router": "agree",
+        "aggregate": "auto",
     },
     "qwen-mix": {
         "proposers": ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"],
@@ -207,6 +223,7 @@ class Config:
     verify: bool
     router: str
     layout: str
+    aggregate: str
     show_proposals: bool
     budget_mb: float
     reserve_mb: float
@@ -387,6 +404,7 @@ def _build(
         verify=values["verify"],
         router=values["router"],
         layout=values["layout"],
+        aggregate=values["aggregate"],
         show_proposals=values["show_proposals"],
         budget_mb=values["budget_mb"],
         reserve_mb=values["reserve_mb"],
@@ -533,6 +551,7 @@ _VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     "verify": _boolean,
     "router": _choice(ROUTERS),
     "layout": _choice(LAYOUTS),
+    "aggregate": _choice(AGGREGATIONS),
     "show_proposals": _boolean,
     "budget_mb": _number(0.0),
     "reserve_mb": _number(0.0),
@@ -572,6 +591,7 @@ def _from_env(key: str, text: str) -> Any:
         "task",
         "router",
         "layout",
+        "aggregate",
         "strategy",
         "role_model",
         "final_agent",

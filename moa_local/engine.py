@@ -89,6 +89,7 @@ class Plan:
     verify: bool = False  # run code candidates against tests (runs model-written code)
     router: str = "off"  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
     layout: str = "references"  # refinement layers: "references" or "continue" (own chat)
+    aggregate: str = "synthesize"  # "synthesize", "select" (pick an answer), "auto"
     aggregator_temperature: float | None = None  # None: the run's temperature
     aggregate_window: int = 0  # references per aggregation step (0: as many as fit)
     single: bool = False  # no mixture: the aggregator model answers alone (a baseline)
@@ -289,6 +290,11 @@ class Engine:
                 if agreed.skip:
                     chosen = _strongest(succeeded, plan)
                     return self._finish(run, chosen.content, None, on_text, emitted=False)
+
+        selecting = plan.aggregate == "select" or (plan.aggregate == "auto" and not run.code)
+        if selecting and not verifying and plan.final_agent is None and len(succeeded) > 1:
+            chosen = await self._select(run, succeeded)
+            return self._finish(run, chosen.content, None, on_text, emitted=False)
 
         stream_aggregate = plan.final_agent is None and not verifying
         tracer.emit("aggregate.start", model=plan.aggregator.name, references=len(references))
@@ -522,6 +528,37 @@ class Engine:
             run.extra.append(proposal)
             current = proposal.content
             step += 1
+
+    async def _select(self, run: _RunState, candidates: Sequence[Proposal]) -> Proposal:
+        """The candidate the aggregator names as the best (the strongest model's if none)."""
+        plan = run.plan
+        messages: tuple[Message, ...] = (
+            {"role": "system", "content": prompts.SELECT_SYSTEM},
+            {
+                "role": "user",
+                "content": prompts.select_user(run.prompt, [c.content for c in candidates]),
+            },
+        )
+        request = replace(
+            self._base_request(plan, plan.aggregator, messages, 0.0, 0, "select"), max_tokens=8
+        )
+        run.tracer.emit("aggregate.start", model=plan.aggregator.name, references=len(candidates))
+        outcome = await self._stream(request, None, run.tracer)
+        proposal = _outcome_proposal(plan.layers + 1, "selector", request, outcome, False)
+        run.extra.append(proposal)
+        run.tracer.emit("aggregate.done", **proposal.to_dict())
+        choice = prompts.parse_choice(proposal.content, len(candidates)) if proposal.ok else None
+        if choice is None:
+            chosen = _strongest(candidates, plan)
+            why = (
+                proposal.error or f"the reply {proposal.content.strip()[:40]!r} names no candidate"
+            )
+            reason = f"{why}; kept {chosen.agent}, the strongest model's answer"
+        else:
+            chosen = candidates[choice]
+            reason = f"the aggregator chose candidate {choice + 1} of {len(candidates)}"
+        run.decide("aggregate.select", chosen=chosen.agent, reason=reason)
+        return chosen
 
     async def _window(self, run: _RunState, references: Sequence[str]) -> int:
         """How many references the aggregator can read at once without shortening them."""

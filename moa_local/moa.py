@@ -41,8 +41,9 @@ class MoA:
     objects for explicit agents. ``aggregator`` and ``final_agent`` are model
     names or Agents (an Agent's system prompt is put before the synthesis
     instructions, or guides the final rewrite). ``task``, ``verify``,
-    ``router`` and ``layout`` set the strategies of the same [defaults] keys; ``single`` runs
-    the aggregator model alone, with no mixture (a baseline to compare with).
+    ``router``, ``layout`` and ``aggregate`` set the strategies of the same
+    [defaults] keys; ``single`` runs the aggregator model alone, with no
+    mixture (a baseline to compare with).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class MoA:
         verify: bool | None = None,
         router: str | None = None,
         layout: str | None = None,
+        aggregate: str | None = None,
         single: bool = False,
     ) -> None:
         if n is not None and n < 1:
@@ -121,6 +123,7 @@ class MoA:
             "verify": verify,
             "router": router,
             "layout": layout,
+            "aggregate": aggregate,
         }
         if isinstance(config, Config):
             self.config = apply_overrides(config, overrides, labels)
@@ -260,6 +263,7 @@ class MoA:
             verify=config.verify,
             router=config.router,
             layout=config.layout,
+            aggregate=config.aggregate,
             aggregator_temperature=(
                 None if config.aggregator_temperature < 0 else config.aggregator_temperature
             ),

@@ -10,6 +10,7 @@ system prompt costs prompt-processing time on a CPU.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 REFERENCE_HEADER = "Response {number}:"
@@ -164,3 +165,36 @@ def continue_user(references: Sequence[str], *, code: bool = False) -> str:
 def final_agent_user(question: str, draft: str) -> str:
     """User message for the optional final agent."""
     return f"Question:\n{question}\n\nDraft answer:\n{draft.strip()}"
+
+
+# Selection (aggregate = "select"): the aggregator picks the answer that best
+# answers the question among the last layer's, instead of writing a new one
+# (Universal Self-Consistency, Chen et al. 2023). A pick keeps every property
+# of the chosen answer, the form and constraints a rewrite tends to lose.
+SELECT_SYSTEM = (
+    "You judge answers. Below the user's question are several candidate answers, "
+    "numbered. Choose the one that answers the question best: correct, complete, and "
+    "following every instruction in the question exactly (form, length, format, words "
+    "to use or avoid). Reply with its number only."
+)
+
+
+def select_user(question: str, candidates: Sequence[str]) -> str:
+    """The user turn that shows the question and the numbered candidates to choose from."""
+    listed = "\n\n".join(
+        f"Candidate {index}:\n{text.strip()}" for index, text in enumerate(candidates, start=1)
+    )
+    return (
+        f"Question:\n{question}\n\n{listed}\n\n"
+        f"Which candidate (1-{len(candidates)}) answers the question best? "
+        "Reply with its number only."
+    )
+
+
+def parse_choice(reply: str, count: int) -> int | None:
+    """The 0-based candidate a selection reply names, or None when it names none of 1..count."""
+    for match in re.finditer(r"\d+", reply):
+        number = int(match.group())
+        if 1 <= number <= count:
+            return number - 1
+    return None

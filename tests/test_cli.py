@@ -41,6 +41,22 @@ def test_ask_streams_the_answer_and_reports_progress(runner: CliRunner) -> None:
     assert str(trace) in result.stderr
 
 
+def test_aggregate_select_returns_the_answer_the_aggregator_picks(runner: CliRunner) -> None:
+    picks = ["-m", "echo:a?reply=Red", "-m", "echo:b?reply=Blue", "--layers", "1"]
+    result = ask(
+        runner, *picks, "--aggregator", "echo:agg?reply=2", "--aggregate", "select", "--json", "Q?"
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["final_response"] == "Blue"
+    assert [d["event"] for d in data["decisions"]][-1] == "aggregate.select"
+    wrong = ask(runner, *picks, "--aggregate", "vote", "Q?")
+    assert wrong.exit_code == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "error: --aggregate must be one of synthesize, select, auto, got 'vote'"
+    ]
+
+
 def test_json_prints_the_documented_keys_and_nothing_else(runner: CliRunner) -> None:
     result = ask(runner, *ECHO, "--json", "Q?")
     assert result.exit_code == 0

@@ -242,3 +242,45 @@ async def test_self_moa_seq_starts_by_itself_when_candidates_do_not_fit() -> Non
     assert len(aggregations) > 1
     assert all(system_of(r).count("Response ") < 4 for r in aggregations)
     assert not [e for e in events(result, "references.shortened") if e["agent"] == "aggregator"]
+
+
+ESSAY = "Write a haiku about rain. Do not use the letter e."
+
+
+async def test_select_returns_the_candidate_the_aggregator_names() -> None:
+    backend = Scripted({"a": "Drops on a tin roof", "b": "Rain falls on a hill", "agg": "2"})
+    moa = make(backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", aggregate="select")
+    result = await moa.run(ESSAY)
+    assert result.final_response == "Rain falls on a hill"
+    (selector,) = [r for r in backend.stats.requests if r.tag == "select"]
+    assert selector.max_tokens == 8 and selector.temperature == 0.0
+    shown = selector.messages[-1]["content"]
+    assert "Candidate 1:\nDrops on a tin roof" in shown and "Candidate 2:\nRain falls" in shown
+    assert not [r for r in backend.stats.requests if r.tag == "aggregator"]
+    decision = events(result, "aggregate.select")[0]
+    assert decision["chosen"] == "echo:b" and "candidate 2 of 2" in decision["reason"]
+
+
+async def test_select_keeps_the_strongest_answer_when_the_reply_names_none() -> None:
+    strong, weak = "a?params=2000000000", "b?params=500000000"
+    backend = Scripted({strong: "Drops on a tin roof", weak: "Rain falls", "agg": "both fine"})
+    moa = make(
+        backend,
+        proposers=[f"echo:{weak}", f"echo:{strong}"],
+        aggregator="echo:agg",
+        aggregate="select",
+    )
+    result = await moa.run(ESSAY)
+    assert result.final_response == "Drops on a tin roof"
+    reason = events(result, "aggregate.select")[0]["reason"]
+    assert "names no candidate" in reason and "strongest" in reason
+
+
+async def test_auto_selects_for_text_and_synthesizes_programs() -> None:
+    backend = Scripted({"a": RIGHT, "b": WRONG, "agg": RIGHT_AGAIN})
+    moa = make(backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", aggregate="auto")
+    coded = await moa.run(QUESTION)
+    assert [r for r in backend.stats.requests if r.tag == "aggregator"]
+    assert not events(coded, "aggregate.select")
+    text = await moa.run(ESSAY)
+    assert events(text, "aggregate.select")
