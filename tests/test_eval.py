@@ -92,6 +92,10 @@ def test_eval_scores_logs_and_resumes(config_file: Path) -> None:
     assert len(records) == 4
     assert {r["config"] for r in records} == {"single:echo:a", "moa"}
     assert all(r["fingerprint"] and r["seconds"] >= 0 for r in records)
+    # A mixture's line keeps every proposal, so other choices can be scored later.
+    mixture = next(r for r in records if r["config"] == "moa" and r["index"] == 0)
+    assert [c["agent"] for c in mixture["candidates"]] == ["echo:a", "echo:b"]
+    assert all(c["content"].endswith("Say apple") for c in mixture["candidates"])
 
     # A rerun over the whole dev split only runs the problem not yet done.
     suite.scored.clear()

@@ -281,9 +281,21 @@ async def _one(
     moa.observers = [decisions]
     started = time.perf_counter()
     answer, error, usage = "", None, {"prompt_tokens": 0, "completion_tokens": 0}
+    candidates: list[dict[str, Any]] = []
     try:
         result = await moa.run(problem.prompt)
         answer, usage = result.final_response, result.usage
+        candidates = [
+            {
+                "layer": p.layer,
+                "agent": p.agent,
+                "temperature": p.temperature,
+                "content": p.content,
+                "error": p.error,
+            }
+            for layer in result.layer_history
+            for p in layer
+        ]
     except MoALocalError as exc:
         error = str(exc)
     seconds = time.perf_counter() - started
@@ -306,6 +318,9 @@ async def _one(
         "completion_tokens": usage.get("completion_tokens", 0),
         "shortcut": decisions.shortcut,
         "answer": answer,
+        # Every proposal the run made, so that other ways to choose among them
+        # can be scored afterwards (scripts/candidates.py) without generating again.
+        "candidates": candidates,
     }
 
 
