@@ -445,16 +445,17 @@ class Engine:
         final_proposal: Proposal | None = None,
     ) -> MoAResult:
         """Gather a run's result; send ``final_text`` to ``on_text`` if it did not stream."""
+        if aggregate is None:
+            # Stopped before aggregation: the chosen proposal stands in for it
+            # (matched before a stop string shortens the text).
+            aggregate = next(
+                p for layer in reversed(run.history) for p in layer if p.content == final_text
+            )
         # A streamed answer already ended at a stop string; one that did not
         # stream (a chosen proposal, a verified program) is cut here.
         final_text = cut_at_stop(final_text, run.plan.sampling.stop)
         if on_text is not None and not emitted:
             on_text(final_text)
-        if aggregate is None:
-            # Stopped before aggregation: the chosen proposal stands in for it.
-            aggregate = next(
-                p for layer in reversed(run.history) for p in layer if p.content == final_text
-            )
         everything = [*run.extra, *(p for layer in run.history for p in layer)]
         if aggregate not in everything:
             everything.append(aggregate)

@@ -284,3 +284,11 @@ async def test_auto_selects_for_text_and_synthesizes_programs() -> None:
     assert not events(coded, "aggregate.select")
     text = await moa.run(ESSAY)
     assert events(text, "aggregate.select")
+
+
+async def test_a_stop_string_cuts_a_selected_answer() -> None:
+    backend = Scripted({"a": "Drops on a tin roof", "b": "Rain falls. STOP here", "agg": "2"})
+    moa = make(backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", aggregate="select")
+    result = await moa.run(ESSAY, stop=["STOP"])
+    assert result.final_response == "Rain falls. "
+    assert result.aggregator.content == "Rain falls. STOP here"
