@@ -44,6 +44,7 @@ ENGINE_TEST_SHAPE = {
     "aggregator_temperature": -1.0,
     "router": "off",
     "layout": "references",
+    "aggregate": "synthesize",
 }
 
 

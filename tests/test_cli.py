@@ -308,6 +308,9 @@ def test_answer_streams_before_the_run_ends(tmp_path: Path) -> None:
             "echo:a",
             "--router",
             "off",
+            # A synthesized answer streams (a selected one is printed when chosen).
+            "--aggregate",
+            "synthesize",
             "--aggregator",
             f"echo:agg?word_delay=0.1&reply={words}",
             "Q",

@@ -33,6 +33,7 @@ def test_without_any_file_the_builtin_defaults_apply() -> None:
     assert config.aggregator == "qwen2.5-coder-1.5b" and config.layers == 1
     assert config.strategy == "temperature" and config.num_proposers == 3
     assert config.router == "agree" and config.verify is False
+    assert config.aggregate == "auto"
 
 
 def test_precedence_flag_over_env_over_file(monkeypatch: pytest.MonkeyPatch) -> None:

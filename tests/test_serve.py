@@ -29,6 +29,7 @@ num_proposers = 0
 router = "off"
 aggregator_temperature = -1.0
 layout = "references"
+aggregate = "synthesize"
 trace_dir = "{traces}"
 
 [presets.shown]
