@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -205,10 +206,26 @@ async def test_greedy_groups_keep_prompt_lookup(tiny_model: Path) -> None:
     spec = spec_for(tiny_model)
     backend = LlamaCppBackend()
     try:
-        greedy = [r.__class__(**{**r.__dict__, "temperature": 0.0}) for r in sampled(spec)]
+        greedy = [replace(r, temperature=0.0) for r in sampled(spec)]
+        greedy[2] = replace(greedy[2], max_tokens=63)  # the first's chat, not its twin
         results, _ = await layer(backend, greedy)
         assert (await backend.loaded_model(spec)).batches == 0
     finally:
         await backend.close()
-    # the third request repeats the first: drafted from its snapshot
+    # the third request repeats the first's chat: drafted from its snapshot
     assert results[2].accepted_tokens > 0
+
+
+async def test_a_greedy_twin_is_answered_once(tiny_model: Path) -> None:
+    spec = spec_for(tiny_model)
+    requests = [replace(r, temperature=0.0) for r in sampled(spec)]
+    # the same chat as the first; its seed differs, which greedy decoding ignores
+    assert replace(requests[2], seed=None) == replace(requests[0], seed=None)
+    backend = LlamaCppBackend()
+    try:
+        results, streamed = await layer(backend, requests)
+    finally:
+        await backend.close()
+    assert results[2].text == results[0].text == streamed[2]
+    assert results[2].seconds == 0.0 and results[2].reused_tokens == results[2].prompt_tokens
+    assert results[0].seconds > 0.0 and results[1].text != results[0].text

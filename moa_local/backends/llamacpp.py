@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,26 @@ class LoadedModel:
 
 def _load_key(spec: ModelSpec) -> tuple[Any, ...]:
     return (spec.path, spec.n_ctx, spec.n_gpu_layers, spec.n_threads, spec.chat_format)
+
+
+def greedy_twins(requests: Sequence[GenerateRequest]) -> dict[int, int]:
+    """Each greedy request that repeats an earlier one exactly, mapped to that earlier one."""
+    first: dict[tuple[Any, ...], int] = {}
+    twins: dict[int, int] = {}
+    for index, request in enumerate(requests):
+        if request.temperature > 0:
+            continue
+        key = (
+            _load_key(request.model),
+            json.dumps(request.messages, sort_keys=True),
+            request.max_tokens,
+            request.stop,
+        )
+        if key in first:
+            twins[index] = first[key]
+        else:
+            first[key] = index
+    return twins
 
 
 class LlamaCppBackend(BaseBackend):
@@ -422,6 +443,37 @@ class LlamaCppBackend(BaseBackend):
             with contextlib.suppress(Exception):
                 await asyncio.shield(worker)
 
+    async def _generate_twins_once(
+        self,
+        requests: Sequence[GenerateRequest],
+        twins: dict[int, int],
+        on_text: PieceCallback | None,
+    ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
+        """Generate each distinct request; a greedy twin gets its original's answer."""
+        unique = [i for i in range(len(requests)) if i not in twins]
+
+        def piece(position: int, text: str) -> None:
+            if on_text is not None:
+                on_text(unique[position], text)
+
+        async for position, outcome in self.generate_many([requests[i] for i in unique], piece):
+            original = unique[position]
+            yield original, outcome
+            for twin in (t for t, source in twins.items() if source == original):
+                if isinstance(outcome, Completion):
+                    if on_text is not None:
+                        on_text(twin, outcome.text)
+                    # Nothing was computed for the twin: all of its prompt counts
+                    # as reused and no time passed.
+                    outcome = replace(
+                        outcome,
+                        seconds=0.0,
+                        reused_tokens=outcome.prompt_tokens,
+                        drafted_tokens=0,
+                        accepted_tokens=0,
+                    )
+                yield twin, outcome
+
     async def generate_many(
         self,
         requests: Sequence[GenerateRequest],
@@ -429,11 +481,21 @@ class LlamaCppBackend(BaseBackend):
     ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
         """Decode sampled requests for one model together; otherwise one after another.
 
+        Greedy requests that repeat another exactly (same model, chat, length
+        and stop strings) are generated once: greedy decoding is
+        deterministic, so decoding the twin again would only spend time (and,
+        with a different batch split, could break a near-tie the other way).
+
         Batching is for requests that sample (temperature above 0): a group of
         greedy requests goes one by one instead, because greedy decoding drafts
         from earlier sequences with prompt lookup, which copies a sibling's
         identical answer at the cost of one batch instead of decoding it again.
         """
+        twins = greedy_twins(requests) if self.reuse else {}
+        if twins:
+            async for outcome in self._generate_twins_once(requests, twins, on_text):
+                yield outcome
+            return
         sampled = sum(1 for r in requests if r.temperature > 0)
         same_model = len({_load_key(r.model) for r in requests}) == 1
         if not self.batch or sampled < 2 or not same_model:
