@@ -25,10 +25,10 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .backends.base import BaseBackend, Completion, GenerateRequest, StreamItem
+from .backends.base import BaseBackend, Completion, GenerateRequest, PieceCallback, StreamItem
 from .backends.llamacpp import LlamaCppBackend
 from .config import Config, apply_overrides
-from .errors import ConfigError
+from .errors import ConfigError, GenerationError
 from .estimate import MemoryEstimate
 from .moa import MoA
 from .models import ModelSpec
@@ -80,6 +80,24 @@ class RecordingBackend(BaseBackend):
                 if isinstance(item, Completion):
                     self.generations.append(_generation(request, item))
                 yield item
+
+    async def generate_many(
+        self,
+        requests: Sequence[GenerateRequest],
+        on_text: PieceCallback | None = None,
+    ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
+        """The inner backend's group generation (batches, greedy twins), recorded in
+        request order so that the naive and optimized runs line up."""
+        done: dict[int, Completion] = {}
+        try:
+            async with aclosing(self.inner.generate_many(requests, on_text)) as outcomes:
+                async for index, outcome in outcomes:
+                    if isinstance(outcome, Completion):
+                        done[index] = outcome
+                    yield index, outcome
+        finally:  # also when the caller stops reading after the last answer it needs
+            for index in sorted(done):
+                self.generations.append(_generation(requests[index], done[index]))
 
     async def count_tokens(self, model: ModelSpec, text: str) -> int:
         """As the inner backend counts."""
