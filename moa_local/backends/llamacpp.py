@@ -459,20 +459,21 @@ class LlamaCppBackend(BaseBackend):
         async for position, outcome in self.generate_many([requests[i] for i in unique], piece):
             original = unique[position]
             yield original, outcome
+            copy = outcome
+            if isinstance(outcome, Completion):
+                # Nothing is computed for a twin: its whole prompt counts as
+                # reused and no time passes.
+                copy = replace(
+                    outcome,
+                    seconds=0.0,
+                    reused_tokens=outcome.prompt_tokens,
+                    drafted_tokens=0,
+                    accepted_tokens=0,
+                )
             for twin in (t for t, source in twins.items() if source == original):
-                if isinstance(outcome, Completion):
-                    if on_text is not None:
-                        on_text(twin, outcome.text)
-                    # Nothing was computed for the twin: all of its prompt counts
-                    # as reused and no time passed.
-                    outcome = replace(
-                        outcome,
-                        seconds=0.0,
-                        reused_tokens=outcome.prompt_tokens,
-                        drafted_tokens=0,
-                        accepted_tokens=0,
-                    )
-                yield twin, outcome
+                if on_text is not None and isinstance(copy, Completion):
+                    on_text(twin, copy.text)
+                yield twin, copy
 
     async def generate_many(
         self,
