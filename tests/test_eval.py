@@ -114,6 +114,21 @@ def test_a_changed_config_is_measured_afresh(config_file: Path) -> None:
     assert suite.scored == ["toy/0"]
 
 
+def test_a_mixture_setting_does_not_measure_single_models_again(config_file: Path) -> None:
+    suite = CountingSuite()
+    _evaluate(config_file, suite, "single:echo:a,moa", limit=1)
+    # The mixture's layers and aggregation change its answers, not a single model's.
+    config_file.write_text(CONFIG.replace("layers = 1", 'layers = 2\naggregate = "select"', 1))
+    suite.scored.clear()
+    _evaluate(config_file, suite, "single:echo:a,moa", limit=1)
+    assert suite.scored == ["toy/0"]  # the mixture only
+    # A single model's own sampling does.
+    config_file.write_text(CONFIG.replace("layers = 1", "max_tokens = 99", 1))
+    suite.scored.clear()
+    _evaluate(config_file, suite, "single:echo:a", limit=1)
+    assert suite.scored == ["toy/0"]
+
+
 def test_a_cut_off_log_line_is_ignored_and_redone(config_file: Path) -> None:
     suite = CountingSuite()
     _evaluate(config_file, suite, "moa", limit=2)

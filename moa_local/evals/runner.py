@@ -122,23 +122,37 @@ def prompt_texts(single: bool) -> list[str]:
     return [*texts, verify.TEST_WRITER_SYSTEM, verify.TEST_WRITER_USER]
 
 
+# What a single model's answer depends on: the model it runs (the aggregator,
+# after ``single:MODEL`` set it), its sampling, and how a question is
+# recognised as code. The mixture's settings (aggregate, router, layers, ...)
+# are left out, so changing a default of the mixture does not measure every
+# single model again.
+SINGLE_SETTINGS = ("aggregator", "temperature", "top_p", "max_tokens", "seed", "task", "timeout")
+
+# Settings that decide where and how fast a run goes, never what it answers.
+_VOLATILE_SETTINGS = (
+    "trace_dir",
+    "config_file",
+    "budget_mb",
+    "reserve_mb",
+    "budget_fraction",
+    "keep_alive",
+    "cpu_slots",
+)
+
+
 def fingerprint(moa: MoA, single: bool) -> str:
     """A short hash of everything that decides a config's answers, prompts included.
 
     ``aggregator = "auto"`` counts as the model it resolves to, so the defaults
-    and a preset naming that model share a fingerprint.
+    and a preset naming that model share a fingerprint. A single model's hash
+    covers only :data:`SINGLE_SETTINGS`.
     """
     settings = moa.config.as_dict()
     settings["aggregator"] = moa.prepare().aggregator.name
-    for volatile in (
-        "trace_dir",
-        "config_file",
-        "budget_mb",
-        "reserve_mb",
-        "budget_fraction",
-        "keep_alive",
-        "cpu_slots",
-    ):
+    if single:
+        settings = {key: settings[key] for key in SINGLE_SETTINGS}
+    for volatile in _VOLATILE_SETTINGS:
         settings.pop(volatile, None)
     blob = json.dumps(
         [PROTOCOL_VERSION, single, settings, prompt_texts(single)], sort_keys=True, default=str
