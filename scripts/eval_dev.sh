@@ -20,6 +20,10 @@ moa-local eval humaneval --configs single:qwen2.5-coder-1.5b,moa,self-moa-verify
 # shellcheck disable=SC2046
 moa-local eval humaneval $(limit "$LIMIT_MIX") \
   --configs single:qwen2.5-coder-0.5b,classic
+# Pruning a weak proposer: the two Qwen models with and without SmolLM2 135M.
+# shellcheck disable=SC2046
+moa-local eval humaneval $(limit "$LIMIT_MIX") \
+  --configs single:qwen2.5-coder-1.5b,single:qwen2.5-coder-0.5b,qwen-mix,qwen-mix-smol
 # shellcheck disable=SC2046
 moa-local eval ifbench $(limit "$IFBENCH_LIMIT") \
   --configs single:qwen2.5-coder-1.5b,moa
