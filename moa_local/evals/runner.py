@@ -152,8 +152,9 @@ def fingerprint(moa: MoA, single: bool) -> str:
     settings["aggregator"] = moa.prepare().aggregator.name
     if single:
         settings = {key: settings[key] for key in SINGLE_SETTINGS}
-    for volatile in _VOLATILE_SETTINGS:
-        settings.pop(volatile, None)
+    else:
+        for volatile in _VOLATILE_SETTINGS:
+            settings.pop(volatile, None)
     blob = json.dumps(
         [PROTOCOL_VERSION, single, settings, prompt_texts(single)], sort_keys=True, default=str
     )
