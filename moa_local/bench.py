@@ -32,7 +32,7 @@ from .errors import ConfigError, GenerationError
 from .estimate import MemoryEstimate
 from .moa import MoA
 from .models import ModelSpec
-from .store import ProgressFactory, silent_progress
+from .progress import ProgressFactory, silent_progress
 
 PROMPTS: dict[str, str] = {
     "fact": "Why is the sky blue, and why are sunsets red?",

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import catalog
 from .backends.base import BackendRegistry
+from .backends.capabilities import ListsHostModels
 from .config import Config
 from .errors import MoALocalError
 from .estimate import MIB, MemoryEstimate
@@ -189,13 +190,11 @@ def _backends() -> dict[str, dict[str, Any]]:
 
 def _hosts(config: Config) -> list[dict[str, Any]]:
     """Each ``[hosts.NAME]`` with whether it answers and the models it has."""
-    from .backends.ollama import OllamaBackend
-    from .backends.openai import OpenAIBackend
-
+    backends = BackendRegistry()
     rows = []
     for name, host in config.hosts.items():
         spec = ModelSpec(name=name, backend=host.kind, host=host, remote_model="")
-        backend = OllamaBackend() if host.kind == "ollama" else OpenAIBackend()
+        backend = backends.for_model(spec)
         row: dict[str, Any] = {
             "name": name,
             "url": host.url,
@@ -204,6 +203,10 @@ def _hosts(config: Config) -> list[dict[str, Any]]:
             "reachable": False,
             "models": [],
         }
+        if not isinstance(backend, ListsHostModels):
+            row["error"] = f"the {backend.name} backend cannot list a host's models"
+            rows.append(row)
+            continue
         try:
             row["models"] = asyncio.run(backend.host_models(spec))
             row["reachable"] = True

@@ -38,38 +38,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .catalog import CatalogEntry, HfSource, PypiSource
 from .errors import PullError
-
-
-class Progress(Protocol):
-    """What a source reports while it downloads (the CLI passes tqdm bars)."""
-
-    def update(self, n: int) -> object:
-        """``n`` more bytes are done."""
-        ...
-
-    def close(self) -> None:
-        """The transfer is over."""
-        ...
-
-
-ProgressFactory = Callable[[str, int], Progress]
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def silent_progress(description: str, total: int) -> Progress:
-    """A progress factory that shows nothing."""
-    return _NoProgress()
+from .progress import ProgressFactory, silent_progress
 
 
 @dataclass(frozen=True)

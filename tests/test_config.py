@@ -71,27 +71,34 @@ def test_env_list_and_range_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.temperature_range == (0.1, 0.5)
 
 
-def test_toml_syntax_error_names_file_and_line() -> None:
-    write(Path("models.toml"), "[defaults]\nlayers = 2\nlayers 3\nmax_tokens = 9\n")
-    with pytest.raises(ConfigError, match=r"models\.toml: invalid TOML: .*line 3"):
-        load_config()
-
-
-def test_unknown_key_names_the_table_and_key() -> None:
-    write(Path("models.toml"), "[defaults]\nlayer = 2\n")
-    with pytest.raises(ConfigError, match=r"models\.toml: \[defaults\] unknown key 'layer'"):
-        load_config()
-
-
-def test_unknown_model_key_names_the_model_table() -> None:
-    write(Path("models.toml"), '[models.mine]\npath = "x.gguf"\nctx = 4\n')
-    with pytest.raises(ConfigError, match=r"\[models\.mine\] unknown key 'ctx'"):
-        load_config()
-
-
-def test_unknown_table_is_an_error() -> None:
-    write(Path("models.toml"), "[default]\nlayers = 2\n")
-    with pytest.raises(ConfigError, match=r"unknown table \[default\]"):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "[defaults]\nlayers = 2\nlayers 3\nmax_tokens = 9\n",
+            r"models\.toml: invalid TOML: .*line 3",
+            id="toml-syntax-error-names-file-and-line",
+        ),
+        pytest.param(
+            "[defaults]\nlayer = 2\n",
+            r"models\.toml: \[defaults\] unknown key 'layer'",
+            id="unknown-key-names-the-table-and-key",
+        ),
+        pytest.param(
+            '[models.mine]\npath = "x.gguf"\nctx = 4\n',
+            r"\[models\.mine\] unknown key 'ctx'",
+            id="unknown-model-key-names-the-model-table",
+        ),
+        pytest.param(
+            "[default]\nlayers = 2\n",
+            r"unknown table \[default\]",
+            id="unknown-table",
+        ),
+    ],
+)
+def test_file_mistakes_name_where_they_are(text: str, message: str) -> None:
+    write(Path("models.toml"), text)
+    with pytest.raises(ConfigError, match=message):
         load_config()
 
 
@@ -166,17 +173,6 @@ def test_hosts_and_remote_models() -> None:
             '[hosts.h]\nurl = "http://h"\n[models.m]\nhost = "h"\nbackend = "openai"\n',
             r"\[models\.m\] backend 'openai' does not match host 'h'",
         ),
-    ],
-)
-def test_bad_hosts_name_the_table_and_key(text: str, message: str) -> None:
-    write(Path("models.toml"), text)
-    with pytest.raises(ConfigError, match=message):
-        load_config()
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
         ('[hosts.h]\nurl = "http://"\n', r"url must be http://HOST"),
         ('[hosts.h]\nurl = "http://h"\nkind = "openai"\ntotal_mb = 9\n', r"total_mb is for Ollama"),
         (
@@ -189,7 +185,7 @@ def test_bad_hosts_name_the_table_and_key(text: str, message: str) -> None:
         ),
     ],
 )
-def test_more_host_mistakes(text: str, message: str) -> None:
+def test_bad_hosts_name_the_table_and_key(text: str, message: str) -> None:
     write(Path("models.toml"), text)
     with pytest.raises(ConfigError, match=message):
         load_config()

@@ -176,11 +176,25 @@ async def test_usage_from_the_stream_when_the_server_sends_it(fake: HTTPServer) 
     assert (done.prompt_tokens, done.completion_tokens) == (7, 2)
 
 
-async def test_not_found(fake: HTTPServer) -> None:
-    fake.expect_request("/v1/chat/completions").respond_with_json(
-        {"error": {"message": "model 'tiny' does not exist"}}, status=404
-    )
-    with pytest.raises(GenerationError, match="model 'tiny' not found on .*does not exist"):
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        pytest.param(
+            {"error": {"message": "model 'tiny' does not exist"}},
+            404,
+            "model 'tiny' not found on .*does not exist",
+            id="not-found",
+        ),
+        pytest.param(
+            {}, 503, r"busy \(503, queue full\) after 4 tries", id="busy-after-every-retry"
+        ),
+    ],
+)
+async def test_an_http_error_status(
+    fake: HTTPServer, body: dict[str, object], status: int, message: str
+) -> None:
+    fake.expect_request("/v1/chat/completions").respond_with_json(body, status=status)
+    with pytest.raises(GenerationError, match=message):
         await OpenAIBackend().generate(ask(spec_for("tiny-a")))
 
 
@@ -193,26 +207,26 @@ async def test_busy_then_served(fake: HTTPServer) -> None:
     assert items[0] == "ok"
 
 
-async def test_busy_after_every_retry(fake: HTTPServer) -> None:
-    fake.expect_request("/v1/chat/completions").respond_with_json({}, status=503)
-    with pytest.raises(GenerationError, match=r"busy \(503, queue full\) after 4 tries"):
-        await OpenAIBackend().generate(ask(spec_for("tiny-a")))
-
-
-async def test_error_in_the_middle_of_the_stream(fake: HTTPServer) -> None:
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        pytest.param(
+            sse(delta("par"), {"error": {"message": "out of memory"}}),
+            "tiny-a@a: .*: out of memory",
+            id="error-in-the-middle-of-the-stream",
+        ),
+        pytest.param(
+            sse(delta("half an ans")),
+            "ended before it was complete",
+            id="stream-cut-off-before-the-end",
+        ),
+    ],
+)
+async def test_a_broken_stream(fake: HTTPServer, stream: str, message: str) -> None:
     fake.expect_request("/v1/chat/completions").respond_with_data(
-        sse(delta("par"), {"error": {"message": "out of memory"}}),
-        content_type="text/event-stream",
+        stream, content_type="text/event-stream"
     )
-    with pytest.raises(GenerationError, match="tiny-a@a: .*: out of memory"):
-        await OpenAIBackend()._collect(ask(spec_for("tiny-a")))
-
-
-async def test_stream_cut_off_before_the_end(fake: HTTPServer) -> None:
-    fake.expect_request("/v1/chat/completions").respond_with_data(
-        sse(delta("half an ans")), content_type="text/event-stream"
-    )
-    with pytest.raises(GenerationError, match="ended before it was complete"):
+    with pytest.raises(GenerationError, match=message):
         await OpenAIBackend()._collect(ask(spec_for("tiny-a")))
 
 

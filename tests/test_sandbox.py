@@ -199,16 +199,18 @@ print(pid, os.getcwd(), flush=True)
 """
 
 
-def test_a_child_left_behind_is_killed_with_the_process_group() -> None:
-    result = run(FORK_THROUGH_LIBC)
-    assert result.status == "passed"
-    pid, workdir = result.stdout.split()
-    assert gone(int(pid)) and processes_mentioning(workdir) == []
-
-
-def test_a_child_is_killed_with_the_process_group_on_timeout() -> None:
-    result = run(FORK_THROUGH_LIBC + "time.sleep(60)\n", timeout=1.5)
-    assert result.status == "timeout"
+@pytest.mark.parametrize(
+    ("rest_of_program", "limits", "status"),
+    [
+        pytest.param("", {}, "passed", id="left-behind"),
+        pytest.param("time.sleep(60)\n", {"timeout": 1.5}, "timeout", id="on-timeout"),
+    ],
+)
+def test_a_child_is_killed_with_the_process_group(
+    rest_of_program: str, limits: dict[str, float], status: str
+) -> None:
+    result = run(FORK_THROUGH_LIBC + rest_of_program, **limits)
+    assert result.status == status
     pid, workdir = result.stdout.split()
     assert gone(int(pid)) and processes_mentioning(workdir) == []
 

@@ -29,7 +29,7 @@ import httpx
 from ..errors import BackendUnavailable, GenerationError, ModelError, PullError
 from ..estimate import NO_MEMORY, MemoryEstimate, ModelShape
 from ..models import ModelSpec
-from ..store import ProgressFactory, silent_progress
+from ..progress import ProgressFactory, silent_progress
 from . import remote
 from .base import BaseBackend, Completion, GenerateRequest, LoadReport, StreamItem, now
 
@@ -64,6 +64,7 @@ class OllamaBackend(BaseBackend):
     async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         """Stream a chat, retrying a 503 (queue full) before anything was produced."""
         spec = request.model
+        assert spec.host is not None
         started = now()
         pieces: list[str] = []
         final: Any = None
@@ -85,7 +86,7 @@ class OllamaBackend(BaseBackend):
                         messages=list(request.messages),
                         stream=True,
                         options=options,
-                        keep_alive=spec.host.keep_alive if spec.host else None,
+                        keep_alive=spec.host.keep_alive,
                     )
                     async for part in parts:
                         text = part.message.content if part.message else ""
@@ -103,7 +104,7 @@ class OllamaBackend(BaseBackend):
             except remote.TRANSPORT_ERRORS as exc:
                 raise remote.translate(spec, exc) from None
         if final is None:
-            raise GenerationError(f"{spec.label}: the stream from {spec.host.url} ended early")  # type: ignore[union-attr]
+            raise GenerationError(f"{spec.label}: the stream from {spec.host.url} ended early")
         duration = getattr(final, "total_duration", None)
         yield Completion(
             text="".join(pieces),
@@ -239,11 +240,12 @@ class OllamaBackend(BaseBackend):
 
     async def host_models(self, spec: ModelSpec) -> list[str]:
         """Tags the host has (for doctor)."""
+        assert spec.host is not None
         try:
             async with self._client(spec, remote.QUICK_TIMEOUT) as client:
                 tags = await client.list()
         except Exception as exc:  # any failure: the host cannot be listed
-            raise ModelError(f"cannot list models of {spec.host.url}: {exc}") from None  # type: ignore[union-attr]
+            raise ModelError(f"cannot list models of {spec.host.url}: {exc}") from None
         return [str(m.model) for m in tags.models]
 
 

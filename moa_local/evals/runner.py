@@ -34,7 +34,7 @@ from .. import prompts, verify
 from ..config import Config, apply_overrides, preset_overrides
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
-from ..store import ProgressFactory, silent_progress
+from ..progress import ProgressFactory, silent_progress
 from .suite import SPLITS, Problem, Suite
 
 # Bumped when the way problems are asked or scored changes, so old log lines

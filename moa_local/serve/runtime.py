@@ -25,8 +25,8 @@ from ..backends.base import Message
 from ..config import Config, apply_overrides, preset_overrides
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
+from ..progress import ProgressFactory, silent_progress
 from ..result import MoAResult
-from ..store import ProgressFactory, silent_progress
 from ..trace import Observer
 
 DEFAULT_MODEL = "moa"

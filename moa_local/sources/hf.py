@@ -32,7 +32,7 @@ import httpx
 
 from ..catalog import HfSource
 from ..errors import PullError
-from ..store import Progress, ProgressFactory
+from ..progress import Progress, ProgressFactory
 
 _CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from ..catalog import PypiSource, WheelMember
 from ..errors import PullError
-from ..store import ProgressFactory
+from ..progress import ProgressFactory
 
 _CHUNK = 1 << 20
 _POLL_SECONDS = 0.25

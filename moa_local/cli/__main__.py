@@ -1,0 +1,5 @@
+"""``python -m moa_local.cli`` runs the CLI."""
+
+from . import main
+
+main()

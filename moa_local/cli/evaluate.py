@@ -1,0 +1,199 @@
+"""``moa-local eval`` and ``moa-local bench``: score configs on a suite, time plans.
+
+``eval`` runs :func:`~moa_local.evals.runner.evaluate` over HumanEval or
+IFBench and prints a table (or JSON) and a chart; ``bench`` runs
+:func:`~moa_local.bench.run_bench` and prints naive against optimized timings.
+
+Both import their machinery when they run (the eval suites, llama.cpp and
+numpy for bench), so that every other command starts without it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from ..errors import ConfigError
+from .common import budget_option, config_option, config_with_budget, err
+from .group import main
+from .progress import progress_factory
+
+
+@main.command("eval")
+@click.argument("suite_name", metavar="SUITE", type=click.Choice(["humaneval", "ifbench"]))
+@click.option(
+    "--configs",
+    help="Comma-separated: single:MODEL, moa, a [presets.NAME], with +verify/+router/+agree. "
+    "Default: each default proposer alone, then moa.",
+)
+@click.option("--split", default="dev", type=click.Choice(["dev", "all"]), show_default=True)
+@click.option("--limit", type=int, help="Only the first N problems of the split.")
+@click.option(
+    "--only",
+    help="Comma-separated problem indices to run again (e.g. 32,68,81); not a split score.",
+)
+@click.option("--max-tokens", type=int, help="Most tokens per answer (every config alike).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--log-dir", default="logs/eval", show_default=True, help="JSONL logs and charts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
+@config_option("models.toml with the [defaults] and [presets] to evaluate.")
+@budget_option
+def eval_command(
+    suite_name: str,
+    configs: str | None,
+    split: str,
+    limit: int | None,
+    only: str | None,
+    max_tokens: int | None,
+    seed: int,
+    log_dir: str,
+    as_json: bool,
+    config_path: str | None,
+    budget_mb: float | None,
+) -> None:
+    """Score configs on SUITE (humaneval or ifbench); runs model-written code in a sandbox."""
+    from ..evals import report
+    from ..evals.runner import evaluate, parse_configs
+    from ..evals.suites import load_suite
+
+    config = config_with_budget(config_path, budget_mb)
+    if configs is None:
+        configs = ",".join([*(f"single:{m}" for m in config.proposers), "moa"])
+    chosen = parse_configs(configs, config)
+    suite = load_suite(suite_name)
+
+    def bar(label: str, total: int, done: int) -> Any:
+        return tqdm(
+            total=total,
+            initial=done,
+            desc=label,
+            unit="problem",
+            file=sys.stderr,
+            leave=True,
+            dynamic_ncols=True,
+            disable=None,
+        )
+
+    summaries = evaluate(
+        suite,
+        chosen,
+        base_config=config,
+        split=split,
+        limit=limit,
+        only=_indices(only),
+        max_tokens=max_tokens,
+        seed=seed,
+        log_dir=Path(log_dir),
+        progress=bar,
+        pull_progress=progress_factory(False),
+    )
+    chart_path = report.chart(
+        summaries,
+        Path(log_dir) / f"{suite_name}-{split}.png",
+        f"{suite_name} ({split} split{f', first {limit}' if limit else ''})",
+    )
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in summaries], indent=2))
+    else:
+        click.echo(report.table(summaries))
+    err(f"log: {Path(log_dir) / (suite_name + '.jsonl')}; chart: {chart_path}")
+
+
+@main.command()
+@click.option(
+    "--plans",
+    default="default,self-moa,role",
+    show_default=True,
+    help=(
+        "Comma-separated plans: default, self-moa (one model x3, 2 layers), "
+        "self-moa-continue (the same in the continue layout), role (x3)."
+    ),
+)
+@click.option(
+    "--prompts",
+    default="fact,code,long",
+    show_default=True,
+    help="Comma-separated fixed prompts: fact, code, long.",
+)
+@click.option("--model", help="Model of the self-moa and role plans (default: the aggregator).")
+@click.option("--max-tokens", type=int, default=128, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per plan.")
+@config_option("models.toml with the [defaults] of the default plan.")
+@budget_option
+def bench(
+    plans: str,
+    prompts: str,
+    model: str | None,
+    max_tokens: int,
+    as_json: bool,
+    config_path: str | None,
+    budget_mb: float | None,
+) -> None:
+    """Time each plan naive (every call from scratch) and optimized (reused work), greedy."""
+    from ..bench import run_bench
+
+    config = config_with_budget(config_path, budget_mb)
+    if max_tokens < 1:
+        raise ConfigError(f"--max-tokens must be >= 1, got {max_tokens}")
+    results = run_bench(
+        config,
+        plans=[p.strip() for p in plans.split(",") if p.strip()],
+        prompts=[p.strip() for p in prompts.split(",") if p.strip()],
+        model=model,
+        max_tokens=max_tokens,
+        on_progress=err,
+        progress=progress_factory(False),
+    )
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    header = (
+        "plan",
+        "naive s",
+        "optimized s",
+        "speedup",
+        "lower bound s",
+        "prefill tok",
+        "(naive)",
+        "decode tok",
+        "identical",
+        "lookup accepted",
+    )
+    rows = [
+        (
+            r.plan,
+            f"{r.naive_s:.1f}",
+            f"{r.optimized_s:.1f}",
+            f"{r.speedup:.2f}x",
+            f"{r.lower_bound_s:.1f}",
+            str(r.prefill_tokens),
+            str(r.naive_prefill_tokens),
+            str(r.decode_tokens),
+            f"{r.identical_outputs:.0%} of {r.generations}",
+            "-" if r.acceptance_rate is None else f"{r.acceptance_rate:.0%}",
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    for r in results:
+        for difference in r.differences:
+            click.echo(f"{r.plan}: {difference}")
+
+
+def _indices(text: str | None) -> list[int]:
+    """``--only 1,2,3`` as integers; a bad one is a usage error."""
+    if not text:
+        return []
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--only takes problem numbers separated by commas, got {text!r}"
+        ) from None

@@ -1,0 +1,129 @@
+"""What the CLI shows on stderr while it works: download bars and a run's progress.
+
+- :func:`progress_factory` makes the library's :data:`~moa_local.progress.ProgressFactory`
+  for downloads: a tqdm bar each on a terminal, one summary line each
+  (:class:`_SummaryLine`) when stderr is a log or a pipe, nothing when quiet.
+- :class:`ProgressPrinter` is a run's observer: it turns trace events into
+  short lines (layers, proposals, aggregation, router and verify decisions).
+- :func:`warnings_only` is the observer of a quiet run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+from ..progress import Progress, ProgressFactory, silent_progress
+from ..store import mib
+from .common import err
+
+
+class _SummaryLine:
+    """Progress for a stderr that is not a terminal: one line when the transfer ends."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.done = 0
+        self.started = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        seconds = max(time.monotonic() - self.started, 1e-3)
+        rate = self.done / seconds / (1 << 20)
+        err(f"{self.description}: {mib(self.done)} in {seconds:.1f} s ({rate:.1f} MiB/s)")
+
+
+def progress_factory(quiet: bool) -> ProgressFactory:
+    """One tqdm bar per download on a terminal; one summary line per download elsewhere."""
+    if quiet:
+        return silent_progress
+    if not sys.stderr.isatty():
+        return lambda description, total: _SummaryLine(description)
+
+    def factory(description: str, total: int) -> Progress:
+        bar: Progress = tqdm(
+            total=total,
+            desc=description,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            leave=True,
+            dynamic_ncols=True,
+        )
+        return bar
+
+    return factory
+
+
+class ProgressPrinter:
+    """Prints a run's progress on stderr from its trace events."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.layers = 0
+
+    def __call__(self, event: str, record: dict[str, Any]) -> None:
+        echo = err
+        if event == "run.start":
+            self.layers = record["layers"]
+            if self.verbose:
+                echo(
+                    f"run {record['run_id']}: strategy {record['strategy']}, "
+                    f"{record['layers']} layer(s), aggregator {record['aggregator']}"
+                )
+        elif event == "trace.warning":
+            echo(f"warning: {record['message']}")
+        elif event == "roles.generated":
+            names = ", ".join(role["name"] for role in record["roles"])
+            note = (
+                "" if record["outcome"] == "ok" else f" ({record['outcome']}: {record['detail']})"
+            )
+            echo(f"roles by {record['model']}: {names}{note}")
+        elif event == "layer.start":
+            echo(
+                f"layer {record['layer']}/{self.layers}: {len(record['agents'])} proposers working"
+            )
+        elif event == "proposal.done":
+            if record["error"]:
+                echo(f"  x {record['agent']}: {record['error']}")
+            else:
+                speed = record["completion_tokens"] / record["seconds"] if record["seconds"] else 0
+                echo(
+                    f"  + {record['agent']}: {record['completion_tokens']} tokens, "
+                    f"{speed:.1f} tok/s, {record['seconds']:.1f} s"
+                )
+        elif event == "references.shortened" and self.verbose:
+            echo(f"  (references shortened to fit {record['model']}'s context)")
+        elif event == "aggregate.start":
+            echo(f"aggregating with {record['model']}...")
+        elif event == "router.decision" and (self.verbose or record["action"] != "continue"):
+            echo(f"router: {record['action']} ({record['reason']})")
+        elif event == "verify.tests":
+            echo(f"verify: {len(record['tests'])} tests for {record['entry_point']}")
+        elif event == "verify.selected":
+            echo(f"verify: chose {record['chosen']} ({record['reason']})")
+        elif event == "aggregate.window":
+            echo(f"aggregating window {record['step']} ({record['references']} answers)...")
+        elif event == "final.start":
+            echo(f"final agent {record['model']} rewriting...")
+        elif event == "model.load" and self.verbose:
+            measured = record["measured_mb"]
+            echo(
+                f"  loaded {record['model']} on {record['device']} in {record['seconds']:.1f} s: "
+                f"estimated {record['estimate_mb']} MiB, measured "
+                + (f"{measured} MiB" if measured is not None else "n/a")
+            )
+        elif event == "model.unload" and self.verbose:
+            echo(f"  unloaded {record['model']} ({record['reason']})")
+
+
+def warnings_only(event: str, record: dict[str, Any]) -> None:
+    """The observer of a quiet run: warnings still reach stderr."""
+    if event == "trace.warning":
+        err(f"warning: {record['message']}")

@@ -1,0 +1,180 @@
+"""The named tables of a config file: ``[models.NAME]``, ``[hosts.NAME]``, ``[presets.NAME]``.
+
+Each reader takes the parsed TOML value and the file's label, checks every key
+with the validators of :mod:`.validate`, and returns frozen records:
+:class:`ModelConfig` per model, :class:`HostConfig` per host, and for presets
+plain dicts of ``[defaults]`` values (the built-in presets first, so that a
+file adds a preset or replaces one). Hosts are read before models, because a
+model names its host and takes its backend from the host's kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .defaults import BACKENDS, BUILTIN_DEFAULTS, BUILTIN_PRESETS, HOST_KINDS
+from .validate import VALIDATORS, Validator, integer, is_number, number, read_table, string
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """One ``[hosts.NAME]`` table: a server on this or another machine."""
+
+    name: str
+    url: str
+    kind: str = "ollama"
+    budget_mb: float | None = None  # memory the host may fill with our models
+    total_mb: float | None = None  # Ollama: its memory, from which what it holds is taken
+    api_key: str | None = None
+    timeout: float = 600.0  # seconds a generation may take on this host
+    slots: int = 0  # concurrent generations (0: Ollama decides; OpenAI servers: 1)
+    keep_alive: str | float | None = None  # Ollama: how long it keeps a model after a chat
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One ``[models.NAME]`` table."""
+
+    name: str
+    backend: str = "llamacpp"
+    host: str | None = None
+    model: str | None = None  # the model's name on its server (Ollama tag, OpenAI id)
+    path: Path | None = None
+    catalog: str | None = None
+    n_ctx: int | None = None
+    n_gpu_layers: int | None = None
+    n_threads: int | None = None
+    chat_format: str | None = None
+    parameters: int | None = None
+    family: str | None = None
+
+
+def read_presets(tables: Any, label: str) -> dict[str, dict[str, Any]]:
+    """``[presets.NAME]`` tables: named sets of [defaults] values, each checked."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: `presets` must be a set of [presets.NAME] tables")
+    checks = {key: VALIDATORS[key] for key in BUILTIN_DEFAULTS}
+    presets = {name: dict(values) for name, values in BUILTIN_PRESETS.items()}
+    for name, table in tables.items():
+        presets[name] = read_table(table, checks, f"{label}: [presets.{name}]")
+    return presets
+
+
+_MODEL_KEYS: dict[str, Validator] = {
+    "backend": string,
+    "path": string,
+    "catalog": string,
+    "n_ctx": integer(128),
+    "n_gpu_layers": integer(-1),
+    "n_threads": integer(1),
+    "chat_format": string,
+    "parameters": integer(1),
+    "family": string,
+    "description": string,
+    "host": string,
+    "model": string,
+}
+
+
+def read_models(
+    tables: Any, label: str, hosts: Mapping[str, HostConfig] | None = None
+) -> dict[str, ModelConfig]:
+    """``[models.NAME]`` tables; ``hosts`` are the file's hosts, which models may name."""
+    hosts = hosts or {}
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: `models` must be a set of [models.NAME] tables")
+    models = {}
+    for name, table in tables.items():
+        where = f"{label}: [models.{name}]"
+        values = read_table(table, _MODEL_KEYS, where)
+        host = values.get("host")
+        if host is not None and host not in hosts:
+            known = ", ".join(hosts) or "none defined"
+            raise ConfigError(f"{where} host {host!r} is not a [hosts.NAME] table ({known})")
+        backend = values.get("backend", hosts[host].kind if host else "llamacpp")
+        if host is not None and backend != hosts[host].kind:
+            raise ConfigError(
+                f"{where} backend {backend!r} does not match host {host!r} (kind "
+                f"{hosts[host].kind!r})"
+            )
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"{where} backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+            )
+        if "path" in values and "catalog" in values:
+            raise ConfigError(f"{where} sets both `path` and `catalog`; keep one")
+        path = values.get("path")
+        if path is not None:
+            path = Path(path).expanduser()
+            if not path.is_absolute() and label != "the built-in defaults":
+                # Relative paths are relative to the file that names them.
+                path = Path(label).parent / path
+        models[name] = ModelConfig(
+            name=name,
+            backend=backend,
+            path=path,
+            catalog=values.get("catalog"),
+            n_ctx=values.get("n_ctx"),
+            n_gpu_layers=values.get("n_gpu_layers"),
+            n_threads=values.get("n_threads"),
+            chat_format=values.get("chat_format"),
+            parameters=values.get("parameters"),
+            family=values.get("family"),
+            host=host,
+            model=values.get("model"),
+        )
+        if backend == "openai" and not (host and values.get("model")):
+            raise ConfigError(f"{where} an openai model needs `host` and `model`")
+        if backend in ("ollama", "openai") and "path" in values:
+            raise ConfigError(f"{where} a model served by {backend} has no `path`; remove it")
+    return models
+
+
+_HOST_KEYS: dict[str, Validator] = {
+    "url": string,
+    "kind": string,
+    "budget_mb": number(1.0),
+    "total_mb": number(1.0),
+    "api_key": string,
+    "timeout": number(1.0),
+    "slots": integer(0),
+    "keep_alive": lambda value, where: (
+        value if isinstance(value, str) or is_number(value) else string(value, where)
+    ),
+}
+
+
+def read_hosts(tables: Any, label: str) -> dict[str, HostConfig]:
+    """``[hosts.NAME]`` tables: each server's address, kind and limits."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: `hosts` must be a set of [hosts.NAME] tables")
+    hosts = {}
+    for name, table in tables.items():
+        where = f"{label}: [hosts.{name}]"
+        values = read_table(table, _HOST_KEYS, where)
+        url = values.get("url", "")
+        if not url.startswith(("http://", "https://")) or not url.split("://", 1)[1].strip("/"):
+            raise ConfigError(f"{where} url must be http://HOST[:PORT] or https://..., got {url!r}")
+        kind = values.get("kind", "ollama")
+        if kind not in HOST_KINDS:
+            raise ConfigError(f"{where} kind must be one of {', '.join(HOST_KINDS)}, got {kind!r}")
+        if "total_mb" in values and kind != "ollama":
+            raise ConfigError(f"{where} total_mb is for Ollama hosts; use budget_mb")
+        if "total_mb" in values and "budget_mb" in values:
+            raise ConfigError(f"{where} sets both budget_mb and total_mb; keep one")
+        hosts[name] = HostConfig(
+            name=name,
+            url=url.rstrip("/"),
+            kind=kind,
+            budget_mb=values.get("budget_mb"),
+            total_mb=values.get("total_mb"),
+            api_key=values.get("api_key"),
+            timeout=values.get("timeout", 600.0),
+            slots=values.get("slots", 0),
+            keep_alive=values.get("keep_alive"),
+        )
+    return hosts
