@@ -11,38 +11,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from . import catalog
 from .agents import Agent, by_model, by_temperature
 from .backends.base import Backend, BackendRegistry, Message
+from .backends.capabilities import PullsModels, ReportsResidency
 from .config import Config, apply_overrides, load_config, moa_home
-from .engine import Engine, Plan, Sampling
+from .engine import Engine, Plan, Sampling, policy_from
 from .errors import ConfigError, ModelError, ModelNotInstalled
 from .estimate import MIB
 from .models import ModelSpec, resolve_model
+from .progress import ProgressFactory, silent_progress
 from .resources import Budget, budget_for, detect_devices, physical_cores
 from .result import MoAResult
 from .scheduler import Scheduler
-from .store import ModelStore, ProgressFactory, silent_progress
+from .store import ModelStore
 from .trace import Observer, Tracer
 
-_UNSET: Any = object()
+# Keyword settings that are spelled differently from their models.toml key.
+_ALIASES = {"n": "num_proposers"}
 
 
 class MoA:
     """A Mixture-of-Agents over local models.
 
-    Every argument left out comes from the configuration (``config``: a
+    Every setting left out comes from the configuration (``config``: a
     :class:`Config`, a path to a models.toml, or None to search for one as the
     CLI does). ``proposers`` is a list of model names, or of :class:`Agent`
     objects for explicit agents. ``aggregator`` and ``final_agent`` are model
     names or Agents (an Agent's system prompt is put before the synthesis
-    instructions, or guides the final rewrite). ``task``, ``verify``,
-    ``router``, ``layout`` and ``aggregate`` set the strategies of the same
-    [defaults] keys; ``single`` runs the aggregator model alone, with no
+    instructions, or guides the final rewrite).
+
+    Any other [defaults] or [resources] key of models.toml is a setting too,
+    given as a keyword (``MoA(layers=2, temperature=0.3, router="off")``) or
+    as one mapping (``MoA(settings={"layers": 2, ...})``; keywords win);
+    ``n`` is short for ``num_proposers``. An unknown setting is a
+    :class:`ConfigError`. ``single`` runs the aggregator model alone, with no
     mixture (a baseline to compare with).
     """
 
@@ -51,86 +58,45 @@ class MoA:
         proposers: Sequence[str | Agent] | None = None,
         aggregator: str | Agent | None = None,
         layers: int | None = None,
-        strategy: str | None = None,
-        n: int | None = None,
-        role_model: str | None = None,
-        final_agent: str | Agent | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        config: Config | str | os.PathLike[str] | None = None,
         *,
-        top_p: float | None = None,
-        temperature_range: tuple[float, float] | None = None,
-        min_proposers: int | None = None,
-        timeout: float | None = None,
-        seed: int | None = None,
-        budget_mb: float | None = None,
-        trace_dir: str | os.PathLike[str] | None = _UNSET,
+        final_agent: str | Agent | None = None,
+        config: Config | str | os.PathLike[str] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        single: bool = False,
         auto_pull: bool = False,
         progress: ProgressFactory = silent_progress,
         observers: Sequence[Observer] = (),
         backends: dict[str, Backend] | None = None,
         labels: dict[str, str] | None = None,
-        task: str | None = None,
-        verify: bool | None = None,
-        router: str | None = None,
-        layout: str | None = None,
-        aggregate: str | None = None,
-        single: bool = False,
+        **options: Any,
     ) -> None:
-        if n is not None and n < 1:
-            where = (labels or {}).get("num_proposers", "n")
-            raise ConfigError(f"{where} must be >= 1, got {n}")
+        overrides = _overrides({**(settings or {}), **options}, labels)
         explicit_agents: tuple[Agent, ...] = ()
-        proposer_names: list[str] | None = None
         if proposers is not None:
             proposers = list(proposers)
             if any(isinstance(p, Agent) for p in proposers):
                 if not all(isinstance(p, Agent) for p in proposers):
                     raise ConfigError("proposers must be all model names or all Agent objects")
                 explicit_agents = tuple(p for p in proposers if isinstance(p, Agent))
-                proposer_names = [agent.model for agent in explicit_agents]
+                overrides["proposers"] = [agent.model for agent in explicit_agents]
             else:
-                proposer_names = [str(p) for p in proposers]
+                overrides["proposers"] = [str(p) for p in proposers]
             if not proposers:
                 raise ConfigError("no proposers given: name at least one proposer model")
         aggregator_prompt = ""
         if isinstance(aggregator, Agent):
             aggregator, aggregator_prompt = aggregator.model, aggregator.system_prompt or ""
-        final_prompt = None
-        final_name = final_agent
         if isinstance(final_agent, Agent):
-            final_name, final_prompt = final_agent.model, final_agent.system_prompt
-        overrides = {
-            "proposers": proposer_names,
-            "aggregator": aggregator,
-            "layers": layers,
-            "strategy": strategy,
-            "num_proposers": n,
-            "role_model": role_model,
-            "final_agent": final_name,
-            "final_agent_prompt": final_prompt,
-            "temperature": temperature,
-            "temperature_range": list(temperature_range) if temperature_range else None,
-            "top_p": top_p,
-            "max_tokens": max_tokens,
-            "min_proposers": min_proposers,
-            "timeout": timeout,
-            "seed": seed,
-            "budget_mb": budget_mb,
-            "trace_dir": None if trace_dir is _UNSET else os.fspath(trace_dir or ""),
-            "task": task,
-            "verify": verify,
-            "router": router,
-            "layout": layout,
-            "aggregate": aggregate,
-        }
+            overrides["final_agent_prompt"] = final_agent.system_prompt
+            final_agent = final_agent.model
+        named = {"aggregator": aggregator, "layers": layers, "final_agent": final_agent}
+        overrides.update({key: value for key, value in named.items() if value is not None})
         if isinstance(config, Config):
             self.config = apply_overrides(config, overrides, labels)
         else:
             self.config = load_config(config, overrides=overrides, labels=labels)
         self.explicit_agents = explicit_agents
-        self.single = single
+        self.single_model = single
         self.aggregator_prompt = aggregator_prompt
         self.auto_pull = auto_pull
         self.progress = progress
@@ -175,7 +141,11 @@ class MoA:
                 continue
             spec = ModelSpec(name=name, backend="ollama", host=host, remote_model="")
             backend = self.backends.for_model(spec)
-            held = _run(backend.resident_elsewhere(spec, ours))  # type: ignore[attr-defined]
+            held = (
+                _run(backend.resident_elsewhere(spec, ours))
+                if isinstance(backend, ReportsResidency)
+                else 0
+            )
             self.scheduler.budgets[f"host:{name}"] = max(0, int(host.total_mb * MIB) - held)
 
     def _resolve(self, reference: str) -> ModelSpec:
@@ -196,8 +166,10 @@ class MoA:
     def _pull_from_ollama(self, spec: ModelSpec) -> None:
         """Pull a model its Ollama host lacks (an unreachable host is the run's to report)."""
         backend = self.backends.for_model(spec)
-        if _run(backend.is_pulled(spec)) is False:  # type: ignore[attr-defined]
-            _run(backend.pull(spec, self.progress))  # type: ignore[attr-defined]
+        if not isinstance(backend, PullsModels):
+            return
+        if _run(backend.is_pulled(spec)) is False:
+            _run(backend.pull(spec, self.progress))
 
     def _build_plan(self) -> Plan:
         config = self.config
@@ -242,14 +214,7 @@ class MoA:
             layers=config.layers,
             aggregator=aggregator,
             models=models,
-            sampling=Sampling(
-                temperature=config.temperature,
-                top_p=config.top_p,
-                max_tokens=config.max_tokens,
-                seed=None if config.seed < 0 else config.seed,
-                timeout=config.timeout or None,
-                min_proposers=config.min_proposers,
-            ),
+            sampling=Sampling.from_config(config),
             strategy=strategy,
             agents=agents,
             role_model=role_model,
@@ -259,16 +224,8 @@ class MoA:
             final_agent=final_agent,
             final_agent_prompt=config.final_agent_prompt,
             settings=config.as_dict(),
-            task=config.task,
-            verify=config.verify,
-            router=config.router,
-            layout=config.layout,
-            aggregate=config.aggregate,
-            aggregator_temperature=(
-                None if config.aggregator_temperature < 0 else config.aggregator_temperature
-            ),
-            aggregate_window=config.aggregate_window,
-            single=self.single,
+            single_model=self.single_model,
+            **policy_from(config),
         )
 
     def _aggregator(self, proposers: dict[str, ModelSpec]) -> ModelSpec:
@@ -449,6 +406,21 @@ def host_slots(config: Config) -> dict[str, int]:
 def default_cpu_slots(config: Config) -> int:
     """Concurrent CPU generations: configured, or one per 4 physical cores."""
     return config.cpu_slots or max(1, physical_cores() // 4)
+
+
+def _overrides(options: Mapping[str, Any], labels: Mapping[str, str] | None) -> dict[str, Any]:
+    """Keyword settings as config overrides: aliases resolved, Python values made plain."""
+    overrides: dict[str, Any] = {}
+    for key, value in options.items():
+        name = _ALIASES.get(key, key)
+        if key == "n" and value is not None and value < 1:
+            raise ConfigError(f"{(labels or {}).get(name, key)} must be >= 1, got {value}")
+        if name == "temperature_range" and value is not None:
+            value = list(value)
+        elif name == "trace_dir":
+            value = os.fspath(value or "")  # None or "": no traces
+        overrides[name] = value
+    return overrides
 
 
 def _run(coroutine: Any) -> Any:

@@ -198,3 +198,13 @@ def parse_choice(reply: str, count: int) -> int | None:
         if 1 <= number <= count:
             return number - 1
     return None
+
+
+def proposer_system(*, code: bool) -> str:
+    """The system prompt of a proposer with no system prompt of its own."""
+    return CODE_PROPOSER_SYSTEM if code else DEFAULT_PROPOSER_SYSTEM
+
+
+def joined(*parts: str | None) -> str:
+    """System prompt parts in order, blank ones left out."""
+    return "\n\n".join(part.strip() for part in parts if part and part.strip())

@@ -56,8 +56,13 @@ class MoAResult(Mapping[str, Any]):
     trace_file: str | None
     run_id: str
     usage: dict[str, int] = field(default_factory=dict)
-    code: str | None = None  # the program of a code answer, extracted from final_response
+    program: str | None = None  # the program of a code answer, extracted from final_response
     decisions: list[dict[str, Any]] = field(default_factory=list)  # router and verify choices
+
+    @property
+    def code(self) -> str | None:
+        """The program of a code answer (the ``code`` key of :meth:`to_dict`)."""
+        return self.program
 
     @property
     def num_proposals(self) -> int:
@@ -78,7 +83,7 @@ class MoAResult(Mapping[str, Any]):
             "seconds": round(self.seconds, 3),
             "trace_file": self.trace_file,
             "run_id": self.run_id,
-            "code": self.code,
+            "code": self.program,
             "decisions": [dict(d) for d in self.decisions],
         }
 

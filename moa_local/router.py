@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from .code import extract_python, normalize_code
+from .programs import extract_python, normalize_code
 
 TEXT_AGREEMENT = 0.9  # SequenceMatcher ratio above which two texts count as the same answer
 SIMPLE_MAX_WORDS = 25

@@ -2,7 +2,7 @@
 
 Every line has ``event``, ``ts`` (Unix time, seconds) and ``run_id``, then the
 event's own fields. Because each line is written and flushed whole, a crash or
-Ctrl-C leaves a file whose every line parses. Events (see README for fields):
+Ctrl-C leaves a file whose every line parses. Events (see docs/design.md for fields):
 ``run.start``, ``roles.generated``, ``layer.start``, ``references.shortened``,
 ``proposal.done``, ``aggregate.done``, ``final.done``, ``run.done``,
 ``run.error``. With ``live=True`` observers also receive ``proposal.delta``

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .code import extract_python, normalize_code
+from .programs import extract_python, normalize_code
 
 EXAMPLE_WEIGHT = 3  # a passed example from the question counts as much as 3 generated tests
 MAX_TESTS = 12

@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from moa_local.code import extract_python, normalize_code
 from moa_local.evals.runner import read_log
 from moa_local.evals.suites import load_suite
+from moa_local.programs import extract_python, normalize_code
 
 
 def answer_key(text: str, code: bool) -> str:

@@ -21,8 +21,8 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
-from ..code import defines, extract_python
 from ..errors import ConfigError
+from ..programs import defines, extract_python
 from ..sandbox import SandboxLimits, run_program
 from .suite import Problem, Score
 

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from moa_local.code import asks_for_code, extract_python, normalize_code
+import pytest
+
+from moa_local.programs import asks_for_code, extract_python, normalize_code
 from moa_local.router import agreement, simple_question
 
 
-def test_extracts_the_block_that_defines_the_entry_point() -> None:
-    answer = (
-        "Here is a helper:\n```python\nimport math\n```\nand the solution:\n"
-        "```python\ndef area(r):\n    return math.pi * r * r\n```\nHope it helps."
-    )
-    assert extract_python(answer, "area") == "def area(r):\n    return math.pi * r * r"
-
-
-def test_extracts_an_unclosed_block_cut_off_by_max_tokens() -> None:
-    answer = "Sure!\n```py\ndef inc(x):\n    return x + 1\n"
-    assert extract_python(answer, "inc") == "def inc(x):\n    return x + 1"
+@pytest.mark.parametrize(
+    ("answer", "entry_point", "code"),
+    [
+        pytest.param(
+            "Here is a helper:\n```python\nimport math\n```\nand the solution:\n"
+            "```python\ndef area(r):\n    return math.pi * r * r\n```\nHope it helps.",
+            "area",
+            "def area(r):\n    return math.pi * r * r",
+            id="the-block-that-defines-the-entry-point",
+        ),
+        pytest.param(
+            "Sure!\n```py\ndef inc(x):\n    return x + 1\n",
+            "inc",
+            "def inc(x):\n    return x + 1",
+            id="an-unclosed-block-cut-off-by-max-tokens",
+        ),
+    ],
+)
+def test_extracts_a_fenced_block(answer: str, entry_point: str, code: str) -> None:
+    assert extract_python(answer, entry_point) == code
 
 
 def test_extracts_code_without_fences_and_none_from_prose() -> None:

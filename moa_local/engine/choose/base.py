@@ -1,0 +1,30 @@
+"""The interface of a way to end a mixture, and helpers every way shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ...result import Proposal
+from ..plan import Plan
+from ..state import Answer, Run
+
+
+class Chooser(Protocol):
+    """One way of ending a mixture: from the last layer's candidates to the answer.
+
+    ``candidates`` are the last layer's successful proposals; ``run.references``
+    holds the texts the aggregator reads for them (with verification, headed
+    by test results). A chooser that streams sends the answer to
+    ``run.on_text`` only when ``run.streams_choice``, and says so in
+    :attr:`Answer.emitted`.
+    """
+
+    async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
+        """The answer this way of choosing gives."""
+        ...
+
+
+def strongest(proposals: Sequence[Proposal], plan: Plan) -> Proposal:
+    """The proposal of the strongest model (the first of equals)."""
+    return max(proposals, key=lambda p: plan.strength(p.model))

@@ -1,0 +1,321 @@
+"""Turning requests into proposals: building requests, leasing models, streaming text.
+
+:class:`Generator` is the engine's one way to generate. It builds requests
+(references fitted to the model's context, the chat's earlier turns, the
+seed of each agent), runs them under a scheduler lease, and turns every
+outcome into a :class:`Proposal`: a timeout or backend error becomes a
+proposal with ``error`` set, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+
+from .. import prompts
+from ..backends.base import BackendRegistry, Completion, GenerateRequest, Message
+from ..errors import GenerationError, MoALocalError
+from ..models import ModelSpec
+from ..result import Proposal
+from ..scheduler import Scheduler
+from ..trace import Tracer
+from .context import fit_references, with_conversation
+from .plan import Plan, TextCallback
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready to run, for one agent, and whether its references were shortened."""
+
+    agent: str
+    request: GenerateRequest
+    shortened: bool
+
+
+class Generator:
+    """Builds requests and runs them on the backends, under the scheduler's leases."""
+
+    def __init__(self, backends: BackendRegistry, scheduler: Scheduler) -> None:
+        self.backends = backends
+        self.scheduler = scheduler
+
+    # -- building requests -----------------------------------------------------
+
+    def base_request(
+        self,
+        plan: Plan,
+        spec: ModelSpec,
+        messages: tuple[Message, ...],
+        temperature: float,
+        seed_offset: int,
+        tag: str,
+    ) -> GenerateRequest:
+        """A request with the run's sampling settings (its seed offset by ``seed_offset``)."""
+        seed = plan.sampling.seed
+        return GenerateRequest(
+            model=spec,
+            messages=messages,
+            temperature=temperature,
+            top_p=plan.sampling.top_p,
+            max_tokens=plan.sampling.max_tokens,
+            seed=None if seed is None else seed + seed_offset,
+            timeout=plan.sampling.timeout,
+            tag=tag,
+        )
+
+    async def prepare(
+        self,
+        plan: Plan,
+        spec: ModelSpec,
+        system_base: str | None,
+        references: Sequence[str],
+        prompt: str,
+        temperature: float,
+        *,
+        seed_offset: int,
+        tracer: Tracer,
+        who: str,
+        layer: int,
+        refine: bool = True,
+        is_code: bool = False,
+        own_answer: str | None = None,
+    ) -> Prepared:
+        """Build one request, shortening references to fit the model's context.
+
+        With ``own_answer`` (the "continue" layout) the request continues the
+        agent's previous chat: question, its answer as an assistant turn, then
+        one user turn with ``references`` (the other agents' answers). Raises
+        :class:`ContextOverflowError` when the prompt cannot fit.
+        """
+        backend = self.backends.for_model(spec)
+        fitted, max_tokens = await fit_references(
+            backend,
+            spec,
+            prompts.joined(plan.system, system_base),
+            references,
+            with_conversation(plan, prompt),
+            plan.sampling.max_tokens,
+            refine=refine,
+            code=is_code,
+            own_answer=own_answer,
+        )
+        shortened = list(fitted) != list(references)
+        if shortened:
+            tracer.emit(
+                "references.shortened",
+                layer=layer,
+                agent=who,
+                model=spec.name,
+                original_chars=[len(r) for r in references],
+                kept_chars=[len(r) for r in fitted],
+            )
+        messages: tuple[Message, ...]
+        question = (*plan.conversation, {"role": "user", "content": prompt})
+        if own_answer is not None:
+            # The messages up to the question are exactly those of the agent's
+            # previous layer, so a backend that caches prefixes reuses that work.
+            system = prompts.joined(
+                plan.system, system_base or prompts.proposer_system(code=is_code)
+            )
+            messages = (
+                {"role": "system", "content": system},
+                *question,
+                {"role": "assistant", "content": own_answer},
+                {"role": "user", "content": prompts.continue_user(fitted, code=is_code)},
+            )
+        else:
+            if references:
+                system = prompts.synthesis_system(
+                    fitted,
+                    base=prompts.joined(plan.system, system_base),
+                    refine=refine,
+                    code=is_code,
+                )
+            else:
+                system = prompts.joined(
+                    plan.system, system_base or prompts.proposer_system(code=is_code)
+                )
+            messages = ({"role": "system", "content": system}, *question)
+        request = self.base_request(plan, spec, messages, temperature, seed_offset, who)
+        return Prepared(who, replace(request, max_tokens=max_tokens), shortened)
+
+    # -- running requests ------------------------------------------------------
+
+    async def complete(
+        self, request: GenerateRequest, on_text: TextCallback | None, tracer: Tracer
+    ) -> Completion | GenerationError:
+        """Run one request under a lease of its model; its text streams to ``on_text``."""
+        backend = self.backends.for_model(request.model)
+        # generate_many already turns timeouts and backend errors into values
+        # and streams pieces; one request of it is this generation.
+        pieces = None if on_text is None else (lambda _index, text: on_text(text))
+        try:
+            async with self.scheduler.lease(request.model, tracer.emit) as lease:
+                request = replace(request, n_threads=lease.threads)
+                async with aclosing(backend.generate_many([request], pieces)) as outcomes:
+                    async for _, outcome in outcomes:
+                        return outcome
+        except MoALocalError as exc:  # the scheduler: the model cannot be loaded
+            return GenerationError(str(exc))
+        return GenerationError(f"{request.model.name}: the backend ended without a result")
+
+    async def propose(
+        self, layer: int, group: Sequence[Prepared], tracer: Tracer
+    ) -> list[Proposal]:
+        """Run one model's requests of a layer together, under one lease.
+
+        Each proposal is traced (``proposal.done``) as it finishes; the list
+        is in the order of ``group``.
+        """
+        spec = group[0].request.model
+        backend = self.backends.for_model(spec)
+        results: list[Proposal | None] = [None] * len(group)
+
+        def piece(position: int, text: str) -> None:
+            tracer.delta(
+                "proposal.delta",
+                layer=layer,
+                agent=group[position].agent,
+                model=spec.name,
+                text=text,
+            )
+
+        def record(position: int, outcome: Completion | GenerationError) -> None:
+            item = group[position]
+            proposal = proposal_from(layer, item.agent, item.request, outcome, item.shortened)
+            tracer.emit("proposal.done", **proposal.to_dict())
+            results[position] = proposal
+
+        try:
+            async with self.scheduler.lease(spec, tracer.emit) as lease:
+                outcomes = backend.generate_many(
+                    [replace(item.request, n_threads=lease.threads) for item in group],
+                    piece if tracer.live else None,
+                )
+                async with aclosing(outcomes):
+                    async for position, outcome in outcomes:
+                        record(position, outcome)
+        except MoALocalError as exc:
+            for position, result in enumerate(results):
+                if result is None:
+                    record(position, GenerationError(str(exc)))
+        return [result for result in results if result is not None]
+
+    async def answer(
+        self,
+        plan: Plan,
+        spec: ModelSpec,
+        who: str,
+        *,
+        layer: int,
+        system_base: str | None,
+        refine: bool,
+        references: Sequence[str],
+        prompt: str,
+        temperature: float,
+        tracer: Tracer,
+        on_text: TextCallback | None,
+        is_code: bool = False,
+    ) -> Proposal:
+        """One generation that is not a proposer's (the aggregator, a model alone).
+
+        When ``on_text`` is given, this is the answer the user reads: it
+        streams there, and the client's stop strings end it.
+        """
+        try:
+            prepared = await self.prepare(
+                plan,
+                spec,
+                system_base,
+                references,
+                prompt,
+                temperature,
+                seed_offset=0,
+                tracer=tracer,
+                who=who,
+                layer=layer,
+                refine=refine,
+                is_code=is_code,
+            )
+        except GenerationError as exc:
+            return Proposal(
+                layer=layer, agent=who, model=spec.name, temperature=temperature, error=str(exc)
+            )
+        request = prepared.request
+        if on_text is not None:
+            request = replace(request, stop=plan.sampling.stop)
+        outcome = await self.complete(request, live(tracer, who, spec, on_text), tracer)
+        return proposal_from(layer, who, request, outcome, prepared.shortened)
+
+
+def live(
+    tracer: Tracer, who: str, spec: ModelSpec, on_text: TextCallback | None
+) -> TextCallback | None:
+    """``on_text``, also telling live observers of each piece (None when nobody listens)."""
+    if not tracer.live:
+        return on_text
+
+    def piece(text: str) -> None:
+        tracer.delta("aggregate.delta", agent=who, model=spec.name, text=text)
+        if on_text is not None:
+            on_text(text)
+
+    return piece
+
+
+def completion_proposal(
+    layer: int,
+    agent: str,
+    spec: ModelSpec,
+    temperature: float,
+    completion: Completion,
+    shortened: bool = False,
+) -> Proposal:
+    """The proposal of a successful generation."""
+    return Proposal(
+        layer=layer,
+        agent=agent,
+        model=spec.name,
+        temperature=temperature,
+        content=completion.text.strip(),
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        seconds=round(completion.seconds, 3),
+        references_shortened=shortened,
+        finish_reason=completion.finish_reason,
+    )
+
+
+def proposal_from(
+    layer: int,
+    agent: str,
+    request: GenerateRequest,
+    outcome: Completion | GenerationError,
+    shortened: bool,
+) -> Proposal:
+    """The proposal of any outcome: an error, or an empty answer, is a failed proposal."""
+    if isinstance(outcome, Completion):
+        if not outcome.text.strip():
+            return Proposal(
+                layer=layer,
+                agent=agent,
+                model=request.model.name,
+                temperature=request.temperature,
+                error="empty answer",
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                seconds=round(outcome.seconds, 3),
+                references_shortened=shortened,
+            )
+        return completion_proposal(
+            layer, agent, request.model, request.temperature, outcome, shortened
+        )
+    return Proposal(
+        layer=layer,
+        agent=agent,
+        model=request.model.name,
+        temperature=request.temperature,
+        error=str(outcome),
+        references_shortened=shortened,
+    )

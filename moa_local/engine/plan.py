@@ -1,0 +1,112 @@
+"""What a run is asked to do: :class:`Plan` and :class:`Sampling`, and nothing that runs.
+
+A plan is fully resolved: models are :class:`ModelSpec` objects, agents are
+made (or the role model that will make them is named), and every setting has
+its value. Settings have no defaults here: they come from :class:`Config`
+(built-in defaults < models.toml < environment < flags), the one source of
+each setting, through :meth:`Sampling.from_config` and :func:`policy_from`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agents import Agent
+from ..backends.base import Message
+from ..config import Config
+from ..models import ModelSpec
+
+TextCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling and policy settings shared by every generation of a run."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None = None  # None: a fresh seed per run, recorded in the trace
+    timeout: float | None = None  # seconds per generation; None: no limit
+    min_proposers: int = 1
+    stop: tuple[str, ...] = ()  # ends the final answer (not the proposals)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Sampling:
+        """The sampling settings of ``config`` (its -1 and 0 sentinels become None)."""
+        return cls(
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_tokens=config.max_tokens,
+            seed=None if config.seed < 0 else config.seed,
+            timeout=config.timeout or None,
+            min_proposers=config.min_proposers,
+        )
+
+
+def policy_from(config: Config) -> dict[str, Any]:
+    """The plan fields that say how a mixture runs and ends, as ``config`` sets them."""
+    return {
+        "task": config.task,
+        "verify": config.verify,
+        "router": config.router,
+        "layout": config.layout,
+        "aggregate": config.aggregate,
+        "aggregator_temperature": (
+            None if config.aggregator_temperature < 0 else config.aggregator_temperature
+        ),
+        "aggregate_window": config.aggregate_window,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """A fully resolved run: agents (or how to make them), models and settings."""
+
+    layers: int
+    aggregator: ModelSpec
+    models: dict[str, ModelSpec]
+    sampling: Sampling
+    strategy: str
+    agents: tuple[Agent, ...] = ()
+    role_model: ModelSpec | None = None
+    role_count: int = 0
+    role_models: tuple[str, ...] = ()
+    aggregator_prompt: str = ""
+    final_agent: ModelSpec | None = None
+    final_agent_prompt: str = ""
+    settings: dict[str, object] = field(default_factory=dict)
+    # How the mixture runs and ends (config/defaults.py says what each value means):
+    task: str  # "auto" (detect code questions), "code" or "text"
+    verify: bool  # run code candidates against tests (runs model-written code)
+    router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
+    layout: str  # refinement layers: "references" or "continue" (own chat)
+    aggregate: str  # a name of engine.choose.CHOOSERS: "synthesize", "select", "auto"
+    aggregator_temperature: float | None  # None: the run's temperature
+    aggregate_window: int  # references per aggregation step (0: as many as fit)
+    single_model: bool = False  # no mixture: the aggregator model answers alone (a baseline)
+    # A chat client's earlier turns (before the question) and system message,
+    # given to every proposer and the aggregator.
+    conversation: tuple[Message, ...] = ()
+    system: str = ""
+
+    def spec_for(self, agent: Agent) -> ModelSpec:
+        """The resolved model an agent runs on."""
+        return self.models[agent.model]
+
+    def temperature_of(self, agent: Agent) -> float:
+        """The temperature ``agent`` samples at (its own, else the run's)."""
+        return agent.temperature if agent.temperature is not None else self.sampling.temperature
+
+    @property
+    def final_temperature(self) -> float:
+        """The aggregator's temperature: its own setting, else the run's."""
+        if self.aggregator_temperature is None:
+            return self.sampling.temperature
+        return self.aggregator_temperature
+
+    def strength(self, model: str) -> tuple[int, int]:
+        """How strong a model of this plan is (unknown models are weakest)."""
+        return self.models[model].strength if model in self.models else (0, 0)
