@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces README's "Does the mixture help?" tables: the dev split of both
+# Reproduces docs/quality.md's "Does the mixture help?" tables: the dev split of both
 # suites, single models against mixtures. Results go to logs/eval/ (JSONL,
 # resumable: rerun after an interruption and finished pairs are skipped) and
 # the PNG charts beside them.
@@ -8,7 +8,7 @@
 # dev split; LIMIT_MIX limits the other HumanEval configs (the 0.5B model and
 # the first default `classic`) and IFBENCH_LIMIT the IFBench ones to the first
 # N dev problems (0 = the whole dev split). On a 2-core CPU a Self-MoA config
-# costs 30-110 s per HumanEval problem; README's figures were made with
+# costs 30-110 s per HumanEval problem; docs/quality.md's figures were made with
 # LIMIT_MIX=20 and IFBENCH_LIMIT=30 (10 for the rewrite-era default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
