@@ -138,18 +138,75 @@ def one_line_error(result, code: int, *fragments: str) -> None:  # type: ignore[
     assert result.stdout == ""
 
 
-def test_toml_syntax_error(runner: CliRunner) -> None:
-    Path("models.toml").write_text("[defaults]\nlayers = = 2\n")
-    one_line_error(ask(runner, "Q"), 2, "models.toml: invalid TOML", "line 2")
+@pytest.mark.parametrize(
+    ("models_toml", "args", "expected"),
+    [
+        pytest.param(
+            b"[defaults]\nlayers = = 2\n",
+            [],
+            ["models.toml: invalid TOML", "line 2"],
+            id="toml-syntax-error",
+        ),
+        pytest.param(
+            b"[defaults]\nlayer = 2\n", [], ["[defaults] unknown key 'layer'"], id="unknown-key"
+        ),
+        pytest.param(
+            b"[defaults]\nproposers = []\n", [], ["proposers is empty"], id="zero-proposers"
+        ),
+        pytest.param(
+            b"\xff\xfe[defaults]\n",
+            ECHO,
+            ["models.toml: invalid TOML: not UTF-8"],
+            id="config-that-is-not-utf8",
+        ),
+        pytest.param(
+            b"[defaults]\ntemperature_range = [0.9, 0.1]\n",
+            ECHO,
+            ["[defaults] temperature_range must be [low, high]"],
+            id="reversed-temperature-range-names-the-table",
+        ),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_it(
+    runner: CliRunner, models_toml: bytes, args: list[str], expected: list[str]
+) -> None:
+    Path("models.toml").write_bytes(models_toml)
+    one_line_error(ask(runner, *args, "Q"), 2, *expected)
 
 
-def test_unknown_key(runner: CliRunner) -> None:
-    Path("models.toml").write_text("[defaults]\nlayer = 2\n")
-    one_line_error(ask(runner, "Q"), 2, "[defaults] unknown key 'layer'")
-
-
-def test_unknown_model_name(runner: CliRunner) -> None:
-    one_line_error(ask(runner, "-m", "gpt-17", "Q"), 2, "unknown model 'gpt-17'")
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(["-m", "gpt-17", "Q"], ["unknown model 'gpt-17'"], id="unknown-model-name"),
+        pytest.param(
+            ["-m", "gemma3-270m", "Q"],
+            ["base model without a chat template"],
+            id="catalog-base-model-without-chat-format",
+        ),
+        pytest.param([*ECHO, "--layers", "0", "Q"], ["--layers must be >= 1"], id="layers-zero"),
+        pytest.param(
+            [*ECHO, "--temperature", "-1", "Q"],
+            ["--temperature must be between 0.0 and 2.0"],
+            id="negative-temperature",
+        ),
+        pytest.param(
+            [*ECHO, "--strategy", "vote", "Q"], ["--strategy must be one of"], id="unknown-strategy"
+        ),
+        pytest.param([*ECHO, "   "], ["the prompt is empty"], id="empty-prompt"),
+        pytest.param(
+            ["-m", "smollm2-135m", "--no-pull", "Q"],
+            ["not pulled yet", "moa-local pull smollm2-135m"],
+            id="model-not-pulled-with-no-pull",
+        ),
+        pytest.param(
+            [*ECHO, "-n", "0", "Q"], ["--num-proposers must be >= 1"], id="zero-num-proposers"
+        ),
+    ],
+)
+def test_a_bad_flag_or_model_is_one_line_naming_it(
+    runner: CliRunner, args: list[str], expected: list[str]
+) -> None:
+    one_line_error(ask(runner, *args), 2, *expected)
 
 
 def test_corrupt_file_given_as_a_model(runner: CliRunner, tmp_path: Path) -> None:
@@ -166,44 +223,6 @@ def test_templateless_model_without_chat_format(
         2,
         "has no chat template",
         "chat_format",
-    )
-
-
-def test_catalog_base_model_without_chat_format(runner: CliRunner) -> None:
-    one_line_error(ask(runner, "-m", "gemma3-270m", "Q"), 2, "base model without a chat template")
-
-
-def test_zero_proposers(runner: CliRunner) -> None:
-    Path("models.toml").write_text("[defaults]\nproposers = []\n")
-    one_line_error(ask(runner, "Q"), 2, "proposers is empty")
-
-
-def test_layers_zero(runner: CliRunner) -> None:
-    one_line_error(ask(runner, *ECHO, "--layers", "0", "Q"), 2, "--layers must be >= 1")
-
-
-def test_negative_temperature(runner: CliRunner) -> None:
-    one_line_error(
-        ask(runner, *ECHO, "--temperature", "-1", "Q"),
-        2,
-        "--temperature must be between 0.0 and 2.0",
-    )
-
-
-def test_unknown_strategy(runner: CliRunner) -> None:
-    one_line_error(ask(runner, *ECHO, "--strategy", "vote", "Q"), 2, "--strategy must be one of")
-
-
-def test_empty_prompt(runner: CliRunner) -> None:
-    one_line_error(ask(runner, *ECHO, "   "), 2, "the prompt is empty")
-
-
-def test_model_not_pulled_with_no_pull(runner: CliRunner) -> None:
-    one_line_error(
-        ask(runner, "-m", "smollm2-135m", "--no-pull", "Q"),
-        2,
-        "not pulled yet",
-        "moa-local pull smollm2-135m",
     )
 
 
@@ -325,17 +344,3 @@ def test_answer_streams_before_the_run_ends(tmp_path: Path) -> None:
     process.wait(timeout=30)
     assert first.startswith(b"w0") and still_running
     assert (first + rest).decode().strip() == words
-
-
-def test_zero_num_proposers(runner: CliRunner) -> None:
-    one_line_error(ask(runner, *ECHO, "-n", "0", "Q"), 2, "--num-proposers must be >= 1")
-
-
-def test_config_that_is_not_utf8(runner: CliRunner) -> None:
-    Path("models.toml").write_bytes(b"\xff\xfe[defaults]\n")
-    one_line_error(ask(runner, *ECHO, "Q"), 2, "models.toml: invalid TOML: not UTF-8")
-
-
-def test_reversed_temperature_range_names_the_table(runner: CliRunner) -> None:
-    Path("models.toml").write_text("[defaults]\ntemperature_range = [0.9, 0.1]\n")
-    one_line_error(ask(runner, *ECHO, "Q"), 2, "[defaults] temperature_range must be [low, high]")
