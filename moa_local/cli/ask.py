@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from ..config import Config, apply_overrides, load_config, preset_overrides
+from ..config import AGGREGATIONS, Config, apply_overrides, load_config, preset_overrides
 from ..errors import ConfigError, Terminated
 from ..moa import MoA
 from .common import budget_option, config_option, err
@@ -90,7 +90,8 @@ def _with_preset(config_path: str | None, preset: str | None) -> Config | str | 
 @click.option("--task", help="auto (detect code questions), code or text.")
 @click.option(
     "--aggregate",
-    help="synthesize (write a new answer), select (pick the best answer) or auto.",
+    help=f"How the mixture ends: {', '.join(AGGREGATIONS)} (synthesize writes a new "
+    "answer, select picks the best one, auto selects for text and synthesizes code).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")
