@@ -6,6 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from moa_local.compat.azcore_style import Agent as AzAgent
 from moa_local.compat.azcore_style import MixtureOfAgents as AzMixture
 from moa_local.compat.langchain_style import MoA as LangChainMoA
@@ -129,3 +131,49 @@ def test_proposer_style_counts_what_the_final_layer_produced() -> None:
     result = asyncio.run(moa.run("Q"))
     assert result["num_proposals"] == 1 and result["models_used"] == ["echo:a"]
     assert result["layers"] == 1
+
+
+AGREEING = ["echo:a?reply=42", "echo:b?reply=42"]
+
+
+def layers_of_each_style(**options: object) -> dict[str, int]:
+    """How many layers each style ran, two asked for, with proposers that agree."""
+    langchain = LangChainMoA(
+        models_layer=AGREEING,
+        aggregator_model="echo:agg",
+        layer=1,
+        layer_strategy="model",
+        **options,
+    )
+    asyncio.run(langchain.run("Q"))
+    assert langchain.last_result is not None
+    azcore = AzMixture(
+        agents=[AzAgent(agent_name=m[5], llm=m) for m in AGREEING],
+        aggregator_agent=AzAgent(agent_name="lead", llm="echo:agg"),
+        layers=2,
+        **options,
+    ).run("Q")
+    proposer = asyncio.run(
+        MixtureOfAgents(
+            proposers=[ProposerConfig(name=m[5], model=m) for m in AGREEING],
+            aggregator_model="echo:agg",
+            num_layers=2,
+            **options,
+        ).run("Q")
+    )
+    return {
+        "langchain": len(langchain.last_result.layer_history),
+        "azcore": len(azcore["layer_history"]),
+        "proposer": len(proposer["layer_history"]),
+    }
+
+
+@pytest.mark.shipped_defaults
+def test_every_style_runs_every_layer_and_synthesizes_under_the_shipped_defaults() -> None:
+    # The shipped router stops a mixture whose answers agree; the originals never do.
+    assert layers_of_each_style() == {"langchain": 2, "azcore": 2, "proposer": 2}
+
+
+@pytest.mark.shipped_defaults
+def test_an_argument_the_caller_passes_still_wins() -> None:
+    assert layers_of_each_style(router="agree") == {"langchain": 1, "azcore": 1, "proposer": 1}

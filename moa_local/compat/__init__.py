@@ -12,4 +12,8 @@ through :mod:`moa_local.engine`.
   -> dict with ``final_output`` and ``layer_history``.
 - :mod:`.proposer_style`: ``ProposerConfig(...)`` and ``MixtureOfAgents(proposers=...,
   aggregator_model=..., num_layers=...)``; ``await moa.run(query)`` -> dict.
+
+All three keep the originals' semantics whatever moa-local's own defaults
+(:mod:`.original`): every layer runs, each agent reads the previous layer's
+answers, and the aggregator synthesizes; an argument the caller passes wins.
 """

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..agents import Agent as _Agent
 from ..moa import MoA as _MoA
+from .original import with_original_settings
 
 
 @dataclass
@@ -60,7 +61,7 @@ class MixtureOfAgents:
             aggregator=aggregator_agent.to_agent(),
             final_agent=final_agent.to_agent() if final_agent else None,
             layers=layers,
-            **options,
+            **with_original_settings(options),
         )
 
     def run(self, task: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..moa import MoA as _MoA
 from ..result import MoAResult
+from .original import with_original_settings
 
 
 class MoA:
@@ -39,7 +40,7 @@ class MoA:
         models = list(models_layer or [])
         self.layer_strategy = layer_strategy
         self.nb_models_by_layer = len(models) if layer_strategy == "model" else nb_models_by_layer
-        options.setdefault("trace_dir", "./logs/moa")
+        options = with_original_settings({"trace_dir": "./logs/moa", **options})
         self._moa = _MoA(
             proposers=models or None,
             aggregator=aggregator_model,

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..agents import Agent
 from ..moa import MoA
+from .original import with_original_settings
 
 
 @dataclass
@@ -64,7 +65,7 @@ class MixtureOfAgents:
             ],
             aggregator=aggregator_model,
             layers=num_layers,
-            **options,
+            **with_original_settings(options),
         )
 
     async def run(self, query: str) -> dict[str, Any]:
