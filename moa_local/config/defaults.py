@@ -18,14 +18,14 @@ ROUTERS = ("off", "agree", "on")
 # answer in the system message; "continue" continues the agent's own chat (its
 # answer stays an assistant turn, so its KV cache is reused) and adds the others'.
 LAYOUTS = ("references", "continue")
-AGGREGATIONS = ("synthesize", "select", "auto")
+AGGREGATIONS = ("synthesize", "select", "auto", "vote")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")
 
 # The MoA shape `moa-local ask` uses without flags. The repository's
 # models.toml repeats these values with comments (a test keeps them equal).
 BUILTIN_DEFAULTS: dict[str, Any] = {
-    # Self-MoA on the strongest starter model, chosen by `moa-local eval` (README,
+    # Self-MoA on the strongest starter model, chosen by `moa-local eval` (docs/quality.md,
     # "Does the mixture help?"): the two-layer mix of the 0.5B and SmolLM2 that
     # shipped first scored 65 where the 1.5B alone scores 95 (HumanEval dev, first 17).
     "proposers": ["qwen2.5-coder-1.5b"],
@@ -49,12 +49,12 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "task": "auto",
     "verify": False,
     "router": "agree",
-    # Measured by `moa-local eval` (README): a two-layer Self-MoA scored 95 in the
+    # Measured by `moa-local eval` (docs/quality.md): a two-layer Self-MoA scored 95 in the
     # continue layout against 75 with every answer listed (HumanEval dev, first 20).
     "layout": "continue",
     # How the aggregator ends the mixture: "synthesize" writes a new answer from
     # the last layer's; "select" picks one of them (Universal Self-Consistency);
-    # "auto" selects for questions that do not ask for code. Measured (README):
+    # "auto" selects for questions that do not ask for code. Measured (docs/quality.md):
     # on IFBench dev a pick kept the single model's level, a rewrite fell below it.
     "aggregate": "auto",
     # `moa-local serve`: stream the proposals before the answer, in the channel

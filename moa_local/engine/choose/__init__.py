@@ -18,11 +18,13 @@ from .router import route, stop_when_agreed
 from .select import Select
 from .synthesize import Synthesize
 from .verified import Verified
+from .vote import Vote
 
 CHOOSERS: dict[str, Chooser] = {
     "synthesize": Synthesize(),
     "select": Select(),
     "auto": Auto(),
+    "vote": Vote(),
     "verified": Verified(),
 }
 

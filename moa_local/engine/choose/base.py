@@ -28,3 +28,12 @@ class Chooser(Protocol):
 def strongest(proposals: Sequence[Proposal], plan: Plan) -> Proposal:
     """The proposal of the strongest model (the first of equals)."""
     return max(proposals, key=lambda p: plan.strength(p.model))
+
+
+def greedy_first(candidates: Sequence[Proposal], plan: Plan) -> list[Proposal]:
+    """``candidates`` greediest first: strongest model, then lowest temperature.
+
+    The first is what the strongest model alone would answer (its greedy
+    sample, in a Self-MoA spread of temperatures).
+    """
+    return sorted(candidates, key=lambda p: (-plan.strength(p.model)[0], p.temperature))

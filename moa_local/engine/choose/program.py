@@ -6,6 +6,7 @@ from ...programs import extract_python, parses
 from ...result import Proposal
 from ..plan import TextCallback
 from ..state import Run
+from .base import greedy_first
 
 
 def complete_program(run: Run, aggregate: Proposal, on_text: TextCallback | None) -> str:
@@ -23,11 +24,7 @@ def complete_program(run: Run, aggregate: Proposal, on_text: TextCallback | None
     if program is None or parses(program):
         return aggregate.content
     why = "was cut off at max_tokens" if aggregate.finish_reason == "length" else "does not parse"
-    candidates = sorted(
-        run.last_layer(),
-        key=lambda p: (-run.plan.strength(p.model)[0], p.temperature),
-    )
-    for candidate in candidates:
+    for candidate in greedy_first(run.last_layer(), run.plan):
         candidate_program = extract_python(candidate.content)
         if candidate_program is not None and parses(candidate_program):
             run.decide(

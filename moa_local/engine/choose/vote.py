@@ -1,0 +1,60 @@
+"""Vote: the most common final answer among the candidates wins (self-consistency).
+
+Each candidate's final answer is read (:func:`moa_local.answers.final_answer`:
+an ``Answer:`` line, an option, a number, a one-word reply, or a normalized
+program); the candidates giving the most common one form the winning group,
+and its greediest member (strongest model, lowest temperature) is returned
+as it was written. When groups tie, the greediest candidate among them wins,
+which is the greedy sample when it is in one of them. When no answer can be
+read, the greedy sample is returned. Nothing is rewritten, and no model runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+
+from ... import verify
+from ...answers import final_answer
+from ...result import Proposal
+from ..state import Answer, Run
+from .base import greedy_first
+
+
+class Vote:
+    """Return a candidate that gives the most common answer (greedy on a tie)."""
+
+    async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
+        """The greediest candidate of the largest group of equal answers; traced."""
+        ordered = greedy_first(candidates, run.plan)
+        entry = verify.entry_point(run.prompt) if run.is_code else None
+        answers = {
+            p.agent: final_answer(p.content, code=run.is_code, entry_point=entry) for p in ordered
+        }
+        counts = Counter(answer for answer in answers.values() if answer is not None)
+        if not counts:
+            chosen = ordered[0]
+            reason = f"no candidate's answer could be read; kept {chosen.agent}, the greedy one"
+        else:
+            top = max(counts.values())
+            winners = {answer for answer, count in counts.items() if count == top}
+            chosen = next(p for p in ordered if answers[p.agent] in winners)
+            tied = f", tied with {len(winners) - 1} other answer(s)" if len(winners) > 1 else ""
+            reason = f"{top} of {len(ordered)} candidates give {chosen.agent}'s answer{tied}"
+        run.decide(
+            "aggregate.vote",
+            chosen=chosen.agent,
+            reason=reason,
+            answers={agent: _shown(answer, run.is_code) for agent, answer in answers.items()},
+        )
+        return Answer(chosen.content)
+
+
+def _shown(answer: str | None, is_code: bool) -> str | None:
+    """An answer as the trace shows it: a program by a short hash of its normal form."""
+    if answer is None:
+        return None
+    if is_code:
+        return "program " + hashlib.sha256(answer.encode()).hexdigest()[:10]
+    return answer if len(answer) <= 80 else answer[:77] + "..."
