@@ -2,7 +2,8 @@
 
 A vote counts replies that give the same answer, however they word the way
 there: the last ``Answer:`` line, an option letter, a number (in digits or
-words), a one-word reply, or, for a code question, the program normalized.
+words), a one-word reply, or, for a code question, the program normalized
+(when it is whole: it parses and defines or imports every name it uses).
 A reply whose answer cannot be told apart from its prose has none (None).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .programs import extract_python, normalize_code
+from .programs import extract_python, is_whole, normalize_code
 
 _ANSWER_LINE = re.compile(r"^\W*(?:final\s+)?answer\s*(?:is)?\s*[:=]\s*(.+?)\s*$", re.I | re.M)
 _OPTION = re.compile(r"^\(?([A-Za-z])\)(?:\s|$)|^\(?([A-Z])\)?[.:]?$")
@@ -28,11 +29,20 @@ _NUMBER_WORDS = {
 _MAX_ONE_WORD = 40  # characters: a longer "word" is not a short answer
 
 
-def final_answer(reply: str, *, code: bool = False, entry_point: str | None = None) -> str | None:
-    """The answer ``reply`` gives, normalized; None when it gives none that can be compared."""
+def final_answer(
+    reply: str, *, code: bool = False, entry_point: str | None = None, question: str = ""
+) -> str | None:
+    """The answer ``reply`` gives, normalized; None when it gives none that can be compared.
+
+    For ``code``, the answer is the reply's program, and only a whole one
+    counts: it parses and uses no name that neither it nor the ``question``'s
+    code defines or imports (:func:`moa_local.programs.is_whole`).
+    """
     if code:
         program = extract_python(reply, entry_point)
-        return normalize_code(program) if program is not None else None
+        if program is None or not is_whole(program, question):
+            return None
+        return normalize_code(program)
     lines = _ANSWER_LINE.findall(reply)
     if lines:
         return normalize(lines[-1])

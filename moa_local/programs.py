@@ -9,7 +9,9 @@ and evaluation all agree on what "the code" of an answer is.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
+import symtable
 import textwrap
 
 # A fenced block: ```lang\n ... ``` ; the closing fence is optional at the end
@@ -142,3 +144,75 @@ def normalize_code(code: str) -> str:
 def fence(code: str) -> str:
     """``code`` in a Python fenced block."""
     return f"```python\n{code.strip()}\n```"
+
+
+# Names every module has without defining them.
+_MODULE_NAMES = frozenset(dir(builtins)) | {"__file__", "__builtins__", "__annotations__"}
+
+
+def undefined_names(program: str, question: str = "") -> set[str]:
+    """Names ``program`` reads from the module scope but never defines or imports.
+
+    A static check (nothing runs): such a program stops with a ``NameError``
+    where it uses the name, typically a module it forgot to import. Names
+    the question's own code defines or imports count as defined (the
+    program may be meant to follow that code), and so do builtins. A program
+    that does not parse, or imports with ``*``, has none that can be told.
+    """
+    tables = _module_tables(program)
+    if tables is None:
+        return set()
+    defined = _MODULE_NAMES | _bound_names(tables)
+    for text in [question, *(body for _, body in code_blocks(question))]:
+        given = _module_tables(text) if text.strip() else None
+        if given is not None:
+            defined |= _bound_names(given)
+    return {name for name in _global_reads(tables) if name not in defined}
+
+
+def is_whole(program: str, question: str = "") -> bool:
+    """Whether ``program`` parses and uses no name it never defines (:func:`undefined_names`)."""
+    return parses(program) and not undefined_names(program, question)
+
+
+def _module_tables(source: str) -> symtable.SymbolTable | None:
+    """The symbol table of ``source``; None when it does not parse or star-imports."""
+    try:
+        tree = ast.parse(source)
+        table = symtable.symtable(source, "<answer>", "exec")
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return None
+    return table
+
+
+def _bound_names(module: symtable.SymbolTable) -> set[str]:
+    """Names bound at module scope: assigned, imported, def/class, or ``global`` and assigned."""
+    bound = {
+        s.get_name()
+        for s in module.get_symbols()
+        if s.is_assigned() or s.is_imported() or s.is_namespace()
+    }
+    for table in _scopes(module):
+        bound |= {
+            s.get_name() for s in table.get_symbols() if s.is_declared_global() and s.is_assigned()
+        }
+    return bound
+
+
+def _global_reads(module: symtable.SymbolTable) -> set[str]:
+    """Names some scope reads from the module scope (or builtins)."""
+    reads = {s.get_name() for s in module.get_symbols() if s.is_referenced()}
+    for table in _scopes(module):
+        reads |= {s.get_name() for s in table.get_symbols() if s.is_referenced() and s.is_global()}
+    return reads
+
+
+def _scopes(table: symtable.SymbolTable) -> list[symtable.SymbolTable]:
+    """Every scope nested in ``table``, at any depth."""
+    nested = []
+    for child in table.get_children():
+        nested += [child, *_scopes(child)]
+    return nested

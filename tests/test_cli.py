@@ -50,10 +50,10 @@ def test_aggregate_select_returns_the_answer_the_aggregator_picks(runner: CliRun
     data = json.loads(result.stdout)
     assert data["final_response"] == "Blue"
     assert [d["event"] for d in data["decisions"]][-1] == "aggregate.select"
-    wrong = ask(runner, *picks, "--aggregate", "vote", "Q?")
+    wrong = ask(runner, *picks, "--aggregate", "average", "Q?")
     assert wrong.exit_code == 2
     assert wrong.stderr.strip().splitlines() == [
-        "error: --aggregate must be one of synthesize, select, auto, got 'vote'"
+        "error: --aggregate must be one of synthesize, select, auto, vote, got 'average'"
     ]
 
 

@@ -2,7 +2,8 @@
 
 Each candidate's final answer is read (:func:`moa_local.answers.final_answer`:
 an ``Answer:`` line, an option, a number, a one-word reply, or a normalized
-program); the candidates giving the most common one form the winning group,
+program, counted only when whole: it parses and defines every name it uses);
+the candidates giving the most common one form the winning group,
 and its greediest member (strongest model, lowest temperature) is returned
 as it was written. When groups tie, the greediest candidate among them wins,
 which is the greedy sample when it is in one of them. When no answer can be
@@ -30,7 +31,10 @@ class Vote:
         ordered = greedy_first(candidates, run.plan)
         entry = verify.entry_point(run.prompt) if run.is_code else None
         answers = {
-            p.agent: final_answer(p.content, code=run.is_code, entry_point=entry) for p in ordered
+            p.agent: final_answer(
+                p.content, code=run.is_code, entry_point=entry, question=run.prompt
+            )
+            for p in ordered
         }
         counts = Counter(answer for answer in answers.values() if answer is not None)
         if not counts:
