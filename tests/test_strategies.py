@@ -276,12 +276,16 @@ async def test_select_keeps_the_strongest_answer_when_the_reply_names_none() -> 
     assert "names no candidate" in reason and "strongest" in reason
 
 
-async def test_auto_selects_for_text_and_synthesizes_programs() -> None:
-    backend = Scripted({"a": RIGHT, "b": WRONG, "agg": RIGHT_AGAIN})
-    moa = make(backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", aggregate="auto")
+async def test_auto_selects_for_text_and_votes_on_programs() -> None:
+    backend = Scripted({"a": WRONG, "b": RIGHT, "c": RIGHT_AGAIN, "agg": "```python\nx\n```"})
+    moa = make(
+        backend, proposers=["echo:a", "echo:b", "echo:c"], aggregator="echo:agg", aggregate="auto"
+    )
     coded = await moa.run(QUESTION)
-    assert [r for r in backend.stats.requests if r.tag == "aggregator"]
-    assert not events(coded, "aggregate.select")
+    # A program is never rewritten: no aggregator runs, a candidate is returned as written.
+    assert not [r for r in backend.stats.requests if r.tag == "aggregator"]
+    assert coded.final_response == RIGHT  # b and c give one program, b is the greedier
+    assert events(coded, "aggregate.vote") and not events(coded, "aggregate.select")
     text = await moa.run(ESSAY)
     assert events(text, "aggregate.select")
 

@@ -54,8 +54,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "layout": "continue",
     # How the aggregator ends the mixture: "synthesize" writes a new answer from
     # the last layer's; "select" picks one of them (Universal Self-Consistency);
-    # "auto" selects for questions that do not ask for code. Measured (docs/quality.md):
-    # on IFBench dev a pick kept the single model's level, a rewrite fell below it.
+    # "vote" the most common final answer; "auto" selects for text and votes on
+    # programs. Measured (docs/quality.md): on IFBench dev a pick kept the single
+    # model's level and a rewrite fell below it; on HumanEval a rewrite broke
+    # working programs where a vote among the same candidates did not.
     "aggregate": "auto",
     # `moa-local serve`: stream the proposals before the answer, in the channel
     # chat clients fold away as reasoning.
