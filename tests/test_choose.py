@@ -48,3 +48,23 @@ async def test_the_run_ends_with_the_registered_chooser(
     assert len(chooser.seen) == 2  # both candidates of the last layer
     assert result.final_response == result.layer_history[-1][-1].content
     assert result.aggregator is result.layer_history[-1][-1]
+
+
+async def test_select_returns_a_lone_candidate_as_it_was_written() -> None:
+    backend = EchoBackend()
+    moa = MoA(
+        proposers=["echo:a?reply=Rivers%20run%20to%20the%20sea.", "echo:b?fail=1"],
+        aggregator="echo:agg",
+        layers=1,
+        aggregate="select",
+        backends={"echo": backend},
+        trace_dir="",
+    )
+    result = await moa.run("Tell me about rivers, in detail.")
+    assert result.final_response == "Rivers run to the sea."
+    assert [r.tag for r in backend.stats.requests if r.model.name == "echo:agg"] == []
+    assert result.decisions[-1] == {
+        "event": "aggregate.select",
+        "chosen": result.layer_history[0][0].agent,
+        "reason": "the only candidate",
+    }

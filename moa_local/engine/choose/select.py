@@ -20,16 +20,20 @@ from .synthesize import Synthesize
 
 
 class Select:
-    """Pick one candidate; synthesize instead when there is nothing to pick from.
+    """Pick one candidate, as it was written.
 
-    With a single candidate, or a final agent that rewrites the answer
-    anyway, the candidates are synthesized as before.
+    A single candidate is returned as it is (there is nothing to pick from,
+    and a rewrite of it can only lose what it got right). With a final agent,
+    which rewrites the answer anyway, the candidates are synthesized for it.
     """
 
     async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
         """The candidate the aggregator names as the best (the strongest model's if none)."""
-        if not run.streams_choice or len(candidates) < 2:
+        if not run.streams_choice:
             return await Synthesize().choose(run, candidates)
+        if len(candidates) == 1:
+            run.decide("aggregate.select", chosen=candidates[0].agent, reason="the only candidate")
+            return Answer(candidates[0].content)
         return Answer((await pick(run, candidates)).content)
 
 
