@@ -1,7 +1,7 @@
 """``moa-local eval`` and ``moa-local bench``: score configs on a suite, time plans.
 
-``eval`` runs :func:`~moa_local.evals.runner.evaluate` over HumanEval or
-IFBench and prints a table (or JSON) and a chart; ``bench`` runs
+``eval`` runs :func:`~moa_local.evals.runner.evaluate` over HumanEval,
+IFBench or BIG-bench and prints a table (or JSON) and a chart; ``bench`` runs
 :func:`~moa_local.bench.run_bench` and prints naive against optimized timings.
 
 Both import their machinery when they run (the eval suites, llama.cpp and
@@ -19,20 +19,29 @@ import click
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..evals.suites import SUITES
 from .common import budget_option, config_option, config_with_budget, err
 from .group import main
 from .progress import progress_factory
 
 
 @main.command("eval")
-@click.argument("suite_name", metavar="SUITE", type=click.Choice(["humaneval", "ifbench"]))
+@click.argument("suite_name", metavar="SUITE", type=click.Choice(SUITES))
 @click.option(
     "--configs",
     help="Comma-separated: single:MODEL, moa, a [presets.NAME], with +verify/+router/+agree. "
     "Default: each default proposer alone, then moa.",
 )
 @click.option("--split", default="dev", type=click.Choice(["dev", "all"]), show_default=True)
-@click.option("--limit", type=int, help="Only the first N problems of the split.")
+@click.option(
+    "--tasks",
+    help="bigbench only: comma-separated BIG-bench JSON tasks, named by their folder under "
+    "benchmark_tasks (e.g. logical_deduction/three_objects). Default: date_understanding, "
+    "logical_deduction/three_objects, tracking_shuffled_objects/three_objects, object_counting.",
+)
+@click.option(
+    "--limit", type=int, help="Only the first N problems of the split (bigbench: of each task)."
+)
 @click.option(
     "--only",
     help="Comma-separated problem indices to run again (e.g. 32,68,81); not a split score.",
@@ -47,6 +56,7 @@ def eval_command(
     suite_name: str,
     configs: str | None,
     split: str,
+    tasks: str | None,
     limit: int | None,
     only: str | None,
     max_tokens: int | None,
@@ -56,7 +66,11 @@ def eval_command(
     config_path: str | None,
     budget_mb: float | None,
 ) -> None:
-    """Score configs on SUITE (humaneval or ifbench); runs model-written code in a sandbox."""
+    """Score configs on SUITE (humaneval, ifbench or bigbench).
+
+    humaneval runs model-written code in a sandbox; bigbench downloads its data
+    (a 358 MB archive, with pip) the first time.
+    """
     from ..evals import report
     from ..evals.runner import evaluate, parse_configs
     from ..evals.suites import load_suite
@@ -65,7 +79,8 @@ def eval_command(
     if configs is None:
         configs = ",".join([*(f"single:{m}" for m in config.proposers), "moa"])
     chosen = parse_configs(configs, config)
-    suite = load_suite(suite_name)
+    task_names = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
+    suite = load_suite(suite_name, tasks=task_names, progress=progress_factory(False))
 
     def bar(label: str, total: int, done: int) -> Any:
         return tqdm(
@@ -95,7 +110,8 @@ def eval_command(
     chart_path = report.chart(
         summaries,
         Path(log_dir) / f"{suite_name}-{split}.png",
-        f"{suite_name} ({split} split{f', first {limit}' if limit else ''})",
+        f"{suite_name} ({split} split{f', first {limit}' if limit else ''}"
+        f"{' of each task' if limit and any(s.groups for s in summaries) else ''})",
     )
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in summaries], indent=2))

