@@ -18,9 +18,9 @@ There are two, by name in :data:`ISOLATIONS`:
   read-only binds of what the interpreter needs (``/usr``, ``/bin``, ``/lib``,
   ``/lib64``, ``/etc/ld.so.cache``, ``/etc/alternatives``, the Python
   prefixes: a virtual environment and the installation it was made from),
-  its own ``/proc`` and ``/dev``, and a private tmpfs ``/tmp`` that is its
-  working directory, ``HOME`` and ``TMPDIR``, holding the program file
-  (bound read-only) and nothing else. Everything else is read-only, and
+  its own ``/proc`` and ``/dev``, a private tmpfs ``/tmp``, and a tmpfs
+  :data:`SANDBOX_DIR` that is its working directory, ``HOME`` and ``TMPDIR``,
+  holding the program file (bound read-only) and nothing else. Everything else is read-only, and
   the user's home, the project and the host's ``/tmp`` are not there. The
   kernel is still shared (no seccomp filter).
 
@@ -68,8 +68,11 @@ SUPERVISOR = (
     'unset PWD; exec 3>&2 2>/dev/null; (exec "$@" 2>&3 3>&-); exit $?',
     "sh",
 )
-# The program's directory inside; the guard sits apart from it, read-only.
-SANDBOX_DIR = "/tmp"
+# The program's directory inside, a tmpfs of its own; the guard sits apart from
+# it, read-only. Not /tmp: a Python prefix under the host's /tmp (a venv in a
+# checkout there) is bound into the private /tmp, and would show in the
+# program's directory.
+SANDBOX_DIR = "/moa-sandbox/work"
 SANDBOX_GUARD = "/moa-sandbox/guard.py"
 _SYSTEM_DIRS = ("/bin", "/lib", "/lib64")  # besides /usr; symbolic links on merged-/usr systems
 _SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/alternatives")  # shared-library lookup
@@ -242,7 +245,7 @@ def bubblewrap_args() -> tuple[str, ...]:
         # Root keeps its capabilities in the sandbox unless told otherwise
         # (a setuid bwrap refuses this option, but then we are not root).
         args += ["--cap-drop", "ALL"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_DIR]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", SANDBOX_DIR]
     args += ["--ro-bind", "/usr", "/usr"]
     covered = ["/usr"]  # paths that resolve inside as they do outside
     for path in _SYSTEM_DIRS:

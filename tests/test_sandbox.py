@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from moa_local import sandbox
-from moa_local.isolation import probe_bubblewrap
+from moa_local.isolation import SANDBOX_DIR, probe_bubblewrap
 from moa_local.sandbox import SandboxLimits, SandboxResult, run_program, run_program_async
 
 BUBBLEWRAP = probe_bubblewrap()
@@ -135,9 +135,9 @@ def test_a_sleeping_program_times_out_on_the_wall_clock(isolation: str) -> None:
     assert result.detail.startswith("timed out after 2")
     assert 1.9 < result.seconds < 3.5 and time.monotonic() - started < 4
     # Output written before the kill is kept; the directory is gone (under
-    # bubblewrap it is the sandbox's own /tmp, gone with its mount namespace).
+    # bubblewrap it is the sandbox's own tmpfs, gone with its mount namespace).
     workdir = Path(result.stdout.strip())
-    assert not workdir.exists() if isolation == "guard" else workdir == Path("/tmp")
+    assert not workdir.exists() if isolation == "guard" else workdir == Path(SANDBOX_DIR)
 
 
 @each_isolation

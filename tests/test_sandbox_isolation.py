@@ -28,6 +28,7 @@ from pytest_httpserver import HTTPServer
 from moa_local import isolation
 from moa_local.cli import main
 from moa_local.isolation import (
+    SANDBOX_DIR,
     Bubblewrap,
     GuardOnly,
     IsolationUnavailable,
@@ -245,7 +246,7 @@ def test_home_checkout_and_host_tmp_are_not_there(
     seen = json.loads(result.stdout)
     assert seen["key"] == seen["readme"] == "FileNotFoundError"
     assert seen["checkout"] is seen["host tmp"] is False
-    assert seen["HOME"] == "/tmp"
+    assert seen["HOME"] == SANDBOX_DIR
     # Of the real home, at most the way to a Python prefix inside it (pyenv, a venv).
     ways_to_python = {
         Path(prefix).relative_to(real_home).parts[0]
@@ -266,7 +267,7 @@ def test_writing_outside_its_tmp_fails_even_past_the_guard(tmp_path: Path) -> No
         os.path.join(sys.prefix, name),
         os.path.join(pwd.getpwuid(os.getuid()).pw_dir, name),
         str(tmp_path / name),
-        "/tmp/program.py",  # itself: bound read-only
+        f"{SANDBOX_DIR}/program.py",  # itself: bound read-only
     ]
     program = f"""\
         import _io
