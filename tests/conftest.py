@@ -30,7 +30,8 @@ RESULT_KEYS = (
 
 
 # The mixture shape the engine, CLI and backend tests exercise: two layers of
-# one proposer per model, aggregated at the run's temperature, no router. The
+# one proposer per model, aggregated at the run's temperature, no router, no
+# verification (test_verify_default.py covers it). The
 # shipped defaults (Self-MoA, chosen by `moa-local eval`) are tested on their
 # own in test_config.py (marker `shipped_defaults`), so changing them from the
 # evidence does not silently change what every other test covers.
@@ -45,6 +46,7 @@ ENGINE_TEST_SHAPE = {
     "router": "off",
     "layout": "references",
     "aggregate": "synthesize",
+    "verify": False,
 }
 
 

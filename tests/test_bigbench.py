@@ -17,17 +17,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from moa_local.answers import answer_text as final_answer
+from moa_local.answers import numbers_in
 from moa_local.cli import main
 from moa_local.errors import ConfigError, PullError
 from moa_local.evals import bigbench_data
-from moa_local.evals.bigbench import (
-    DEFAULT_TASKS,
-    BigBenchSuite,
-    choose_option,
-    final_answer,
-    numbers_in,
-    score_answer,
-)
+from moa_local.evals.bigbench import DEFAULT_TASKS, BigBenchSuite, choose_option, score_answer
 from moa_local.evals.bigbench_data import ARCHIVE_NAME, TASKS_ROOT, BigBenchData
 from moa_local.evals.runner import first_of_each_group, summarize
 from moa_local.evals.suite import Problem

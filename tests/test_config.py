@@ -32,7 +32,7 @@ def test_without_any_file_the_builtin_defaults_apply() -> None:
     assert config.proposers == ("qwen2.5-coder-1.5b",)
     assert config.aggregator == "qwen2.5-coder-1.5b" and config.layers == 1
     assert config.strategy == "temperature" and config.num_proposers == 3
-    assert config.router == "agree" and config.verify is False
+    assert config.router == "agree" and config.verify == "auto"
     assert config.aggregate == "auto"
 
 
@@ -206,5 +206,5 @@ def test_presets_from_a_file_add_to_the_builtin_ones_and_are_checked(tmp_path: P
     with pytest.raises(ConfigError, match=r"\[presets.bad\] router must be one of off, agree, on"):
         load_config(path)
     path.write_text("[presets.bad]\nverify = 1\n")
-    with pytest.raises(ConfigError, match="verify must be true or false"):
+    with pytest.raises(ConfigError, match='verify must be true, false or "auto"'):
         load_config(path)

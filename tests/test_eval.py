@@ -76,6 +76,21 @@ def test_configs_parse_singles_moa_presets_and_suffixes(config_file: Path) -> No
         parse_configs("single:", config)
 
 
+def test_a_suffix_names_a_way_to_end_or_any_setting(config_file: Path) -> None:
+    config = load_config(config_file)
+    (voted,) = parse_configs("moa+vote+num_proposers=5+verify=false+task=code", config)
+    assert voted.overrides == {
+        "aggregate": "vote",
+        "num_proposers": 5,
+        "verify": False,
+        "task": "code",
+    }
+    with pytest.raises(ConfigError, match="num_proposers must be an integer"):
+        parse_configs("moa+num_proposers=many", config)
+    with pytest.raises(ConfigError, match="unknown setting 'speed' in 'moa\\+speed=2'"):
+        parse_configs("moa+speed=2", config)
+
+
 def _evaluate(config_file: Path, suite: CountingSuite, labels: str, **kwargs: Any) -> Any:
     config = load_config(config_file)
     return evaluate(

@@ -290,6 +290,33 @@ async def test_auto_selects_for_text_and_votes_on_programs() -> None:
     assert events(text, "aggregate.select")
 
 
+AUTO = {"strategy": "model", "layers": 1, "aggregate": "auto"}
+
+
+async def test_auto_votes_when_the_candidates_state_short_answers() -> None:
+    replies = {"a": "3 + 4 = 8.\nAnswer: 8", "b": "Adding: 7.\nAnswer: seven", "c": "Answer: 7"}
+    backend = Scripted({**replies, "agg": "1"})
+    moa = make(backend, proposers=["echo:a", "echo:b", "echo:c"], aggregator="echo:agg", **AUTO)
+    result = await moa.run("What is 3 + 4? End with 'Answer: N'.")
+    assert result.final_response == replies["b"]  # b and c agree; b is the greedier
+    assert not [r for r in backend.stats.requests if r.tag == "aggregator"]
+    assert events(result, "aggregate.auto")[0] == {
+        **events(result, "aggregate.auto")[0],
+        "kind": "checkable",
+        "chooser": "vote",
+    }
+    # One candidate in three stating a short answer is not enough: the aggregator picks.
+    prose = {"a": "Answer: 7", "b": "Seven, since 3 and 4 make 7.", "c": "It is 7, clearly."}
+    picked = await make(
+        Scripted({**prose, "agg": "2"}),
+        proposers=["echo:a", "echo:b", "echo:c"],
+        aggregator="echo:agg",
+        **AUTO,
+    ).run("What is 3 + 4?")
+    assert events(picked, "aggregate.auto")[0]["kind"] == "text"
+    assert picked.final_response == prose["b"]
+
+
 async def test_a_stop_string_cuts_a_selected_answer() -> None:
     backend = Scripted({"a": "Drops on a tin roof", "b": "Rain falls. STOP here", "agg": "2"})
     moa = make(backend, proposers=["echo:a", "echo:b"], aggregator="echo:agg", aggregate="select")

@@ -26,11 +26,23 @@ from moa_local.trace import read_trace
         ("Yes.", "yes"),
         ("42", "42"),
         ("The sky is blue because of scattering.", None),
+        ("Step 1...\nThe correct answer is: (A)", "a"),
+        ("So the answer is twenty-one.", "21"),
+        ("**Answer:** \\boxed{7}", "7"),
+        ("Answer:\n(D) Tuesday", "d"),
+        ("Answer: -3.0", "-3"),
         ("line one\nline two", None),
     ],
 )
 def test_final_answer_reads_the_answer_not_the_wording(reply: str, answer: str | None) -> None:
     assert final_answer(reply) == answer
+
+
+def test_an_options_text_counts_as_its_letter() -> None:
+    question = "Which is a fruit?\nOptions:\n(A) a carrot\n(B) an apple\n"
+    assert final_answer("Answer: an apple", question=question) == "b"
+    assert final_answer("Answer: (B)", question=question) == "b"
+    assert final_answer("Answer: a pear", question=question) == "a pear"
 
 
 def test_equal_programs_have_one_answer_whatever_their_comments() -> None:

@@ -84,14 +84,17 @@ def _with_preset(config_path: str | None, preset: str | None) -> Config | str | 
 @click.option(
     "--verify/--no-verify",
     default=None,
-    help="Code questions: run candidates against tests the models write (runs model code).",
+    help="Code questions: run candidates against the question's examples and tests the "
+    "models write (runs model code). Default: on for questions with examples when "
+    "bubblewrap isolates the code.",
 )
 @click.option("--router", help="Selective MoA: off, agree (stop when answers agree) or on.")
 @click.option("--task", help="auto (detect code questions), code or text.")
 @click.option(
     "--aggregate",
     help=f"How the mixture ends: {', '.join(AGGREGATIONS)} (synthesize writes a new "
-    "answer, select picks the best one, auto selects for text and synthesizes code).",
+    "answer, select picks the best one, vote the most common answer, auto votes on programs "
+    "and checkable answers and selects free text).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")

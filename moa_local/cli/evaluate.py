@@ -29,7 +29,8 @@ from .progress import progress_factory
 @click.argument("suite_name", metavar="SUITE", type=click.Choice(SUITES))
 @click.option(
     "--configs",
-    help="Comma-separated: single:MODEL, moa, a [presets.NAME], with +verify/+router/+agree. "
+    help="Comma-separated: single:MODEL, moa, a [presets.NAME], with +verify/+router/+agree, "
+    "+vote/+select/... (aggregate) or +KEY=VALUE (any setting). "
     "Default: each default proposer alone, then moa.",
 )
 @click.option("--split", default="dev", type=click.Choice(["dev", "all"]), show_default=True)

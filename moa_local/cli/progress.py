@@ -104,6 +104,8 @@ class ProgressPrinter:
             echo(f"aggregating with {record['model']}...")
         elif event == "router.decision" and (self.verbose or record["action"] != "continue"):
             echo(f"router: {record['action']} ({record['reason']})")
+        elif event == "verify.off":
+            echo(record["reason"])
         elif event == "verify.tests":
             echo(f"verify: {len(record['tests'])} tests for {record['entry_point']}")
         elif event == "verify.selected":

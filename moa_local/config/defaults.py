@@ -47,16 +47,18 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "aggregator_temperature": 0.0,
     "aggregate_window": 0,
     "task": "auto",
-    "verify": False,
+    # "auto": code questions with examples are verified when model-written code
+    # runs under bubblewrap (moa_local.isolation), and only then.
+    "verify": "auto",
     "router": "agree",
     # Measured by `moa-local eval` (docs/quality.md): a two-layer Self-MoA scored 95 in the
     # continue layout against 75 with every answer listed (HumanEval dev, first 20).
     "layout": "continue",
     # How the aggregator ends the mixture: "synthesize" writes a new answer from
     # the last layer's; "select" picks one of them (Universal Self-Consistency);
-    # "vote" the most common final answer; "auto" selects for text and votes on
-    # programs. Measured (docs/quality.md): on IFBench dev a pick kept the single
-    # model's level and a rewrite fell below it; on HumanEval a rewrite broke
+    # "vote" the most common final answer; "auto" votes on programs and checkable
+    # answers and selects free text. Measured (docs/quality.md): on IFBench dev a
+    # pick kept the single model's level and a rewrite fell below it; on HumanEval a rewrite broke
     # working programs where a vote among the same candidates did not.
     "aggregate": "auto",
     # `moa-local serve`: stream the proposals before the answer, in the channel

@@ -106,6 +106,12 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
     return check
 
 
+def _verify(value: Any, where: str) -> bool | str:
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise ConfigError(f'{where} must be true, false or "auto", got {value!r}')
+
+
 def _temperature_or_default(value: Any, where: str) -> float:
     if is_number(value) and value == -1:
         return -1.0
@@ -139,7 +145,7 @@ VALIDATORS: dict[str, Validator] = {
     "aggregator_temperature": _temperature_or_default,
     "aggregate_window": integer(0),
     "task": _choice(TASKS),
-    "verify": boolean,
+    "verify": _verify,
     "router": _choice(ROUTERS),
     "layout": _choice(LAYOUTS),
     "aggregate": _choice(AGGREGATIONS),

@@ -80,7 +80,9 @@ class Plan:
     settings: dict[str, object] = field(default_factory=dict)
     # How the mixture runs and ends (config/defaults.py says what each value means):
     task: str  # "auto" (detect code questions), "code" or "text"
-    verify: bool  # run code candidates against tests (runs model-written code)
+    # Run code candidates against tests (runs model-written code): true, false,
+    # or "auto" (engine.verification.wants_verification).
+    verify: bool | str
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
     layout: str  # refinement layers: "references" or "continue" (own chat)
     aggregate: str  # a name of engine.choose.CHOOSERS: "synthesize", "select", "auto"

@@ -37,7 +37,7 @@ from .generation import Generator, live, proposal_from
 from .layers import fill_layer, make_roles
 from .plan import Plan, TextCallback
 from .state import Answer, Run
-from .verification import Verification
+from .verification import Verification, wants_verification
 
 
 class Engine:
@@ -76,8 +76,12 @@ class Engine:
         if tracer.problem:
             tracer.emit("trace.warning", message=tracer.problem)
         run = Run(plan, prompt, tracer, self.generator, started, is_code, on_text)
-        if plan.verify and is_code:
-            run.verification = Verification(plan, prompt, tracer, self.generator, run.extra)
+        if is_code:
+            verified, hint = wants_verification(plan.verify, prompt)
+            if verified:
+                run.verification = Verification(plan, prompt, tracer, self.generator, run.extra)
+            elif hint:
+                tracer.emit("verify.off", reason=hint)
         try:
             await check_prompt_fits(self.backends, plan, prompt)
             result = await self._run(run)

@@ -13,11 +13,36 @@ from collections.abc import Sequence
 
 from .. import verify
 from ..backends.base import Message
+from ..isolation import INSTALL_BWRAP, default_isolation
 from ..programs import extract_python
 from ..result import Proposal
 from ..trace import Tracer
 from .generation import Generator, proposal_from
 from .plan import Plan
+
+
+def wants_verification(setting: bool | str, prompt: str) -> tuple[bool, str | None]:
+    """Whether a code question is verified under ``setting`` (true, false or "auto"),
+    and, when "auto" leaves it off, the one line that says how to turn it on.
+
+    "auto" verifies only a question that states examples (something to test
+    against from the start) and only when model-written code runs under
+    bubblewrap: a program a model wrote is run on the user's machine only
+    where it sees neither the network nor the user's files.
+    """
+    if isinstance(setting, bool):
+        return setting, None
+    if default_isolation().name != "bwrap":
+        return False, (
+            "code answers are not tested: model-written code runs only under bubblewrap; "
+            f"{INSTALL_BWRAP}, or turn verify on (--verify) to test with rlimits only"
+        )
+    if not verify.example_tests(prompt, verify.entry_point(prompt)):
+        return False, (
+            "code answers are not tested: the question states no examples; turn verify "
+            "on (--verify) to test against tests the models write"
+        )
+    return True, None
 
 
 class Verification:

@@ -17,11 +17,12 @@ is a group: ``--limit`` counts per task, and the suite score is the mean of
 the task scores.
 
 The model is asked for brief reasoning and a last line ``Answer: ...``.
-Scoring (:func:`final_answer`, :func:`normalize`) takes the last ``Answer:``
-line (else the last line), normalizes case, spaces, markdown and trailing
-punctuation, and compares exactly: for multiple choice the letter ("B",
-"(B)", "(B) the text") or the option's text; for a ``target``, the text, or
-the last number when the targets are numbers (digits or words: "three" = 3).
+Scoring reads the answer with :func:`moa_local.answers.answer_text` (the
+last answer line, else the last line: the reader votes use too), normalizes
+case, spaces, markdown and trailing punctuation, and compares exactly: for
+multiple choice the letter ("B", "(B)", "(B) the text") or the option's
+text; for a ``target``, the text, or the last number when the targets are
+numbers (digits or words: "three" = 3).
 Outcomes: ``pass``, ``wrong``, ``no_answer`` (empty, or no option recognised).
 """
 
@@ -35,6 +36,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
+from ..answers import answer_text, as_number, normalize, numbers_in
 from ..errors import ConfigError
 from .bigbench_data import BigBenchData
 from .suite import Problem, Score
@@ -147,7 +149,7 @@ def make_problem(
 
 def score_answer(data: dict[str, Any], answer: str) -> Score:
     """Score ``answer`` against a problem's ``data`` (options and right letters, or targets)."""
-    final = final_answer(answer)
+    final = answer_text(answer)
     details: dict[str, Any] = {"answer": final[:200]}
     if not final:
         return Score("no_answer", 0.0, details)
@@ -162,37 +164,6 @@ def score_answer(data: dict[str, Any], answer: str) -> Score:
         details["targets"] = data["targets"]
         ok = matches_target(final, data["targets"])
     return Score("pass", 1.0, details) if ok else Score("wrong", 0.0, details)
-
-
-# "Answer: x", "Final answer: x", "**Answer:** x", "## Answer: x", "**Answer**: x".
-_ANSWER_LINE = re.compile(r"[\s>#*_-]*(?:final\s+)?answer\s*[*_]*\s*[:：]\s*(.*)", re.IGNORECASE)
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-
-
-def final_answer(text: str) -> str:
-    """The answer part of a reply: its last ``Answer:`` line (or the line after an empty
-    one), else its last line; markdown emphasis, code quotes and ``\\boxed{}`` removed."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    chosen = lines[-1] if lines else ""
-    for position in range(len(lines) - 1, -1, -1):
-        match = _ANSWER_LINE.fullmatch(lines[position])
-        if match:
-            chosen = match.group(1).strip()
-            if not chosen and position + 1 < len(lines):
-                chosen = lines[position + 1]
-            break
-    chosen = _BOXED.sub(r"\1", chosen)
-    return re.sub(r"\*\*|__|`|\$", "", chosen).strip()
-
-
-def normalize(text: str) -> str:
-    """Lower case, single spaces, no surrounding quotes nor trailing punctuation."""
-    text = " ".join(text.lower().split())
-    previous = None
-    while previous != text:
-        previous = text
-        text = text.strip(" \"'“”‘’*_").rstrip(".,;:!?。")
-    return text
 
 
 _LETTER_ALONE = re.compile(r"\(?([A-Za-z])\)?[.:]?")
@@ -232,53 +203,6 @@ def matches_target(final: str, targets: Sequence[str]) -> bool:
     answer = normalize(final)
     if answer in {normalize(t) for t in targets}:
         return True
-    numbers = {n for t in targets if (n := _as_number(t)) is not None}
+    numbers = {n for t in targets if (n := as_number(t)) is not None}
     found = numbers_in(final)
     return bool(numbers) and bool(found) and found[-1] in numbers
-
-
-_UNITS = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen",
-]  # fmt: skip
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-NUMBER_WORDS = {word: value for value, word in enumerate(_UNITS)} | {
-    word: 20 + 10 * i for i, word in enumerate(_TENS)
-}
-
-
-def numbers_in(text: str) -> list[float]:
-    """The numbers of ``text`` in order: digits ("1,024", "3.5") and English words up to
-    ninety-nine ("three", "twenty-one", "twenty one")."""
-    tokens = re.findall(r"\d+(?:\.\d+)?|[a-z]+", re.sub(r"(?<=\d),(?=\d{3})", "", text.lower()))
-    numbers: list[float] = []
-    previous_tens = False
-    for token in tokens:
-        if token[0].isdigit():
-            numbers.append(float(token))
-            previous_tens = False
-        elif token in NUMBER_WORDS:
-            value = NUMBER_WORDS[token]
-            if previous_tens and 0 < value < 10:
-                numbers[-1] += value  # "twenty" "one"
-                previous_tens = False
-            else:
-                numbers.append(float(value))
-                previous_tens = token in _TENS
-        else:
-            previous_tens = False
-    return numbers
-
-
-def _as_number(text: str) -> float | None:
-    """``text`` as a number when it is one number and nothing else ("3", "three")."""
-    words = normalize(text).replace("-", " ").split()
-    found = numbers_in(text)
-    if len(found) == 1 and all(w in NUMBER_WORDS or _is_digits(w) for w in words):
-        return found[0]
-    return None
-
-
-def _is_digits(word: str) -> bool:
-    return re.fullmatch(r"\d+(?:\.\d+)?|\d{1,3}(?:,\d{3})+", word) is not None

@@ -7,8 +7,10 @@ A *config* is what ``--configs`` names:
 - ``moa``: the current ``[defaults]``;
 - ``NAME``: a ``[presets.NAME]`` table of models.toml;
 - any of these but ``single`` with ``+verify`` (verified aggregation),
-  ``+router`` (selective MoA: agreement and simple questions) or ``+agree``
-  (agreement only) appended.
+  ``+router`` (selective MoA: agreement and simple questions), ``+agree``
+  (agreement only), a way to end (``+vote``, ``+select``, ``+synthesize``,
+  ``+auto``...: ``aggregate``) or any setting as ``+KEY=VALUE`` (a TOML
+  value: ``+num_proposers=5``, ``+verify=false``) appended.
 
 Every finished pair is appended to ``LOG_DIR/SUITE.jsonl`` at once (flushed
 and fsynced), with the config's label and a fingerprint of its resolved
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import prompts, verify
-from ..config import Config, apply_overrides, preset_overrides
+from ..config import AGGREGATIONS, Config, apply_overrides, preset_overrides
+from ..config.validate import VALIDATORS, validate
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
 from ..progress import ProgressFactory, silent_progress
@@ -97,16 +101,32 @@ def parse_configs(text: str, config: Config) -> list[EvalConfig]:
         name, *suffixes = label.split("+")
         overrides = {} if name == "moa" else _preset(name, config)
         for suffix in suffixes:
-            if suffix not in _SUFFIXES:
-                raise ConfigError(
-                    f"--configs: unknown suffix +{suffix} in {label!r} "
-                    f"(known: {', '.join('+' + s for s in _SUFFIXES)})"
-                )
-            overrides.update(_SUFFIXES[suffix])
+            overrides.update(_suffix_settings(suffix, label))
         configs.append(EvalConfig(label, overrides))
     if len({c.label for c in configs}) != len(configs):
         raise ConfigError("--configs names the same config twice")
     return configs
+
+
+def _suffix_settings(suffix: str, label: str) -> dict[str, Any]:
+    """The settings one ``+suffix`` of a config label changes; a bad one is a ConfigError."""
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]
+    if suffix in AGGREGATIONS:
+        return {"aggregate": suffix}
+    key, equals, text = suffix.partition("=")
+    if not equals:
+        known = ", ".join("+" + s for s in (*_SUFFIXES, *AGGREGATIONS))
+        raise ConfigError(
+            f"--configs: unknown suffix +{suffix} in {label!r} (known: {known}, +KEY=VALUE)"
+        )
+    if key not in VALIDATORS:
+        raise ConfigError(f"--configs: unknown setting {key!r} in {label!r}")
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word: a string
+    return {key: validate(key, value, f"--configs {label!r}: {key}")}
 
 
 def _preset(name: str, config: Config) -> dict[str, Any]:
