@@ -150,6 +150,7 @@ _ECHO_OPTIONS = {
     "estimate_delay": float,
     "unload_delay": float,
     "unload_fail": str,
+    "logprob": float,
 }
 
 

@@ -26,6 +26,9 @@ class Proposal:
     seconds: float = 0.0
     references_shortened: bool = False
     finish_reason: str = ""  # "stop", "length" or "cancelled" for a generation that finished
+    # The mean log-probability of the answer's tokens under the model that wrote
+    # it (a length-normalized confidence); None where the backend gives none.
+    mean_logprob: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,7 @@ def free_port() -> int:
 class LlamaServer:
     """``python -m llama_cpp.server`` serving one GGUF on a loopback port."""
 
-    def __init__(self, model: Path, log: Path) -> None:
+    def __init__(self, model: Path, log: Path, *options: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
@@ -39,6 +39,7 @@ class LlamaServer:
                 str(self.port),
                 "--n_ctx",
                 "4096",
+                *options,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -53,7 +53,8 @@ def test_aggregate_select_returns_the_answer_the_aggregator_picks(runner: CliRun
     wrong = ask(runner, *picks, "--aggregate", "average", "Q?")
     assert wrong.exit_code == 2
     assert wrong.stderr.strip().splitlines() == [
-        "error: --aggregate must be one of synthesize, select, auto, vote, got 'average'"
+        "error: --aggregate must be one of synthesize, select, auto, vote, confidence, "
+        "got 'average'"
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -250,3 +251,53 @@ async def test_slow_server_times_out(fake: HTTPServer) -> None:
     fake.expect_request("/v1/chat/completions").respond_with_handler(slow)
     with pytest.raises(GenerationError, match="did not answer within 1 s"):
         await OpenAIBackend().generate(ask(spec_for("tiny-a")))
+
+
+def test_a_server_that_gives_logprobs_gives_them_per_token(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    server = LlamaServer(tiny_model, tmp_path / "server.log", "--logits_all", "true")
+    try:
+        server.wait_ready()
+        Path("models.toml").write_text(
+            hosts_toml(server.url).replace('kind = "openai"', 'kind = "openai"\nlogprobs = true')
+        )
+        spec = spec_for("tiny-a")
+        backend = OpenAIBackend()
+        streamed = asyncio.run(_last(backend.stream(ask(spec))))
+        collected = asyncio.run(backend.generate(ask(spec)))
+    finally:
+        server.stop()
+    for completion in (streamed, collected):
+        assert completion.token_logprobs and all(lp <= 0 for lp in completion.token_logprobs)
+    # One per token the server counted (its stream sends more chunks than tokens).
+    assert collected.token_logprobs is not None
+    assert len(collected.token_logprobs) == collected.completion_tokens
+
+
+async def _last(items):  # type: ignore[no-untyped-def]
+    return [item async for item in items][-1]
+
+
+async def test_logprobs_are_asked_for_only_where_the_host_says(fake: HTTPServer) -> None:
+    fake.expect_request("/v1/chat/completions").respond_with_data(
+        sse(delta("a", "stop"), "[DONE]"), content_type="text/event-stream"
+    )
+    done = [i async for i in OpenAIBackend().stream(ask(spec_for("tiny-a")))][-1]
+    assert isinstance(done, Completion) and done.token_logprobs is None
+    body = fake.log[-1][0].get_json()
+    assert "logprobs" not in body
+    Path("models.toml").write_text(
+        Path("models.toml")
+        .read_text()
+        .replace('kind = "openai"', 'kind = "openai"\nlogprobs = true')
+    )
+    fake.clear_all_handlers()
+    chunk = delta("b", "stop")
+    chunk["choices"][0]["logprobs"] = {"content": [{"token": "b", "logprob": -0.25}]}
+    fake.expect_request("/v1/chat/completions").respond_with_data(
+        sse(chunk, "[DONE]"), content_type="text/event-stream"
+    )
+    done = [i async for i in OpenAIBackend().stream(ask(spec_for("tiny-a")))][-1]
+    assert fake.log[-1][0].get_json()["logprobs"] is True
+    assert isinstance(done, Completion) and done.token_logprobs == (-0.25,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from moa_local import MoA
 from moa_local.answers import final_answer
 from moa_local.backends.base import GenerateRequest
 from moa_local.backends.echo import EchoBackend
+from moa_local.engine.choose.confidence import TEMPERATURE, weights
 from moa_local.trace import read_trace
 
 
@@ -117,3 +119,55 @@ async def test_programs_vote_by_their_normal_form() -> None:
     assert "return x + 1" in result.final_response and "# one more" in result.final_response
     assert event["answers"]["echo:b"] == event["answers"]["echo:c"] != event["answers"]["echo:a"]
     assert result.program == "def f(x):\n    # one more\n    return x + 1"
+
+
+async def confident(replies: dict[str, tuple[str, float | None]]) -> tuple[Any, dict]:
+    """A confidence-weighted vote over echo models answering ``reply`` at ``logprob``."""
+    names = []
+    for name, (reply, logprob) in replies.items():
+        option = "" if logprob is None else f"&logprob={logprob}"
+        names.append(f"echo:{name}?reply={reply}{option}")
+    moa = MoA(
+        proposers=names,
+        aggregator=names[0],
+        layers=1,
+        strategy="model",
+        aggregate="confidence",
+        backends={"echo": EchoBackend()},
+        trace_dir="traces",
+    )
+    result = await moa.run("How many?")
+    event = next(e for e in read_trace(result.trace_file) if e["event"] == "aggregate.confidence")
+    return result, event
+
+
+async def test_a_confident_sample_outweighs_two_unsure_ones() -> None:
+    result, event = await confident(
+        {"a": ("Answer: 4", -1.0), "b": ("Answer: four", -1.0), "c": ("Answer: 5", -0.2)}
+    )
+    assert result.final_response == "Answer: 5"
+    assert event["chosen"].startswith("echo:c") and event["weights"][event["chosen"]] > 0.99
+    assert sorted(event["mean_logprobs"].values()) == [-1.0, -1.0, -0.2]
+
+
+async def test_equal_confidence_is_a_plain_vote() -> None:
+    result, event = await confident(
+        {"a": ("Answer: 5", -0.5), "b": ("Answer: 4", -0.5), "c": ("Answer: four", -0.5)}
+    )
+    assert result.final_response == "Answer: 4"  # b: the greediest of the majority
+    assert "0.67 of the weight" in event["reason"]
+
+
+async def test_without_logprobs_the_plain_vote_decides() -> None:
+    result, event = await confident(
+        {"a": ("Answer: 4", -0.1), "b": ("Answer: 5", None), "c": ("Answer: 5", None)}
+    )
+    assert result.final_response == "Answer: 5"
+    assert event["chosen"] is None and "plain vote" in event["reason"]
+    assert result.decisions[-1]["event"] == "aggregate.vote"
+
+
+def test_weights_are_a_softmax_of_confidence() -> None:
+    assert weights([-0.5, -0.5]) == pytest.approx([0.5, 0.5])
+    low, high = weights([-0.3, -0.3 + TEMPERATURE * math.log(3)])
+    assert high == pytest.approx(3 * low) and low + high == pytest.approx(1)

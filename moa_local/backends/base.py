@@ -70,6 +70,9 @@ class Completion:
     reused_tokens: int = 0  # prompt tokens whose KV cache was reused, not recomputed
     drafted_tokens: int = 0  # prompt-lookup tokens proposed
     accepted_tokens: int = 0  # of which the model confirmed
+    # The log-probability (natural log, under the model's own distribution) of
+    # each generated token, where the backend reports them; None where not.
+    token_logprobs: tuple[float, ...] | None = None
 
     @property
     def prefilled_tokens(self) -> int:

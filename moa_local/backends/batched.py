@@ -40,6 +40,7 @@ from typing import Any
 
 from ..errors import ContextOverflowError, GenerationError, GenerationTimeout
 from .base import Completion, GenerateRequest, now
+from .logprobs import log_sum_exp
 from .reuse import common_prefix, save_sequence
 
 # Sequences one context may hold at once: the most samples decoded together.
@@ -68,6 +69,8 @@ class _Sequence:
     sent: int = 0  # characters of text already streamed
     prefilled: int = 0
     pending: int = -1  # the sampled token not yet evaluated
+    pending_logprob: float = 0.0  # its log-probability under the model
+    logprobs: list[float] = field(default_factory=list)  # of each generated token
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
 
 
@@ -240,6 +243,15 @@ class Batch:
             sequence.evaluated.append(token)
             if logits:
                 sequence.pending = sequence.sampler.sample(self.llama._ctx, row)
+                sequence.pending_logprob = self._logprob(row, sequence.pending)
+
+    def _logprob(self, row: int, token: int) -> float:
+        """The log-probability of ``token`` under the raw logits of batch row ``row``."""
+        import numpy as np
+
+        pointer = self.low.llama_get_logits_ith(self.llama.ctx, row)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.llama.n_vocab(),))
+        return float(logits[token]) - log_sum_exp(logits)
 
     def _sampler(self, request: GenerateRequest) -> Any:
         """The sampler chain a chat completion of ``request`` would use, seeded the same way."""
@@ -264,6 +276,7 @@ class Batch:
             self._end(sequence, "stop")
             return
         sequence.generated.append(token)
+        sequence.logprobs.append(sequence.pending_logprob)
         sequence.text += sequence.decoder.decode(llama._model.detokenize([token]))
         for stop in sequence.stops:
             found = sequence.text.find(stop, max(0, sequence.sent - len(stop)))
@@ -305,6 +318,7 @@ class Batch:
                     seconds=now() - self.started,
                     finish_reason=reason,
                     reused_tokens=len(sequence.prompt) - sequence.prefilled,
+                    token_logprobs=tuple(sequence.logprobs),
                 ),
             )
         llama = self.llama

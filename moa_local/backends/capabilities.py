@@ -12,7 +12,9 @@ do more, and callers ask for that by capability rather than by backend name::
   than ours hold there (Ollama's ``/api/ps``), so a host given a total can be
   budgeted what is left;
 - :class:`ListsHostModels`: the host can list the models it serves (for
-  ``doctor``).
+  ``doctor``);
+- :class:`ScoresText`: the backend can read the log-probability of each
+  token of a given reply (llama.cpp: one prefill that reuses the chat's KV).
 
 The protocols are ``runtime_checkable``: ``isinstance`` checks that the
 methods exist, not their signatures, so a backend that has them must give
@@ -22,10 +24,12 @@ defining the methods; nothing is registered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from ..models import ModelSpec
 from ..progress import ProgressFactory
+from .base import Message
 
 
 @runtime_checkable
@@ -56,4 +60,16 @@ class ListsHostModels(Protocol):
 
     async def host_models(self, spec: ModelSpec) -> list[str]:
         """Names of the models on ``spec``'s host; raises when the host cannot be listed."""
+        ...
+
+
+@runtime_checkable
+class ScoresText(Protocol):
+    """A backend that can score a reply it did not necessarily write."""
+
+    async def score(
+        self, spec: ModelSpec, messages: Sequence[Message], continuation: str
+    ) -> list[float]:
+        """The log-probability of each token of ``continuation`` as ``spec``'s reply to
+        ``messages`` (natural log, under the model's own distribution)."""
         ...

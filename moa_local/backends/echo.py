@@ -7,6 +7,8 @@ Reference it as ``echo:NAME`` with options after a ``?``, like a URL query:
 - ``fail=MESSAGE``: raise a :class:`GenerationError` with that message;
 - ``fail_after=N``: fail from the Nth call on (1-based), succeed before it;
 - ``reply=TEXT``: answer TEXT verbatim instead of the default echo;
+- ``logprob=X``: report log-probability X for every word (as llama.cpp
+  reports one per token), so confidence-weighted choices can be tested;
 - ``n_ctx=N``: the context size the engine budgets against;
 - ``params=N``: parameter count, so ``aggregator = "auto"`` can rank it;
 - ``size_mb=N``: memory the model declares, so the scheduler budgets it
@@ -82,12 +84,14 @@ class EchoBackend(BaseBackend):
             for index, word in enumerate(words):
                 yield word if index == 0 else " " + word
                 await asyncio.sleep(word_delay)
+            logprob = options.get("logprob")
             yield Completion(
                 text=" ".join(words),
                 prompt_tokens=prompt_tokens,
                 completion_tokens=len(words),
                 seconds=now() - started,
                 finish_reason="length" if len(words) < len(text.split(" ")) else "stop",
+                token_logprobs=None if logprob is None else (float(logprob),) * len(words),
             )
         except asyncio.CancelledError:
             self.stats.cancelled += 1

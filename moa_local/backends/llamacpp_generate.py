@@ -30,8 +30,18 @@ from typing import Any
 
 from ..errors import ContextOverflowError, GenerationError, MoALocalError
 from ..models import ModelSpec
-from .base import BaseBackend, Completion, GenerateRequest, PieceCallback, StreamItem, now
+from .base import (
+    BaseBackend,
+    Completion,
+    GenerateRequest,
+    Message,
+    PieceCallback,
+    StreamItem,
+    now,
+)
 from .batched import Batch, NotBatchable
+from .llamacpp_score import score_blocking
+from .logprobs import log_sum_exp
 
 
 @dataclass
@@ -107,6 +117,26 @@ class LlamaCppGeneration(BaseBackend):
             # The worker reports its own errors through the queue.
             with contextlib.suppress(Exception):
                 await asyncio.shield(worker)
+
+    async def score(
+        self, spec: ModelSpec, messages: Sequence[Message], continuation: str
+    ) -> list[float]:
+        """The log-probability of each token of ``continuation`` as the reply to ``messages``
+        (:func:`~.logprobs.score_blocking`, in a worker thread under the model's lock)."""
+        model = await self.loaded_model(spec)
+
+        def blocking() -> list[float]:
+            with model.lock:
+                return score_blocking(model.llama, messages, continuation)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, blocking)
+        except MoALocalError:
+            raise
+        except Exception as exc:  # llama.cpp errors arrive as assorted exception types
+            raise GenerationError(
+                f"{spec.name}: scoring failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def _generate_twins_once(
         self,
@@ -232,22 +262,47 @@ def _llama_cpp_module() -> Any:
     return llama_cpp
 
 
-def _end_when(cancel: threading.Event, eos: int) -> Callable[[Any, Any], Any]:
-    """A logits processor that forces end-of-sequence once ``cancel`` is set.
+class TokenRecorder:
+    """The logits processor of a chat completion: records log-probabilities, ends on cue.
 
-    It runs before every token is sampled, including tokens that do not reach
-    the stream yet (an incomplete UTF-8 sequence), so a cancelled generation
-    ends within one token. llama-cpp-python's chat API takes no stopping
-    criteria, hence this route.
+    llama-cpp-python calls it before every token is sampled, with the tokens
+    evaluated so far and the raw logits (vocabulary order, before temperature
+    and truncation). The last evaluated token is the one sampled at the call
+    before, so its log-probability under the model is read from the logits
+    kept from that call: each generated token gets the log-softmax value
+    llama-cpp-python's own ``logprobs`` reports (which needs a model loaded
+    with ``logits_all``; this costs one vocabulary-sized copy per token).
+
+    It forces end-of-sequence once ``cancel`` is set (so a cancelled
+    generation ends within one token: the chat API takes no stopping
+    criteria), and at call ``max_tokens + 1``, which is requested one token
+    longer than asked so that the last token's logits are seen too; the
+    generation then ends as if by length (:attr:`capped`).
     """
 
-    def process(_tokens: Any, scores: Any) -> Any:
-        if cancel.is_set():
-            scores[:] = -float("inf")
-            scores[eos] = 0.0
-        return scores
+    def __init__(self, cancel: threading.Event, eos: int, max_tokens: int) -> None:
+        self.cancel = cancel
+        self.eos = eos
+        self.max_tokens = max_tokens
+        self.calls = 0
+        self.capped = False
+        self.logprobs: list[float] = []
+        self._previous: tuple[Any, float] | None = None  # last call's logits, log-sum-exp
 
-    return process
+    def __call__(self, tokens: Any, scores: Any) -> Any:
+        if self._previous is not None:
+            logits, normalizer = self._previous
+            self.logprobs.append(float(logits[int(tokens[-1])]) - normalizer)
+        self.calls += 1
+        if self.calls > self.max_tokens:
+            self.capped = True
+        if self.cancel.is_set() or self.capped:
+            scores[:] = -float("inf")
+            scores[self.eos] = 0.0
+            self._previous = None
+            return scores
+        self._previous = (scores.copy(), log_sum_exp(scores))
+        return scores
 
 
 # What the batch worker reports besides results: not batchable, and finished.
@@ -298,18 +353,18 @@ def _generate_blocking(
         pieces: list[str] = []
         tokens = 0
         finish_reason = "stop"
+        limit = request.max_tokens or llama.n_ctx()
+        recorder = TokenRecorder(cancel, llama.token_eos(), limit)
         try:
             chunks = llama.create_chat_completion(
                 messages=list(request.messages),
                 temperature=request.temperature,
                 top_p=request.top_p,
-                max_tokens=request.max_tokens,
+                max_tokens=limit + 1,  # one more call of the recorder: see TokenRecorder
                 stop=list(request.stop) or None,
                 seed=request.seed,
                 stream=True,
-                logits_processor=_llama_cpp_module().LogitsProcessorList(
-                    [_end_when(cancel, llama.token_eos())]
-                ),
+                logits_processor=_llama_cpp_module().LogitsProcessorList([recorder]),
             )
             for chunk in chunks:
                 if cancel.is_set():
@@ -333,6 +388,8 @@ def _generate_blocking(
             put(GenerationError(f"{request.model.name}: {type(exc).__name__}: {exc}"))
             return
         stats = llama.stats
+        if recorder.capped and finish_reason == "stop":
+            finish_reason = "length"
         put(
             Completion(
                 text="".join(pieces),
@@ -343,5 +400,6 @@ def _generate_blocking(
                 reused_tokens=stats.reused_tokens,
                 drafted_tokens=stats.drafted_tokens,
                 accepted_tokens=stats.accepted_tokens,
+                token_logprobs=tuple(recorder.logprobs),
             )
         )

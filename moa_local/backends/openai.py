@@ -62,6 +62,10 @@ class OpenAIBackend(BaseBackend):
             body["seed"] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
+        if spec.host is not None and spec.host.logprobs:
+            # llama_cpp.server sends none without top_logprobs; OpenAI allows 0 to 20.
+            body["logprobs"] = True
+            body["top_logprobs"] = 1
         return body
 
     async def generate(self, request: GenerateRequest) -> Completion:
@@ -90,12 +94,14 @@ class OpenAIBackend(BaseBackend):
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise remote.not_the_api(spec, exc) from None
         usage = data.get("usage") or {}
+        logprobs = token_logprobs(choice)
         return Completion(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             seconds=now() - started,
             finish_reason=choice.get("finish_reason") or "stop",
+            token_logprobs=tuple(logprobs) if logprobs else None,
         )
 
     async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
@@ -105,6 +111,7 @@ class OpenAIBackend(BaseBackend):
         body = self._body(request, stream=True)
         started = now()
         pieces: list[str] = []
+        logprobs: list[float] = []
         usage: dict[str, Any] = {}
         finish_reason = ""
         done = False
@@ -141,6 +148,7 @@ class OpenAIBackend(BaseBackend):
                         usage = chunk.get("usage") or usage
                         for choice in chunk.get("choices") or []:
                             text = (choice.get("delta") or {}).get("content")
+                            logprobs += token_logprobs(choice)
                             if text:
                                 pieces.append(text)
                                 yield text
@@ -163,6 +171,7 @@ class OpenAIBackend(BaseBackend):
             completion_tokens=int(usage.get("completion_tokens") or len(pieces)),
             seconds=now() - started,
             finish_reason=finish_reason or "stop",
+            token_logprobs=tuple(logprobs) if logprobs else None,
         )
 
     def _status_error(self, spec: ModelSpec, status: int, text: str) -> GenerationError:
@@ -202,3 +211,16 @@ def _message(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)
     return str(error)
+
+
+def token_logprobs(choice: Any) -> list[float]:
+    """The token log-probabilities of a choice (or a stream chunk's), where the server
+    sent them (``logprobs.content[].logprob``, as OpenAI's API does)."""
+    content = (choice.get("logprobs") or {}).get("content") if isinstance(choice, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [
+        float(entry["logprob"])
+        for entry in content
+        if isinstance(entry, dict) and isinstance(entry.get("logprob"), int | float)
+    ]

@@ -18,7 +18,7 @@ ROUTERS = ("off", "agree", "on")
 # answer in the system message; "continue" continues the agent's own chat (its
 # answer stays an assistant turn, so its KV cache is reused) and adds the others'.
 LAYOUTS = ("references", "continue")
-AGGREGATIONS = ("synthesize", "select", "auto", "vote")
+AGGREGATIONS = ("synthesize", "select", "auto", "vote", "confidence")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")
 

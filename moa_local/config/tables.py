@@ -17,7 +17,16 @@ from typing import Any
 
 from ..errors import ConfigError
 from .defaults import BACKENDS, BUILTIN_DEFAULTS, BUILTIN_PRESETS, HOST_KINDS
-from .validate import VALIDATORS, Validator, integer, is_number, number, read_table, string
+from .validate import (
+    VALIDATORS,
+    Validator,
+    boolean,
+    integer,
+    is_number,
+    number,
+    read_table,
+    string,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class HostConfig:
     timeout: float = 600.0  # seconds a generation may take on this host
     slots: int = 0  # concurrent generations (0: Ollama decides; OpenAI servers: 1)
     keep_alive: str | float | None = None  # Ollama: how long it keeps a model after a chat
+    # OpenAI servers: ask for each generated token's log-probability (the server
+    # must support it: llama_cpp.server only with --logits_all true).
+    logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,7 @@ _HOST_KEYS: dict[str, Validator] = {
     "api_key": string,
     "timeout": number(1.0),
     "slots": integer(0),
+    "logprobs": boolean,
     "keep_alive": lambda value, where: (
         value if isinstance(value, str) or is_number(value) else string(value, where)
     ),
@@ -176,5 +189,6 @@ def read_hosts(tables: Any, label: str) -> dict[str, HostConfig]:
             timeout=values.get("timeout", 600.0),
             slots=values.get("slots", 0),
             keep_alive=values.get("keep_alive"),
+            logprobs=values.get("logprobs", False),
         )
     return hosts

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from .. import prompts
 from ..backends.base import BackendRegistry, Completion, GenerateRequest, Message
+from ..backends.logprobs import mean_logprob
 from ..errors import GenerationError, MoALocalError
 from ..models import ModelSpec
 from ..result import Proposal
@@ -284,7 +285,12 @@ def completion_proposal(
         seconds=round(completion.seconds, 3),
         references_shortened=shortened,
         finish_reason=completion.finish_reason,
+        mean_logprob=_rounded(mean_logprob(completion.token_logprobs)),
     )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 5)
 
 
 def proposal_from(

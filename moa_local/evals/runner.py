@@ -330,6 +330,7 @@ async def _one(
                 "temperature": p.temperature,
                 "content": p.content,
                 "error": p.error,
+                "mean_logprob": p.mean_logprob,
             }
             for layer in result.layer_history
             for p in layer

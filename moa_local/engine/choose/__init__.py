@@ -14,6 +14,7 @@ from __future__ import annotations
 from ..state import Run
 from .auto import Auto
 from .base import Chooser
+from .confidence import Confidence
 from .router import route, stop_when_agreed
 from .select import Select
 from .synthesize import Synthesize
@@ -25,6 +26,7 @@ CHOOSERS: dict[str, Chooser] = {
     "select": Select(),
     "auto": Auto(),
     "vote": Vote(),
+    "confidence": Confidence(),
     "verified": Verified(),
 }
 

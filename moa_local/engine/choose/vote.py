@@ -29,13 +29,7 @@ class Vote:
     async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
         """The greediest candidate of the largest group of equal answers; traced."""
         ordered = greedy_first(candidates, run.plan)
-        entry = verify.entry_point(run.prompt) if run.is_code else None
-        answers = {
-            p.agent: final_answer(
-                p.content, code=run.is_code, entry_point=entry, question=run.prompt
-            )
-            for p in ordered
-        }
+        answers = read_answers(run, ordered)
         counts = Counter(answer for answer in answers.values() if answer is not None)
         if not counts:
             chosen = ordered[0]
@@ -50,12 +44,21 @@ class Vote:
             "aggregate.vote",
             chosen=chosen.agent,
             reason=reason,
-            answers={agent: _shown(answer, run.is_code) for agent, answer in answers.items()},
+            answers={agent: shown(answer, run.is_code) for agent, answer in answers.items()},
         )
         return Answer(chosen.content)
 
 
-def _shown(answer: str | None, is_code: bool) -> str | None:
+def read_answers(run: Run, candidates: Sequence[Proposal]) -> dict[str, str | None]:
+    """Each candidate's final answer in canonical form (None where none can be read)."""
+    entry = verify.entry_point(run.prompt) if run.is_code else None
+    return {
+        p.agent: final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
+        for p in candidates
+    }
+
+
+def shown(answer: str | None, is_code: bool) -> str | None:
     """An answer as the trace shows it: a program by a short hash of its normal form."""
     if answer is None:
         return None
