@@ -151,6 +151,7 @@ _ECHO_OPTIONS = {
     "unload_delay": float,
     "unload_fail": str,
     "logprob": float,
+    "recall": int,
 }
 
 

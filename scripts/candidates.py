@@ -6,53 +6,62 @@ the sandbox) and compares, per config, what the mixture returned with what
 other choices would have scored on the same candidates:
 
 - ``greedy``: the lowest-temperature proposal of layer 1 (the model alone);
-- ``majority``: the answer most candidates of the last layer share (same
-  program after normalization, or the same text), the greedy one on a tie;
+- ``vote``: what ``aggregate = "vote"`` returns (the same reader,
+  :func:`moa_local.answers.final_answer`, the greedy one on a tie);
+- ``confidence@T``: what ``aggregate = "confidence"`` returns with softmax
+  temperature T, from the logged ``mean_logprob`` of each candidate;
 - ``oracle``: any candidate passes (the ceiling of any choice among them).
 
 No model runs: what it measures is exact for choices that need no new
-generation. Usage::
+generation. A grouped suite (BIG-bench) scores the mean of its task scores.
+Usage::
 
-    python scripts/candidates.py humaneval --configs moa [--log-dir logs/eval]
+    python scripts/candidates.py bigbench --configs moa [--log-dir logs/eval]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from moa_local.answers import final_answer
+from moa_local.engine.choose.confidence import weights
 from moa_local.evals.runner import read_log
 from moa_local.evals.suites import load_suite
-from moa_local.programs import extract_python, normalize_code
+
+TEMPERATURES = (0.03, 0.1, 0.3, 1.0)
 
 
-def answer_key(text: str, code: bool) -> str:
-    """What two answers must share to count as the same answer."""
-    if code:
-        program = extract_python(text)
-        if program is not None:
-            return normalize_code(program)
-    return " ".join(text.lower().split())
+def vote(candidates: Sequence[dict[str, Any]], question: str, code: bool) -> int:
+    """Index of the candidate ``aggregate = "vote"`` returns."""
+    return weighted(candidates, question, code, [1.0] * len(candidates))
 
 
-def majority(candidates: Sequence[dict[str, Any]], code: bool) -> int:
-    """Index of the answer most candidates share; the greedy one wins a tie."""
-    keys = [answer_key(c["content"], code) for c in candidates]
-    counts = Counter(keys)
-    best = max(counts.values())
+def weighted(
+    candidates: Sequence[dict[str, Any]], question: str, code: bool, weight: Sequence[float]
+) -> int:
+    """Index of the greediest candidate of the answer with the largest total weight."""
     order = sorted(range(len(candidates)), key=lambda i: candidates[i]["temperature"])
-    return next(i for i in order if counts[keys[i]] == best)
+    keys = [final_answer(c["content"], code=code, question=question) for c in candidates]
+    totals: dict[str, float] = defaultdict(float)
+    for key, w in zip(keys, weight, strict=True):
+        if key is not None:
+            totals[key] += w
+    if not totals:
+        return order[0]
+    best = max(totals.values())
+    return next(i for i in order if keys[i] is not None and totals[keys[i]] >= best - 1e-9)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print one line per config: its score and the score of each other choice."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["humaneval", "ifbench"])
+    parser.add_argument("suite", choices=["humaneval", "ifbench", "bigbench"])
     parser.add_argument("--configs", required=True, help="comma-separated config labels")
     parser.add_argument("--log-dir", default="logs/eval")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -77,29 +86,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=2) as pool:
             scores = list(pool.map(lambda job: suite.score(problems[job[0]], job[2]).value, jobs))
         passed = {(pid, i): s for (pid, i, _), s in zip(jobs, scores, strict=True)}
-        totals = Counter[str]()
+        totals: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for pid, record in mine.items():
             candidates = record["candidates"]
+            question = problems[pid].prompt
+            group = problems[pid].group or ""
             last = max(c["layer"] for c in candidates)
             final = [i for i, c in enumerate(candidates) if c["layer"] == last and not c["error"]]
             first = [i for i, c in enumerate(candidates) if c["layer"] == 1 and not c["error"]]
             greedy = min(first, key=lambda i: candidates[i]["temperature"]) if first else None
-            chosen = final[majority([candidates[i] for i in final], code)] if final else None
-            totals["mixture"] += record["score"]
-            totals["greedy"] += passed.get((pid, greedy), 0.0) if greedy is not None else 0.0
-            totals["majority"] += passed.get((pid, chosen), 0.0) if chosen is not None else 0.0
-            totals["oracle"] += max((passed.get((pid, i), 0.0) for i in final), default=0.0)
+            shown = [candidates[i] for i in final]
+            picks: dict[str, int | None] = {
+                "greedy": greedy,
+                "vote": final[vote(shown, question, code)] if final else None,
+            }
+            confidences = [c.get("mean_logprob") for c in shown]
+            if final and all(c is not None for c in confidences):
+                for t in TEMPERATURES:
+                    w = weights([float(c) for c in confidences if c is not None], t)
+                    picks[f"confidence@{t:g}"] = final[weighted(shown, question, code, w)]
+            totals["mixture"][group].append(record["score"])
+            for name, pick in picks.items():
+                totals[name][group].append(passed.get((pid, pick), 0.0) if pick is not None else 0)
+            best = max((passed.get((pid, i), 0.0) for i in final), default=0.0)
+            totals["oracle"][group].append(best)
         n = len(mine)
-        shares = {k: round(100 * v / n, 1) for k, v in totals.items()}
+        shares = {
+            name: round(100 * sum(sum(v) / len(v) for v in groups.values()) / len(groups), 1)
+            for name, groups in totals.items()
+            if sum(len(v) for v in groups.values()) == n
+        }
         rows.append({"config": label, "n": n, **shares})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(
-                f"{row['config']}: n={row['n']} mixture {row['mixture']} greedy {row['greedy']} "
-                f"majority {row['majority']} oracle {row['oracle']}"
-            )
+            figures = " ".join(f"{k} {v}" for k, v in row.items() if k not in ("config", "n"))
+            print(f"{row['config']}: n={row['n']} {figures}")
     return 0
 
 

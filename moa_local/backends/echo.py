@@ -7,6 +7,8 @@ Reference it as ``echo:NAME`` with options after a ``?``, like a URL query:
 - ``fail=MESSAGE``: raise a :class:`GenerationError` with that message;
 - ``fail_after=N``: fail from the Nth call on (1-based), succeed before it;
 - ``reply=TEXT``: answer TEXT verbatim instead of the default echo;
+- ``recall=1``: answer the first user message of the chat (a test can see
+  that earlier turns reached the model);
 - ``logprob=X``: report log-probability X for every word (as llama.cpp
   reports one per token), so confidence-weighted choices can be tested;
 - ``n_ctx=N``: the context size the engine budgets against;
@@ -76,7 +78,9 @@ class EchoBackend(BaseBackend):
                 raise GenerationError(
                     f"{request.model.label}: {options.get('fail') or 'simulated failure'}"
                 )
-            text = options.get("reply") or self.answer(request)
+            text = options.get("reply") or (
+                _first_user_message(request) if options.get("recall") else self.answer(request)
+            )
             words = text.split(" ")
             words = words[: request.max_tokens]
             prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
@@ -140,3 +144,7 @@ class EchoBackend(BaseBackend):
     async def count_tokens(self, model: ModelSpec, text: str) -> int:
         """Whitespace-separated words, the echo backend's notion of a token."""
         return len(text.split())
+
+
+def _first_user_message(request: GenerateRequest) -> str:
+    return next((m["content"] for m in request.messages if m["role"] == "user"), "")

@@ -18,7 +18,7 @@ importing :mod:`moa_local.cli` registers every command (the console script is
 from __future__ import annotations
 
 # Importing the command modules registers their commands on the group.
-from . import ask, doctor, evaluate, models, serve  # noqa: F401
+from . import ask, chat, doctor, evaluate, models, serve  # noqa: F401
 from .group import main
 
 __all__ = ["main"]
