@@ -1,19 +1,32 @@
-"""``moa-local bench``: what reusing work saves, against a naive pipeline.
+"""``moa-local bench``: what ``ask`` costs, naive against optimized, on equal work.
 
-Every plan runs the same fixed prompts twice in one process, greedy
-(temperature 0) so that both runs should write the same text:
+Every plan is a real configuration: ``moa`` (the ``[defaults]``) or a
+``[presets.NAME]``, sampled as configured with a fixed seed (the
+configuration's, else 0). Each plan runs the fixed prompts twice in one
+process:
 
-- ``naive``: every generation starts from an empty context, with no prefix
-  reuse and no speculation, as the seed MoA systems send independent chats;
-- ``optimized``: KV snapshots, prefix reuse and prompt-lookup decoding
-  (:mod:`moa_local.backends.reuse`).
+- ``naive``: every generation starts from an empty context, one after
+  another: no prefix reuse, no speculation, no batching, no greedy twins, as
+  the seed MoA systems send independent chats;
+- ``optimized``: as ``ask`` runs (KV snapshots, prefix reuse, prompt-lookup
+  decoding, samples of one model decoded together, greedy twins answered
+  once: :mod:`moa_local.backends.reuse`, :mod:`~moa_local.backends.batched`).
 
-For each plan it reports the wall time of both, the tokens the optimized run
-prefilled (prompt tokens no earlier sequence of the model had computed) and
-decoded, and a compute lower bound: those prefilled tokens at the prefill
-rate plus the decoded tokens at the decode rate, both rates measured on this
-machine at the start of the run. Speculation can beat that bound, since it
-decodes several tokens for the price of one.
+Both runs do the same work: every generation decodes exactly ``max_tokens``
+tokens, end-of-text suppressed (:attr:`GenerateRequest.ignore_eos`), so the
+times compare equal tokens. What a plan decides can still differ between the
+runs (sampled tokens may differ in the last bits when decoded together, and
+a router or a vote may then go another way): both runs' prefilled and decoded
+tokens are reported, so unequal work shows.
+
+For each plan: the wall time of both, the optimized run's decoded tokens per
+second, the tokens it prefilled (prompt tokens no earlier sequence of the
+model had computed) and decoded, and a compute lower bound: those prefilled
+tokens at the prefill rate plus the decoded tokens at the decode rate, both
+rates measured on this machine at the start of the run (a batch decodes
+several tokens per step and can beat it). Greedy twins (a greedy request
+repeated exactly, answered by a copy) are counted: a sampled configuration
+has none. :mod:`.bench_profile` splits one ``ask`` into its stages.
 """
 
 from __future__ import annotations
@@ -27,7 +40,8 @@ from typing import Any
 
 from .backends.base import BaseBackend, Completion, GenerateRequest, PieceCallback, StreamItem
 from .backends.llamacpp import LlamaCppBackend
-from .config import Config, apply_overrides
+from .backends.llamacpp_generate import greedy_twins
+from .config import Config, apply_overrides, preset_overrides
 from .errors import ConfigError, GenerationError
 from .estimate import MemoryEstimate
 from .moa import MoA
@@ -45,7 +59,7 @@ PROMPTS: dict[str, str] = {
         "use one instead of a sorted list."
     ),
 }
-PLANS = ("default", "self-moa", "self-moa-continue", "role")
+DEFAULT_PLAN = "moa"
 # A prompt of this many words measures the prefill rate.
 _CALIBRATION_WORDS = 300
 
@@ -63,22 +77,34 @@ class Generation:
     drafted_tokens: int
     accepted_tokens: int
     seconds: float
+    started: float = 0.0  # wall clock (time.time()) when it was asked for
+    prefill_seconds: float | None = None
+    twin: bool = False  # answered by copying an identical greedy request
 
 
 class RecordingBackend(BaseBackend):
-    """Passes every call to ``inner`` and keeps each :class:`Generation`."""
+    """Passes every call to ``inner`` and keeps each :class:`Generation`.
 
-    def __init__(self, inner: LlamaCppBackend) -> None:
+    With ``equal_tokens``, every request decodes exactly its ``max_tokens``
+    (:attr:`GenerateRequest.ignore_eos`).
+    """
+
+    def __init__(self, inner: LlamaCppBackend, equal_tokens: bool = False) -> None:
         self.inner = inner
         self.name = inner.name
+        self.equal_tokens = equal_tokens
         self.generations: list[Generation] = []
+
+    def _asked(self, request: GenerateRequest) -> GenerateRequest:
+        return replace(request, ignore_eos=True) if self.equal_tokens else request
 
     async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         """The inner stream, recording its completion."""
-        async with aclosing(self.inner.stream(request)) as items:
+        started = time.time()
+        async with aclosing(self.inner.stream(self._asked(request))) as items:
             async for item in items:
                 if isinstance(item, Completion):
-                    self.generations.append(_generation(request, item))
+                    self.generations.append(_generation(request, item, started))
                 yield item
 
     async def generate_many(
@@ -88,16 +114,21 @@ class RecordingBackend(BaseBackend):
     ) -> AsyncIterator[tuple[int, Completion | GenerationError]]:
         """The inner backend's group generation (batches, greedy twins), recorded in
         request order so that the naive and optimized runs line up."""
+        started = time.time()
+        asked = [self._asked(r) for r in requests]
+        twins = greedy_twins(asked) if self.inner.reuse else {}
         done: dict[int, Completion] = {}
         try:
-            async with aclosing(self.inner.generate_many(requests, on_text)) as outcomes:
+            async with aclosing(self.inner.generate_many(asked, on_text)) as outcomes:
                 async for index, outcome in outcomes:
                     if isinstance(outcome, Completion):
                         done[index] = outcome
                     yield index, outcome
         finally:  # also when the caller stops reading after the last answer it needs
             for index in sorted(done):
-                self.generations.append(_generation(requests[index], done[index]))
+                generation = _generation(requests[index], done[index], started)
+                generation.twin = index in twins
+                self.generations.append(generation)
 
     async def count_tokens(self, model: ModelSpec, text: str) -> int:
         """As the inner backend counts."""
@@ -122,7 +153,7 @@ class RecordingBackend(BaseBackend):
         """Nothing: the bench closes the inner backend itself."""
 
 
-def _generation(request: GenerateRequest, completion: Completion) -> Generation:
+def _generation(request: GenerateRequest, completion: Completion, started: float) -> Generation:
     return Generation(
         model=request.model.name,
         tag=request.tag,
@@ -133,6 +164,8 @@ def _generation(request: GenerateRequest, completion: Completion) -> Generation:
         drafted_tokens=completion.drafted_tokens,
         accepted_tokens=completion.accepted_tokens,
         seconds=completion.seconds,
+        started=started,
+        prefill_seconds=completion.prefill_seconds,
     )
 
 
@@ -145,11 +178,15 @@ class PlanResult:
     optimized_s: float
     speedup: float
     lower_bound_s: float
+    bound_ratio: float  # optimized_s / lower_bound_s
+    tokens_per_s: float  # decoded tokens per second of the optimized run
     prefill_tokens: int
     naive_prefill_tokens: int
     decode_tokens: int
+    naive_decode_tokens: int
     identical_outputs: float
     generations: int
+    greedy_twins: int
     acceptance_rate: float | None
     differences: list[str] = field(default_factory=list)
 
@@ -166,46 +203,21 @@ class Rates:
     decode: float
 
 
-def plan_settings(name: str, config: Config, model: str | None) -> dict[str, Any]:
-    """The [defaults] overrides of bench plan ``name``: every plan greedy."""
-    greedy: dict[str, Any] = {
-        "temperature": 0.0,
-        "temperature_range": (0.0, 0.0),
-        "aggregator_temperature": 0.0,
-        "seed": 0,
-        "verify": False,
-        "trace_dir": "",
-    }
-    strongest = model or (config.aggregator if config.aggregator != "auto" else config.proposers[0])
-    if name == "default":
-        return greedy
-    if name == "self-moa":
-        return {
-            **greedy,
-            "proposers": [strongest],
-            "aggregator": strongest,
-            "strategy": "temperature",
-            "num_proposers": 3,
-            "layers": 2,
-            "router": "off",
-            "layout": "references",
-        }
-    if name == "self-moa-continue":
-        # Self-MoA's second layer in the continue layout: each sample continues
-        # its own chat, so its question and answer are not prefilled again.
-        return {**plan_settings("self-moa", config, model), "layout": "continue"}
-    if name == "role":
-        return {
-            **greedy,
-            "proposers": [strongest],
-            "aggregator": strongest,
-            "role_model": strongest,
-            "strategy": "role",
-            "num_proposers": 3,
-            "layers": 1,
-            "router": "off",
-        }
-    raise ConfigError(f"unknown bench plan {name!r}; choose from {', '.join(PLANS)}")
+def plan_names(config: Config) -> list[str]:
+    """Every plan there is: ``moa`` and each preset."""
+    return [DEFAULT_PLAN, *config.presets]
+
+
+def plan_config(name: str, config: Config, max_tokens: int) -> Config:
+    """The configuration ``ask --preset name`` runs (``moa``: the defaults), seeded."""
+    if name != DEFAULT_PLAN and name not in config.presets:
+        raise ConfigError(
+            f"unknown bench plan {name!r}; choose from {', '.join(plan_names(config))}"
+        )
+    settings = {} if name == DEFAULT_PLAN else preset_overrides(config, name)
+    planned = apply_overrides(config, settings)
+    seed = planned.seed if planned.seed >= 0 else 0
+    return apply_overrides(planned, {"seed": seed, "max_tokens": max_tokens, "trace_dir": ""})
 
 
 async def _measure_rates(backend: LlamaCppBackend, spec: ModelSpec) -> Rates:
@@ -231,7 +243,7 @@ async def _run_mode(
 ) -> tuple[dict[str, float], dict[str, list[Generation]], dict[str, Rates]]:
     """Run every plan on every prompt with one backend: wall times, generations, rates."""
     inner = LlamaCppBackend(reuse=reuse)
-    recorder = RecordingBackend(inner)
+    recorder = RecordingBackend(inner, equal_tokens=True)
     seconds: dict[str, float] = {}
     generations: dict[str, list[Generation]] = {}
     rates: dict[str, Rates] = {}
@@ -271,65 +283,74 @@ async def _run_mode(
 def run_bench(
     config: Config,
     *,
-    plans: Sequence[str] = PLANS,
+    plans: Sequence[str] = (DEFAULT_PLAN,),
     prompts: Sequence[str] = tuple(PROMPTS),
-    model: str | None = None,
     max_tokens: int = 128,
     on_progress: Callable[[str], None] = lambda _: None,
     progress: ProgressFactory = silent_progress,
 ) -> list[PlanResult]:
     """Run the bench; one :class:`PlanResult` per plan."""
-    unknown = [p for p in prompts if p not in PROMPTS]
-    if unknown:
-        raise ConfigError(f"unknown bench prompt {unknown[0]!r}; choose from {', '.join(PROMPTS)}")
-    texts = [PROMPTS[p] for p in prompts]
-    configured = [
-        (
-            name,
-            apply_overrides(
-                config, {**plan_settings(name, config, model), "max_tokens": max_tokens}
-            ),
-        )
-        for name in plans
-    ]
+    texts = prompt_texts(prompts)
+    configured = [(name, plan_config(name, config, max_tokens)) for name in plans]
     naive_s, naive_gen, rates = asyncio.run(
         _run_mode(False, configured, texts, on_progress, progress)
     )
     opt_s, opt_gen, _ = asyncio.run(_run_mode(True, configured, texts, on_progress, progress))
-    results = []
-    for name, _ in configured:
-        naive, optimized = naive_gen[name], opt_gen[name]
-        same = sum(a.text == b.text for a, b in zip(naive, optimized, strict=False))
-        pairs = max(len(naive), len(optimized))
-        differences = [
-            f"{b.tag} ({b.model}): outputs part after {_common_chars(a.text, b.text)} characters"
-            for a, b in zip(naive, optimized, strict=False)
-            if a.text != b.text
-        ]
-        drafted = sum(g.drafted_tokens for g in optimized)
-        accepted = sum(g.accepted_tokens for g in optimized)
-        bound = sum(
-            g.prefilled_tokens / rates[g.model].prefill
-            + g.completion_tokens / rates[g.model].decode
-            for g in optimized
-        )
-        results.append(
-            PlanResult(
-                plan=name,
-                naive_s=round(naive_s[name], 3),
-                optimized_s=round(opt_s[name], 3),
-                speedup=round(naive_s[name] / max(opt_s[name], 1e-9), 2),
-                lower_bound_s=round(bound, 2),
-                prefill_tokens=sum(g.prefilled_tokens for g in optimized),
-                naive_prefill_tokens=sum(g.prefilled_tokens for g in naive),
-                decode_tokens=sum(g.completion_tokens for g in optimized),
-                identical_outputs=round(same / pairs, 3) if pairs else 1.0,
-                generations=pairs,
-                acceptance_rate=round(accepted / drafted, 3) if drafted else None,
-                differences=differences,
-            )
-        )
-    return results
+    return [
+        _result(name, naive_s[name], opt_s[name], naive_gen[name], opt_gen[name], rates)
+        for name, _ in configured
+    ]
+
+
+def prompt_texts(names: Sequence[str]) -> list[str]:
+    """The texts of the named fixed prompts; an unknown name is a ConfigError."""
+    unknown = [p for p in names if p not in PROMPTS]
+    if unknown:
+        raise ConfigError(f"unknown bench prompt {unknown[0]!r}; choose from {', '.join(PROMPTS)}")
+    return [PROMPTS[p] for p in names]
+
+
+def _result(
+    name: str,
+    naive_s: float,
+    optimized_s: float,
+    naive: list[Generation],
+    optimized: list[Generation],
+    rates: dict[str, Rates],
+) -> PlanResult:
+    same = sum(a.text == b.text for a, b in zip(naive, optimized, strict=False))
+    pairs = max(len(naive), len(optimized))
+    differences = [
+        f"{b.tag} ({b.model}): outputs part after {_common_chars(a.text, b.text)} characters"
+        for a, b in zip(naive, optimized, strict=False)
+        if a.text != b.text
+    ]
+    drafted = sum(g.drafted_tokens for g in optimized)
+    accepted = sum(g.accepted_tokens for g in optimized)
+    bound = sum(
+        g.prefilled_tokens / rates[g.model].prefill + g.completion_tokens / rates[g.model].decode
+        for g in optimized
+        if not g.twin  # a copy computes nothing
+    )
+    decoded = sum(g.completion_tokens for g in optimized if not g.twin)
+    return PlanResult(
+        plan=name,
+        naive_s=round(naive_s, 3),
+        optimized_s=round(optimized_s, 3),
+        speedup=round(naive_s / max(optimized_s, 1e-9), 2),
+        lower_bound_s=round(bound, 2),
+        bound_ratio=round(optimized_s / max(bound, 1e-9), 2),
+        tokens_per_s=round(decoded / max(optimized_s, 1e-9), 1),
+        prefill_tokens=sum(g.prefilled_tokens for g in optimized),
+        naive_prefill_tokens=sum(g.prefilled_tokens for g in naive),
+        decode_tokens=decoded,
+        naive_decode_tokens=sum(g.completion_tokens for g in naive),
+        identical_outputs=round(same / pairs, 3) if pairs else 1.0,
+        generations=pairs,
+        greedy_twins=sum(g.twin for g in optimized),
+        acceptance_rate=round(accepted / drafted, 3) if drafted else None,
+        differences=differences,
+    )
 
 
 def _common_chars(a: str, b: str) -> int:

@@ -56,6 +56,9 @@ class GenerateRequest:
     timeout: float | None = None
     tag: str = ""
     n_threads: int | None = None  # CPU threads granted by the scheduler
+    # Decode exactly max_tokens tokens, end-of-text suppressed (benchmarks compare
+    # runs on equal work); backends that cannot may ignore it.
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Completion:
     # The log-probability (natural log, under the model's own distribution) of
     # each generated token, where the backend reports them; None where not.
     token_logprobs: tuple[float, ...] | None = None
+    # Seconds until the first token could be sampled (the prompt's prefill), where
+    # the backend knows; None where not.
+    prefill_seconds: float | None = None
 
     @property
     def prefilled_tokens(self) -> int:

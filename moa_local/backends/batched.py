@@ -136,6 +136,7 @@ class Batch:
             raise NotBatchable("the chat format cannot be rendered outside a completion")
         n_ctx = llama.n_ctx()
         self.started = started = now()
+        self.prefill_seconds: float | None = None
         self.sequences: list[_Sequence] = []
         for index, request in enumerate(requests):
             tokens, stops = render_prompt(llama, formatter, request)
@@ -155,6 +156,7 @@ class Batch:
             )
         if len(self.sequences) < 2:
             raise NotBatchable("fewer than two sequences")
+        self.end_tokens = end_tokens(llama) if any(r.ignore_eos for r in requests) else []
         prompts = [s.prompt for s in self.sequences]
         # Every sequence evaluates at least its own last prompt token, for its logits.
         self.shared = min(
@@ -175,6 +177,7 @@ class Batch:
         batch = self.low.llama_batch_init(max(llama.n_batch, len(self.sequences)), 0, 1)
         try:
             self._prefill(batch)
+            self.prefill_seconds = now() - self.started
             while not self.cancel.is_set():
                 live = [s for s in self.sequences if s.pending >= 0]
                 for sequence in live:
@@ -242,16 +245,19 @@ class Batch:
         for row, (sequence, token, _position, logits) in enumerate(items):
             sequence.evaluated.append(token)
             if logits:
+                row_logits = self._logits(row)
+                normalizer = log_sum_exp(row_logits)
+                if sequence.request.ignore_eos:
+                    row_logits[self.end_tokens] = -float("inf")
                 sequence.pending = sequence.sampler.sample(self.llama._ctx, row)
-                sequence.pending_logprob = self._logprob(row, sequence.pending)
+                sequence.pending_logprob = float(row_logits[sequence.pending]) - normalizer
 
-    def _logprob(self, row: int, token: int) -> float:
-        """The log-probability of ``token`` under the raw logits of batch row ``row``."""
+    def _logits(self, row: int) -> Any:
+        """The raw logits of batch row ``row``, as a writable view of the context's."""
         import numpy as np
 
         pointer = self.low.llama_get_logits_ith(self.llama.ctx, row)
-        logits = np.ctypeslib.as_array(pointer, shape=(self.llama.n_vocab(),))
-        return float(logits[token]) - log_sum_exp(logits)
+        return np.ctypeslib.as_array(pointer, shape=(self.llama.n_vocab(),))
 
     def _sampler(self, request: GenerateRequest) -> Any:
         """The sampler chain a chat completion of ``request`` would use, seeded the same way."""
@@ -319,6 +325,7 @@ class Batch:
                     finish_reason=reason,
                     reused_tokens=len(sequence.prompt) - sequence.prefilled,
                     token_logprobs=tuple(sequence.logprobs),
+                    prefill_seconds=self.prefill_seconds,
                 ),
             )
         llama = self.llama
@@ -343,6 +350,16 @@ class Batch:
         self.llama._ctx.kv_cache_clear()
         self.llama.n_tokens = 0
         self.llama._requires_eval = True
+
+
+def end_tokens(llama: Any) -> list[int]:
+    """The tokens that end a generation in ``llama``'s vocabulary (cached on the model)."""
+    cached = getattr(llama, "_moa_end_tokens", None)
+    if cached is None:
+        low, vocab = _low(), llama._model.vocab
+        cached = [t for t in range(llama.n_vocab()) if low.llama_vocab_is_eog(vocab, t)]
+        llama._moa_end_tokens = cached
+    return cached
 
 
 def _overlap(text: str, stop: str) -> int:

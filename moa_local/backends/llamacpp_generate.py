@@ -39,7 +39,7 @@ from .base import (
     StreamItem,
     now,
 )
-from .batched import Batch, NotBatchable
+from .batched import Batch, NotBatchable, end_tokens
 from .llamacpp_score import score_blocking
 from .logprobs import log_sum_exp
 
@@ -280,16 +280,26 @@ class TokenRecorder:
     generation then ends as if by length (:attr:`capped`).
     """
 
-    def __init__(self, cancel: threading.Event, eos: int, max_tokens: int) -> None:
+    def __init__(
+        self,
+        cancel: threading.Event,
+        eos: int,
+        max_tokens: int,
+        suppressed: Sequence[int] = (),
+    ) -> None:
         self.cancel = cancel
         self.eos = eos
         self.max_tokens = max_tokens
+        self.suppressed = list(suppressed)  # end-of-generation tokens, for ignore_eos
         self.calls = 0
         self.capped = False
         self.logprobs: list[float] = []
+        self.first_call: float | None = None  # when the prompt had been prefilled
         self._previous: tuple[Any, float] | None = None  # last call's logits, log-sum-exp
 
     def __call__(self, tokens: Any, scores: Any) -> Any:
+        if self.first_call is None:
+            self.first_call = now()
         if self._previous is not None:
             logits, normalizer = self._previous
             self.logprobs.append(float(logits[int(tokens[-1])]) - normalizer)
@@ -302,6 +312,8 @@ class TokenRecorder:
             self._previous = None
             return scores
         self._previous = (scores.copy(), log_sum_exp(scores))
+        if self.suppressed:
+            scores[self.suppressed] = -float("inf")
         return scores
 
 
@@ -354,7 +366,8 @@ def _generate_blocking(
         tokens = 0
         finish_reason = "stop"
         limit = request.max_tokens or llama.n_ctx()
-        recorder = TokenRecorder(cancel, llama.token_eos(), limit)
+        suppressed = end_tokens(llama) if request.ignore_eos else ()
+        recorder = TokenRecorder(cancel, llama.token_eos(), limit, suppressed)
         try:
             chunks = llama.create_chat_completion(
                 messages=list(request.messages),
@@ -394,12 +407,16 @@ def _generate_blocking(
             Completion(
                 text="".join(pieces),
                 prompt_tokens=stats.prompt_tokens,
-                completion_tokens=tokens,
+                # The recorder sees every token; the stream only those that printed.
+                completion_tokens=max(tokens, len(recorder.logprobs)),
                 seconds=now() - started,
                 finish_reason=finish_reason,
                 reused_tokens=stats.reused_tokens,
                 drafted_tokens=stats.drafted_tokens,
                 accepted_tokens=stats.accepted_tokens,
                 token_logprobs=tuple(recorder.logprobs),
+                prefill_seconds=None
+                if recorder.first_call is None
+                else recorder.first_call - started,
             )
         )

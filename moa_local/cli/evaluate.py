@@ -124,12 +124,8 @@ def eval_command(
 @main.command()
 @click.option(
     "--plans",
-    default="default,self-moa,role",
-    show_default=True,
-    help=(
-        "Comma-separated plans: default, self-moa (one model x3, 2 layers), "
-        "self-moa-continue (the same in the continue layout), role (x3)."
-    ),
+    help="Comma-separated plans: moa (the [defaults]) and [presets.NAME] names. "
+    "Default: moa and every preset.",
 )
 @click.option(
     "--prompts",
@@ -137,31 +133,47 @@ def eval_command(
     show_default=True,
     help="Comma-separated fixed prompts: fact, code, long.",
 )
-@click.option("--model", help="Model of the self-moa and role plans (default: the aggregator).")
-@click.option("--max-tokens", type=int, default=128, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per plan.")
-@config_option("models.toml with the [defaults] of the default plan.")
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=128,
+    show_default=True,
+    help="Tokens every generation decodes (end-of-text suppressed: equal work).",
+)
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Instead: where one ask of the first plan (default moa) spends its time, stage "
+    "by stage, on each prompt (default fact,code), answers ending as the model ends them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@config_option("models.toml with the [defaults] and [presets] to time.")
 @budget_option
 def bench(
-    plans: str,
+    plans: str | None,
     prompts: str,
-    model: str | None,
     max_tokens: int,
+    profile: bool,
     as_json: bool,
     config_path: str | None,
     budget_mb: float | None,
 ) -> None:
-    """Time each plan naive (every call from scratch) and optimized (reused work), greedy."""
-    from ..bench import run_bench
+    """Time each plan naive (every call from scratch, one by one) and optimized (as ask
+    runs), every generation decoding --max-tokens tokens."""
+    from ..bench import plan_names, run_bench
 
     config = config_with_budget(config_path, budget_mb)
     if max_tokens < 1:
         raise ConfigError(f"--max-tokens must be >= 1, got {max_tokens}")
+    chosen = [p.strip() for p in (plans or "").split(",") if p.strip()] or plan_names(config)
+    prompt_names = [p.strip() for p in prompts.split(",") if p.strip()]
+    if profile:
+        _print_profiles(config, chosen[0] if plans else "moa", prompt_names, as_json)
+        return
     results = run_bench(
         config,
-        plans=[p.strip() for p in plans.split(",") if p.strip()],
-        prompts=[p.strip() for p in prompts.split(",") if p.strip()],
-        model=model,
+        plans=chosen,
+        prompts=prompt_names,
         max_tokens=max_tokens,
         on_progress=err,
         progress=progress_factory(False),
@@ -175,11 +187,14 @@ def bench(
         "optimized s",
         "speedup",
         "lower bound s",
+        "x bound",
+        "tok/s",
         "prefill tok",
         "(naive)",
         "decode tok",
+        "(naive)",
         "identical",
-        "lookup accepted",
+        "twins",
     )
     rows = [
         (
@@ -188,20 +203,56 @@ def bench(
             f"{r.optimized_s:.1f}",
             f"{r.speedup:.2f}x",
             f"{r.lower_bound_s:.1f}",
+            f"{r.bound_ratio:.2f}",
+            f"{r.tokens_per_s:.1f}",
             str(r.prefill_tokens),
             str(r.naive_prefill_tokens),
             str(r.decode_tokens),
+            str(r.naive_decode_tokens),
             f"{r.identical_outputs:.0%} of {r.generations}",
-            "-" if r.acceptance_rate is None else f"{r.acceptance_rate:.0%}",
+            str(r.greedy_twins),
         )
         for r in results
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    _print_table(header, rows)
     for r in results:
         for difference in r.differences:
             click.echo(f"{r.plan}: {difference}")
+
+
+def _print_profiles(config: Any, plan: str, prompts: list[str], as_json: bool) -> None:
+    from ..bench_profile import profile_ask
+
+    prompts = [p for p in prompts if p != "long"] or prompts  # default: fact and code
+    profiles = profile_ask(
+        config, plan=plan, prompts=prompts, on_progress=err, progress=progress_factory(False)
+    )
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in profiles], indent=2))
+        return
+    for profile in profiles:
+        click.echo(f"{profile.plan} on the {profile.prompt} prompt: {profile.total_s:.1f} s")
+        rows = [
+            (
+                s.stage,
+                f"{s.seconds:.2f}",
+                "-" if s.prefill_s is None else f"{s.prefill_s:.2f}",
+                "-" if s.decode_s is None else f"{s.decode_s:.2f}",
+                str(s.prefilled_tokens),
+                str(s.decoded_tokens),
+                str(s.generations),
+            )
+            for s in profile.stages
+        ]
+        _print_table(
+            ("stage", "s", "prefill s", "decode s", "prefill tok", "decode tok", "n"), rows
+        )
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
 def _indices(text: str | None) -> list[int]:
