@@ -61,8 +61,23 @@ def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
         "plan": _plan(config, models, budgets),
         "hosts": _hosts(config),
         "sandbox": describe_isolation(),
+        "verify": _verification(config),
         "config_file": str(config.source) if config.source else None,
     }
+
+
+def _verification(config: Config) -> dict[str, Any]:
+    """What the ``verify`` setting means on this machine, for code questions."""
+    setting = config.verify
+    if setting is True:
+        effect = "every code question is tested"
+    elif setting is False:
+        effect = "no code question is tested"
+    elif describe_isolation()["isolation"] == "bwrap":
+        effect = "code questions that state examples are tested, under bubblewrap"
+    else:
+        effect = "no code question is tested: auto needs bubblewrap (--verify tests anyway)"
+    return {"setting": setting, "effect": effect}
 
 
 def _model_names(config: Config) -> list[str]:

@@ -173,6 +173,7 @@ def test_a_bwrap_that_cannot_make_namespaces_counts_as_missing(
         ),
     ],
 )
+@pytest.mark.shipped_defaults  # verify = "auto", as shipped
 def test_doctor_says_how_model_written_code_is_isolated(
     probe: Probe, line: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,6 +181,10 @@ def test_doctor_says_how_model_written_code_is_isolated(
     text = CliRunner().invoke(main, ["doctor"])
     assert text.exit_code == 0, text.output
     assert "\nsandbox for model-written code\n" + line in text.stdout
+    # What the default verify = "auto" does with that isolation.
+    tested = "verify = auto: code questions that state examples are tested, under bubblewrap"
+    untested = "verify = auto: no code question is tested: auto needs bubblewrap"
+    assert (tested if probe.usable else untested) in text.stdout
     report = json.loads(CliRunner().invoke(main, ["doctor", "--json"]).stdout)["sandbox"]
     assert report == {
         "isolation": "bwrap" if probe.usable else "guard",

@@ -92,3 +92,6 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
     sandbox = report["sandbox"]
     mark = "ok" if sandbox["isolation"] == "bwrap" else "--"
     click.echo(f"sandbox for model-written code\n  {mark} {sandbox['detail']}")
+    verify = report["verify"]
+    setting = verify["setting"] if isinstance(verify["setting"], str) else str(verify["setting"])
+    click.echo(f"  verify = {setting.lower()}: {verify['effect']}")
