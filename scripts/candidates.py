@@ -5,6 +5,9 @@ scores each proposal with the suite's own scorer (HumanEval programs run in
 the sandbox) and compares, per config, what the mixture returned with what
 other choices would have scored on the same candidates:
 
+- ``answer``: the answer the config returned, scored again by the current
+  scorer (so that configs run before a scorer changed compare fairly), with
+  ``s_per_item`` and, for a grouped suite, each group's score beside it;
 - ``greedy``: the lowest-temperature proposal of layer 1 (the model alone);
 - ``vote``: what ``aggregate = "vote"`` returns (the same reader,
   :func:`moa_local.answers.final_answer`, the greedy one on a tie);
@@ -73,25 +76,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = args.suite == "humaneval"
     rows = []
     for label in [c.strip() for c in args.configs.split(",") if c.strip()]:
-        mine = {r["id"]: r for r in records if r["config"] == label and r.get("candidates")}
+        mine = {r["id"]: r for r in records if r["config"] == label and r["id"] in problems}
         if not mine:
-            print(f"{label}: no logged candidates (run it again with this version)")
+            print(f"{label}: nothing logged")
             continue
+        # The answer itself is scored again (index -1), so that every config is
+        # scored by the current scorer, whatever scored it when it ran.
         jobs = [
             (r["id"], i, c["content"])
             for r in mine.values()
-            for i, c in enumerate(r["candidates"])
-            if c["error"] is None
+            for i, c in [*enumerate(r.get("candidates") or []), (-1, {"content": r["answer"]})]
+            if c.get("error") is None
         ]
         with ThreadPoolExecutor(max_workers=2) as pool:
             scores = list(pool.map(lambda job: suite.score(problems[job[0]], job[2]).value, jobs))
         passed = {(pid, i): s for (pid, i, _), s in zip(jobs, scores, strict=True)}
         totals: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for pid, record in mine.items():
-            candidates = record["candidates"]
+            candidates = record.get("candidates") or []
             question = problems[pid].prompt
             group = problems[pid].group or ""
-            last = max(c["layer"] for c in candidates)
+            last = max((c["layer"] for c in candidates), default=1)
             final = [i for i, c in enumerate(candidates) if c["layer"] == last and not c["error"]]
             first = [i for i, c in enumerate(candidates) if c["layer"] == 1 and not c["error"]]
             greedy = min(first, key=lambda i: candidates[i]["temperature"]) if first else None
@@ -105,16 +110,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for t in TEMPERATURES:
                     w = weights([float(c) for c in confidences if c is not None], t)
                     picks[f"confidence@{t:g}"] = final[weighted(shown, question, code, w)]
-            totals["mixture"][group].append(record["score"])
+            totals["answer"][group].append(passed.get((pid, -1), 0.0))
+            totals["seconds"][group].append(record["seconds"])
+            if not candidates:
+                continue
             for name, pick in picks.items():
                 totals[name][group].append(passed.get((pid, pick), 0.0) if pick is not None else 0)
             best = max((passed.get((pid, i), 0.0) for i in final), default=0.0)
             totals["oracle"][group].append(best)
         n = len(mine)
+        seconds = totals.pop("seconds")
         shares = {
             name: round(100 * sum(sum(v) / len(v) for v in groups.values()) / len(groups), 1)
             for name, groups in totals.items()
             if sum(len(v) for v in groups.values()) == n
+        }
+        shares["s_per_item"] = round(sum(sum(v) for v in seconds.values()) / n, 1)
+        shares |= {
+            f"{group or 'all'}": round(100 * sum(v) / len(v), 1)
+            for group, v in sorted(totals["answer"].items())
         }
         rows.append({"config": label, "n": n, **shares})
     if args.json:
