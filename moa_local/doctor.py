@@ -60,6 +60,7 @@ def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
         "models": models,
         "plan": _plan(config, models, budgets),
         "hosts": _hosts(config),
+        "replicated": _replicated(config),
         "sandbox": describe_isolation(),
         "verify": _verification(config),
         "config_file": str(config.source) if config.source else None,
@@ -204,6 +205,11 @@ def _backends() -> dict[str, dict[str, Any]]:
     except (OSError, ValueError):
         result["ollama"] = {"usable": False, "detail": f"not reachable at {host}"}
     return result
+
+
+def _replicated(config: Config) -> dict[str, list[str]]:
+    """Each model several hosts serve, with its hosts (``host = [...]``)."""
+    return {name: list(model.replicas) for name, model in config.models.items() if model.replicas}
 
 
 def _hosts(config: Config) -> list[dict[str, Any]]:

@@ -75,6 +75,10 @@ class ContextOverflowError(GenerationError):
     exit_code = 2
 
 
+class HostUnreachable(GenerationError):
+    """A remote host refused, reset or dropped the connection (it is down, not slow)."""
+
+
 class GenerationTimeout(GenerationError):
     """A generation did not finish within its time limit."""
 

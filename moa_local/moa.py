@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .estimate import MIB
 from .planning import Planner
 from .progress import ProgressFactory, silent_progress
+from .replicas import Replicas
 from .resources import Budget, budget_for, detect_devices, physical_cores
 from .result import MoAResult
 from .scheduler import Scheduler
@@ -113,6 +114,8 @@ class MoA:
             keep_alive=self.config.keep_alive,
             slots=host_slots(self.config),
         )
+        # Health and load of the hosts of models several hosts serve.
+        self.replicas = Replicas()
         self._plan: Plan | None = None
 
     # -- planning ---------------------------------------------------------
@@ -146,7 +149,7 @@ class MoA:
         )
 
     def _engine(self) -> Engine:
-        return Engine(self.backends, self.scheduler)
+        return Engine(self.backends, self.scheduler, self.replicas)
 
     def share_runtime(self, other: MoA) -> None:
         """Run on ``other``'s backends and scheduler, so both share models and memory.
@@ -156,6 +159,7 @@ class MoA:
         """
         self.backends = other.backends
         self.scheduler = other.scheduler
+        self.replicas = other.replicas
         self._plan = None
 
     async def run(

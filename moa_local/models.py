@@ -55,6 +55,9 @@ class ModelSpec:
     family: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     host: HostConfig | None = None  # the server a remote model runs on
+    # Every server of a model several hosts serve (``host = [...]``); each
+    # request runs on one of them (moa_local.replicas), named by ``host``.
+    replicas: tuple[HostConfig, ...] = ()
     remote_model: str | None = None  # its name there (Ollama tag, OpenAI model id)
 
     @property
@@ -293,6 +296,7 @@ def _remote_spec(name: str, model_config: ModelConfig, config: Config) -> ModelS
         family=model_config.family or (entry.family if entry else None),
         host=host,
         remote_model=remote,
+        replicas=tuple(config.hosts[h] for h in model_config.replicas),
     )
 
 

@@ -20,10 +20,10 @@ def free_port() -> int:
 class LlamaServer:
     """``python -m llama_cpp.server`` serving one GGUF on a loopback port."""
 
-    def __init__(self, model: Path, log: Path, *options: str) -> None:
-        self.port = free_port()
+    def __init__(self, model: Path, log: Path, *options: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
                 sys.executable,

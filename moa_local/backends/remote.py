@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 
-from ..errors import GenerationError, GenerationTimeout
+from ..errors import GenerationError, GenerationTimeout, HostUnreachable
 from ..estimate import MemoryEstimate
 from ..models import ModelSpec
 
@@ -33,12 +33,12 @@ def device_of(spec: ModelSpec) -> str:
     return f"host:{spec.host.name}"
 
 
-def unreachable(spec: ModelSpec) -> GenerationError:
+def unreachable(spec: ModelSpec) -> HostUnreachable:
     """The host refused the connection or does not resolve."""
     assert spec.host is not None
     ollama = spec.host.kind == "ollama"
     hint = "is `ollama serve` running?" if ollama else "is the server running?"
-    return GenerationError(
+    return HostUnreachable(
         f"{spec.label}: cannot reach {spec.host.kind} at {spec.host.url}; {hint}"
     )
 
@@ -51,11 +51,11 @@ def timed_out(spec: ModelSpec) -> GenerationTimeout:
     )
 
 
-def broken(spec: ModelSpec, exc: Exception) -> GenerationError:
+def broken(spec: ModelSpec, exc: Exception) -> HostUnreachable:
     """The connection failed after it was made (the server died or reset it)."""
     assert spec.host is not None
     detail = str(exc) or type(exc).__name__
-    return GenerationError(f"{spec.label}: connection to {spec.host.url} failed: {detail}")
+    return HostUnreachable(f"{spec.label}: connection to {spec.host.url} failed: {detail}")
 
 
 def not_the_api(spec: ModelSpec, exc: Exception) -> GenerationError:

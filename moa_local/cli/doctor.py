@@ -73,6 +73,10 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
                 f"  -- {host['name']:<10} {host['kind']:<7} {host['url']}: unreachable "
                 f"({host.get('error', '')})"
             )
+    reachable = {host["name"] for host in report["hosts"] if host["reachable"]}
+    for model, hosts in report["replicated"].items():
+        states = ", ".join(f"{h} {'up' if h in reachable else 'down'}" for h in hosts)
+        click.echo(f"  {model}: one model on {len(hosts)} hosts ({states}); least loaded first")
     plan = report["plan"]
     click.echo(f"plan for [defaults]: {plan['layers']} layer(s), aggregator {plan['aggregator']}")
     for number, wave in enumerate(plan["waves"], start=1):

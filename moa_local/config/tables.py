@@ -53,7 +53,7 @@ class ModelConfig:
 
     name: str
     backend: str = "llamacpp"
-    host: str | None = None
+    host: str | None = None  # the first (or only) host it is served by
     model: str | None = None  # the model's name on its server (Ollama tag, OpenAI id)
     path: Path | None = None
     catalog: str | None = None
@@ -63,6 +63,19 @@ class ModelConfig:
     chat_format: str | None = None
     parameters: int | None = None
     family: str | None = None
+    # Every host that serves it, when several do (``host = ["a", "b"]``):
+    # each request goes to one of them (moa_local.replicas).
+    replicas: tuple[str, ...] = ()
+
+
+def _host_names(value: Any, where: str) -> list[str]:
+    """``host``: one [hosts.NAME], or a list of them for a model several hosts serve."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{where} host must be a host name or a list of them, got {value!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where} host names a host twice: {value!r}")
+    return names
 
 
 def read_presets(tables: Any, label: str) -> dict[str, dict[str, Any]]:
@@ -87,7 +100,7 @@ _MODEL_KEYS: dict[str, Validator] = {
     "parameters": integer(1),
     "family": string,
     "description": string,
-    "host": string,
+    "host": _host_names,
     "model": string,
 }
 
@@ -103,16 +116,19 @@ def read_models(
     for name, table in tables.items():
         where = f"{label}: [models.{name}]"
         values = read_table(table, _MODEL_KEYS, where)
-        host = values.get("host")
-        if host is not None and host not in hosts:
-            known = ", ".join(hosts) or "none defined"
-            raise ConfigError(f"{where} host {host!r} is not a [hosts.NAME] table ({known})")
+        names = values.get("host") or []
+        for host in names:
+            if host not in hosts:
+                known = ", ".join(hosts) or "none defined"
+                raise ConfigError(f"{where} host {host!r} is not a [hosts.NAME] table ({known})")
+        host = names[0] if names else None
         backend = values.get("backend", hosts[host].kind if host else "llamacpp")
-        if host is not None and backend != hosts[host].kind:
-            raise ConfigError(
-                f"{where} backend {backend!r} does not match host {host!r} (kind "
-                f"{hosts[host].kind!r})"
-            )
+        for other in names:
+            if backend != hosts[other].kind:
+                raise ConfigError(
+                    f"{where} backend {backend!r} does not match host {other!r} (kind "
+                    f"{hosts[other].kind!r})"
+                )
         if backend not in BACKENDS:
             raise ConfigError(
                 f"{where} backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
@@ -138,6 +154,7 @@ def read_models(
             family=values.get("family"),
             host=host,
             model=values.get("model"),
+            replicas=tuple(names) if len(names) > 1 else (),
         )
         if backend == "openai" and not (host and values.get("model")):
             raise ConfigError(f"{where} an openai model needs `host` and `model`")

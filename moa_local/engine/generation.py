@@ -9,15 +9,18 @@ proposal with ``error`` set, never an exception.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from .. import prompts
-from ..backends.base import BackendRegistry, Completion, GenerateRequest, Message
+from ..backends.base import BackendRegistry, Completion, GenerateRequest, Message, now
+from ..backends.capabilities import ListsHostModels
 from ..backends.logprobs import mean_logprob
-from ..errors import GenerationError, MoALocalError
+from ..errors import GenerationError, HostUnreachable, MoALocalError
 from ..models import ModelSpec
+from ..replicas import Replicas
 from ..result import Proposal
 from ..scheduler import Scheduler
 from ..trace import Tracer
@@ -37,9 +40,12 @@ class Prepared:
 class Generator:
     """Builds requests and runs them on the backends, under the scheduler's leases."""
 
-    def __init__(self, backends: BackendRegistry, scheduler: Scheduler) -> None:
+    def __init__(
+        self, backends: BackendRegistry, scheduler: Scheduler, replicas: Replicas | None = None
+    ) -> None:
         self.backends = backends
         self.scheduler = scheduler
+        self.replicas = replicas if replicas is not None else Replicas()
 
     # -- building requests -----------------------------------------------------
 
@@ -146,7 +152,53 @@ class Generator:
     async def complete(
         self, request: GenerateRequest, on_text: TextCallback | None, tracer: Tracer
     ) -> Completion | GenerationError:
-        """Run one request under a lease of its model; its text streams to ``on_text``."""
+        """Run one request under a lease of its model; its text streams to ``on_text``.
+
+        A model several hosts serve runs on the one :class:`Replicas` chooses;
+        when that host's connection fails before any text streamed, on another.
+        """
+        if request.model.replicas:
+            return await self._on_replicas(request, on_text, tracer)
+        return await self._complete_here(request, on_text, tracer)
+
+    async def _on_replicas(
+        self, request: GenerateRequest, on_text: TextCallback | None, tracer: Tracer
+    ) -> Completion | GenerationError:
+        backend = self.backends.for_model(request.model)
+        probe = backend.host_models if isinstance(backend, ListsHostModels) else _no_probe
+        streamed = False
+
+        def text(piece: str) -> None:
+            nonlocal streamed
+            streamed = True
+            if on_text is not None:
+                on_text(piece)
+
+        tried: set[str] = set()
+        failed: list[str] = []
+        while True:
+            spec = await self.replicas.choose(request.model, probe, tried)
+            if spec is None or spec.host is None:
+                reason = "; ".join(failed) or "every host is down"
+                return GenerationError(f"{request.model.name}: no host could answer ({reason})")
+            started = now()
+            outcome = await self._complete_here(replace(request, model=spec), text, tracer)
+            error = outcome if isinstance(outcome, GenerationError) else None
+            self.replicas.finished(spec.host.name, now() - started, error)
+            if not isinstance(outcome, HostUnreachable) or streamed:
+                return outcome
+            tried.add(spec.host.name)
+            failed.append(str(outcome))
+            tracer.emit(
+                "replica.failover",
+                model=request.model.name,
+                host=spec.host.name,
+                error=str(outcome),
+            )
+
+    async def _complete_here(
+        self, request: GenerateRequest, on_text: TextCallback | None, tracer: Tracer
+    ) -> Completion | GenerationError:
         backend = self.backends.for_model(request.model)
         # generate_many already turns timeouts and backend errors into values
         # and streams pieces; one request of it is this generation.
@@ -172,6 +224,7 @@ class Generator:
         spec = group[0].request.model
         backend = self.backends.for_model(spec)
         results: list[Proposal | None] = [None] * len(group)
+        live = tracer.live
 
         def piece(position: int, text: str) -> None:
             tracer.delta(
@@ -188,6 +241,14 @@ class Generator:
             tracer.emit("proposal.done", **proposal.to_dict())
             results[position] = proposal
 
+        if spec.replicas:
+            # Each request on the host the replicas choose for it, all at once.
+            async def one(position: int) -> None:
+                shown = (lambda text: piece(position, text)) if live else None
+                record(position, await self.complete(group[position].request, shown, tracer))
+
+            await asyncio.gather(*(one(position) for position in range(len(group))))
+            return [result for result in results if result is not None]
         try:
             async with self.scheduler.lease(spec, tracer.emit) as lease:
                 outcomes = backend.generate_many(
@@ -325,3 +386,7 @@ def proposal_from(
         error=str(outcome),
         references_shortened=shortened,
     )
+
+
+async def _no_probe(spec: ModelSpec) -> None:
+    """A backend that cannot list its host's models: a down host is simply tried again."""

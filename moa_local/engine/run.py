@@ -28,6 +28,7 @@ from .. import prompts
 from ..backends.base import BackendRegistry, Message
 from ..errors import MoALocalError, RunFailed
 from ..programs import asks_for_code, code_blocks, extract_python
+from ..replicas import Replicas
 from ..result import MoAResult, Proposal
 from ..scheduler import Scheduler
 from ..trace import Tracer
@@ -43,10 +44,12 @@ from .verification import Verification, wants_verification
 class Engine:
     """Runs plans. One engine (and its loaded models) serves many runs."""
 
-    def __init__(self, backends: BackendRegistry, scheduler: Scheduler) -> None:
+    def __init__(
+        self, backends: BackendRegistry, scheduler: Scheduler, replicas: Replicas | None = None
+    ) -> None:
         self.backends = backends
         self.scheduler = scheduler
-        self.generator = Generator(backends, scheduler)
+        self.generator = Generator(backends, scheduler, replicas)
 
     async def run(
         self,

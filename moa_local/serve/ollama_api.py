@@ -142,7 +142,8 @@ def routes(runtime: ServeRuntime) -> list[Route]:
             }
             for item in runtime.resident()
         ]
-        return JSONResponse({"models": models})
+        # Not in Ollama's API (clients ignore it): the hosts of replicated models.
+        return JSONResponse({"models": models, "replicas": runtime.replicas()})
 
     async def chat(request: Request) -> Response:
         """``POST /api/chat``."""

@@ -266,6 +266,10 @@ class ServeRuntime:
             for spec, size, idle in self.base.scheduler.residents()
         ]
 
+    def replicas(self) -> list[dict[str, Any]]:
+        """The hosts of models several hosts serve: state, load, latency (``/api/ps``)."""
+        return self.base.replicas.snapshot()
+
     async def aclose(self) -> None:
         """Unload every model."""
         await self.base.aclose()
