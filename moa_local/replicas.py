@@ -36,7 +36,7 @@ from .errors import GenerationError, HostUnreachable
 from .models import ModelSpec
 
 FIRST_BACKOFF_S = 2.0
-MAX_BACKOFF_S = 60.0
+MAX_BACKOFF_S = 10.0
 # Weight of the newest latency in the running average.
 LATENCY_WEIGHT = 0.3
 

@@ -5,7 +5,12 @@ Starts the server as a subprocess on a free 127.0.0.1 port for each scenario:
 - ``echo``: echo models with a delay per proposer (the queue and the
   streaming path under load, no compute);
 - ``tiny``: the random-weight tiny GGUF of the test suite, through
-  llama.cpp (real generation, one run at a time on the CPU).
+  llama.cpp (real generation, one run at a time on the CPU);
+- ``replicas``: three ``llama_cpp.server`` processes serving the tiny GGUF
+  as the hosts of one model (``host = ["a", "b", "c"]``), with ``serve`` in
+  front: host b is killed a quarter of the way through (--seconds) and
+  started again on its port halfway; the requests each host served
+  and the replicas' states come from ``/api/ps``.
 
 Each client sends its requests one after another, alternating the OpenAI
 and Ollama routes and streaming or not; a 429/503 is counted and the client
@@ -21,7 +26,7 @@ the server's 1.5 s for 500 requests): ``--processes N`` spreads the clients
 over N processes, and the CPU figures say which side was the limit.
 
 Usage: python scripts/load_serve.py [--clients 16] [--requests 4] [--seconds 120]
-       [--max-queue 8] [--scenarios echo,tiny] [--processes 1] [--json]
+       [--max-queue 8] [--scenarios echo,tiny,replicas] [--processes 1] [--json]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.serve_process import running_server
+from tests.servers import LlamaServer
 from tests.tiny_gguf import write_tiny_gguf
 
 ECHO = """
@@ -52,6 +58,39 @@ layers = 1
 strategy = "model"
 num_proposers = 0
 router = "off"
+trace_dir = ""
+"""
+
+REPLICATED = """
+[hosts.a]
+url = "{a}"
+kind = "openai"
+slots = 2
+
+[hosts.b]
+url = "{b}"
+kind = "openai"
+slots = 2
+
+[hosts.c]
+url = "{c}"
+kind = "openai"
+slots = 2
+
+[models.tiny]
+host = ["a", "b", "c"]
+model = "tiny"
+n_ctx = 2048
+
+[defaults]
+proposers = ["tiny"]
+aggregator = "tiny"
+strategy = "temperature"
+num_proposers = 3
+layers = 1
+router = "off"
+aggregate = "vote"
+max_tokens = 16
 trace_dir = ""
 """
 
@@ -153,13 +192,19 @@ async def scenario(
     seconds: float,
     max_queue: int,
     processes: int = 1,
+    chaos: Any = None,
 ) -> dict[str, object]:
-    """Run one scenario against a fresh server; the figures as a dict."""
+    """Run one scenario against a fresh server; the figures as a dict.
+
+    ``chaos``, when given, is a coroutine function run beside the clients
+    (the replicas scenario kills and restarts a host with it).
+    """
     with running_server(config, "--max-queue", str(max_queue), "--no-singles") as server:
         process = psutil.Process(server.process.pid)
         rss_before = process.memory_info().rss
         server_cpu = process.cpu_times()
         started = time.perf_counter()
+        beside = asyncio.ensure_future(chaos()) if chaos else None
         if processes == 1:
             parts = [await clients_of(server.url, 0, clients, requests, seconds)]
         else:
@@ -174,6 +219,9 @@ async def scenario(
                     )
                 )
         wall = time.perf_counter() - started
+        if beside is not None:
+            await beside
+        replicas = httpx.get(f"{server.url}/api/ps", timeout=10).json().get("replicas", [])
         after = process.cpu_times()
         server_cpu_s = (after.user - server_cpu.user) + (after.system - server_cpu.system)
         rss_after = process.memory_info().rss
@@ -201,7 +249,29 @@ async def scenario(
         "rss_before_mb": round(rss_before / 2**20, 1),
         "rss_after_mb": round(rss_after / 2**20, 1),
         "wall_s": round(wall, 1),
+        "served_per_host": {r["host"]: r["served"] for r in replicas} or None,
+        "host_states": {r["host"]: r["state"] for r in replicas} or None,
     }
+
+
+def replicated_hosts(directory: Path, seconds: float) -> tuple[str, list[LlamaServer], Any]:
+    """Three tiny-model servers, the config naming them, and the chaos that kills b."""
+    model = write_tiny_gguf(directory / "tiny.gguf", context_length=2048)
+    servers = [LlamaServer(model, directory / f"{n}.log") for n in "abc"]
+    for server in servers:
+        server.wait_ready()
+
+    async def kill_and_restart_b() -> None:
+        await asyncio.sleep(seconds / 4)
+        print("killing host b", file=sys.stderr)
+        servers[1].stop()
+        await asyncio.sleep(seconds / 4)
+        print("starting host b again", file=sys.stderr)
+        servers[1] = LlamaServer(model, directory / "b.log", port=servers[1].port)
+        await asyncio.to_thread(servers[1].wait_ready)
+
+    text = REPLICATED.format(a=servers[0].url, b=servers[1].url, c=servers[2].url)
+    return text, servers, kill_and_restart_b
 
 
 def main() -> None:
@@ -225,8 +295,11 @@ def main() -> None:
         for name in options.scenarios.split(","):
             directory = root / name
             directory.mkdir()
+            chaos, servers = None, []
             if name == "echo":
                 text = ECHO
+            elif name == "replicas":
+                text, servers, chaos = replicated_hosts(directory, options.seconds)
             elif name == "tiny":
                 model = write_tiny_gguf(directory / "tiny.gguf", context_length=2048)
                 text = TINY.format(model=model)
@@ -237,19 +310,24 @@ def main() -> None:
             print(
                 f"running {name}: {options.clients} clients x {options.requests}", file=sys.stderr
             )
-            results.append(
-                asyncio.run(
-                    scenario(
-                        name,
-                        config,
-                        options.clients,
-                        options.requests,
-                        options.seconds,
-                        options.max_queue,
-                        options.processes,
+            try:
+                results.append(
+                    asyncio.run(
+                        scenario(
+                            name,
+                            config,
+                            options.clients,
+                            options.requests,
+                            options.seconds,
+                            options.max_queue,
+                            options.processes,
+                            chaos,
+                        )
                     )
                 )
-            )
+            finally:
+                for server in servers:
+                    server.stop()
     if options.json:
         print(json.dumps(results, indent=2))
         return
@@ -268,6 +346,7 @@ def main() -> None:
         "rss_before_mb",
         "rss_after_mb",
         "wall_s",
+        "served_per_host",
     ]
     print(" | ".join(keys))
     for row in results:
