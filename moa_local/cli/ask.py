@@ -17,10 +17,21 @@ from typing import Any
 
 import click
 
-from ..config import AGGREGATIONS, Config, apply_overrides, load_config, preset_overrides
+from ..config import AGGREGATIONS
 from ..errors import ConfigError, Terminated
 from ..moa import MoA
-from .common import budget_option, config_option, err
+from .common import (
+    aggregator_option,
+    budget_option,
+    config_option,
+    err,
+    no_pull_option,
+    preset_option,
+    quiet_option,
+    trace_dir_option,
+    verbose_option,
+    with_preset,
+)
 from .group import main
 from .progress import ProgressPrinter, progress_factory, warnings_only
 
@@ -53,15 +64,6 @@ async def _cancelled_by_sigterm(moa: MoA, work: Any) -> Any:
         await moa.aclose()
 
 
-def _with_preset(config_path: str | None, preset: str | None) -> Config | str | None:
-    """The config to run: the file (or search order), with a preset's values on top."""
-    if preset is None:
-        return config_path
-    config = load_config(config_path)
-    labels = {key: f"[presets.{preset}] {key}" for key in config.presets.get(preset, {})}
-    return apply_overrides(config, preset_overrides(config, preset), labels)
-
-
 @main.command()
 @click.argument("prompt")
 @config_option("models.toml to use (default: search order in the README).")
@@ -72,8 +74,8 @@ def _with_preset(config_path: str | None, preset: str | None) -> Config | str | 
     multiple=True,
     help="Proposer model (repeatable). Default: [defaults] proposers.",
 )
-@click.option("--preset", help="A [presets.NAME] of models.toml (flags still win).")
-@click.option("--aggregator", help='Aggregator model, or "auto" for the strongest installed.')
+@preset_option
+@aggregator_option
 @click.option("--layers", type=int, help="Number of proposer layers (>= 1).")
 @click.option("--strategy", help="How to fill a layer: model, temperature or role.")
 @click.option("-n", "--num-proposers", type=int, help="Proposers per layer.")
@@ -98,11 +100,11 @@ def _with_preset(config_path: str | None, preset: str | None) -> Config | str | 
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")
-@click.option("--trace-dir", help="Directory for the JSONL trace ('' turns traces off).")
-@click.option("--no-pull", is_flag=True, help="Fail instead of pulling missing models.")
+@trace_dir_option
+@no_pull_option
 @budget_option
-@click.option("-v", "--verbose", is_flag=True, help="More progress detail on stderr.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@verbose_option
+@quiet_option
 def ask(
     prompt: str,
     config_path: str | None,
@@ -165,7 +167,7 @@ def ask(
         temperature=temperature,
         max_tokens=max_tokens,
         budget_mb=budget_mb,
-        config=_with_preset(config_path, preset),
+        config=with_preset(config_path, preset),
         auto_pull=not no_pull,
         progress=progress_factory(quiet),
         observers=observers,

@@ -24,8 +24,18 @@ from ..chat import COMMANDS, Conversation, known_command, parse_command, read_me
 from ..config import moa_home
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
-from .ask import _with_preset
-from .common import budget_option, config_option, err
+from .common import (
+    aggregator_option,
+    budget_option,
+    config_option,
+    err,
+    no_pull_option,
+    preset_option,
+    quiet_option,
+    trace_dir_option,
+    verbose_option,
+    with_preset,
+)
 from .group import main
 from .progress import ProgressPrinter, progress_factory, warnings_only
 
@@ -185,13 +195,13 @@ class ChatSession:
 @main.command()
 @config_option("models.toml to use (default: search order in the README).")
 @click.option("-m", "--proposer", "proposers", multiple=True, help="Proposer model (repeatable).")
-@click.option("--preset", help="A [presets.NAME] of models.toml (flags still win).")
-@click.option("--aggregator", help='Aggregator model, or "auto" for the strongest installed.')
-@click.option("--trace-dir", help="Directory for the JSONL traces ('' turns traces off).")
-@click.option("--no-pull", is_flag=True, help="Fail instead of pulling missing models.")
+@preset_option
+@aggregator_option
+@trace_dir_option
+@no_pull_option
 @budget_option
-@click.option("-v", "--verbose", is_flag=True, help="More progress detail on stderr.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@verbose_option
+@quiet_option
 def chat(
     config_path: str | None,
     proposers: tuple[str, ...],
@@ -217,7 +227,7 @@ def chat(
             proposers=list(proposers) or None,
             aggregator=aggregator,
             budget_mb=budget_mb,
-            config=_with_preset(config_path, preset_name),
+            config=with_preset(config_path, preset_name),
             auto_pull=not no_pull,
             progress=progress_factory(quiet),
             observers=[warnings_only] if quiet else [ProgressPrinter(verbose)],
