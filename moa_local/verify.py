@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import examples
 from .programs import extract_python, normalize_code
 
 EXAMPLE_WEIGHT = 3  # a passed example from the question counts as much as 3 generated tests
@@ -83,8 +84,11 @@ class Verdict:
 
 
 def entry_point(question: str, candidates: Sequence[str] = ()) -> str | None:
-    """The function the task is about: the first ``def`` of the question, else the
-    top-level function most candidates define."""
+    """The function the task is about: the one the question asks for (its last stub,
+    else its first function), else the top-level function most candidates define."""
+    asked = examples.target(question)
+    if asked is not None:
+        return asked.name
     match = re.search(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", question, re.M)
     if match:
         return match.group(1)
@@ -101,21 +105,9 @@ def entry_point(question: str, candidates: Sequence[str] = ()) -> str | None:
 
 
 def example_tests(question: str, entry: str | None) -> list[TestCase]:
-    """Examples stated in the question: ``>>> call`` / expected-value pairs and asserts."""
-    tests: list[str] = []
-    lines = question.splitlines()
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith(">>>"):
-            call = stripped[3:].strip()
-            expected = lines[index + 1].strip() if index + 1 < len(lines) else ""
-            if not call or not expected or expected.startswith(">>>"):
-                continue
-            if entry and entry not in call:
-                continue
-            tests.append(f"assert {call} == {expected}")
-        elif stripped.startswith("assert ") and (entry is None or entry in stripped):
-            tests.append(stripped)
+    """Examples stated in the question (:mod:`moa_local.examples`), as trusted tests."""
+    shown = {s.name: s.parameters for s in examples.signatures(question)}
+    tests = examples.stated_examples(question, entry, shown.get(entry) if entry else None)
     return [TestCase(t, example=True) for t in _valid_unique(tests)]
 
 
