@@ -11,6 +11,8 @@ other choices would have scored on the same candidates:
 - ``greedy``: the lowest-temperature proposal of layer 1 (the model alone);
 - ``vote``: what ``aggregate = "vote"`` returns (the same reader,
   :func:`moa_local.answers.final_answer`, the greedy one on a tie);
+- ``consensus``: what ``aggregate = "consensus"`` returns (the candidate whose
+  words agree most with the others, the greediest on a tie);
 - ``confidence@T``: what ``aggregate = "confidence"`` returns with softmax
   temperature T, from the logged ``mean_logprob`` of each candidate;
 - ``oracle``: any candidate passes (the ceiling of any choice among them).
@@ -34,6 +36,7 @@ from typing import Any
 
 from moa_local.answers import final_answer
 from moa_local.engine.choose.confidence import weights
+from moa_local.engine.choose.consensus import consensus_scores
 from moa_local.evals.runner import read_log
 from moa_local.evals.suites import load_suite
 
@@ -59,6 +62,14 @@ def weighted(
         return order[0]
     best = max(totals.values())
     return next(i for i in order if keys[i] is not None and totals[keys[i]] >= best - 1e-9)
+
+
+def consensus(candidates: Sequence[dict[str, Any]]) -> int:
+    """Index of the candidate ``aggregate = "consensus"`` returns."""
+    order = sorted(range(len(candidates)), key=lambda i: candidates[i]["temperature"])
+    agreement = consensus_scores([candidates[i]["content"] for i in order])
+    best = max(range(len(order)), key=lambda k: (round(agreement[k], 9), -k))
+    return order[best]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             picks: dict[str, int | None] = {
                 "greedy": greedy,
                 "vote": final[vote(shown, question, code)] if final else None,
+                "consensus": final[consensus(shown)] if final else None,
             }
             confidences = [c.get("mean_logprob") for c in shown]
             if final and all(c is not None for c in confidences):

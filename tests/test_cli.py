@@ -54,7 +54,7 @@ def test_aggregate_select_returns_the_answer_the_aggregator_picks(runner: CliRun
     assert wrong.exit_code == 2
     assert wrong.stderr.strip().splitlines() == [
         "error: --aggregate must be one of synthesize, select, auto, vote, confidence, "
-        "got 'average'"
+        "consensus, got 'average'"
     ]
 
 

@@ -276,7 +276,7 @@ async def test_select_keeps_the_strongest_answer_when_the_reply_names_none() -> 
     assert "names no candidate" in reason and "strongest" in reason
 
 
-async def test_auto_selects_for_text_and_votes_on_programs() -> None:
+async def test_auto_takes_the_consensus_of_text_and_votes_on_programs() -> None:
     backend = Scripted({"a": WRONG, "b": RIGHT, "c": RIGHT_AGAIN, "agg": "```python\nx\n```"})
     moa = make(
         backend, proposers=["echo:a", "echo:b", "echo:c"], aggregator="echo:agg", aggregate="auto"
@@ -287,7 +287,7 @@ async def test_auto_selects_for_text_and_votes_on_programs() -> None:
     assert coded.final_response == RIGHT  # b and c give one program, b is the greedier
     assert events(coded, "aggregate.vote") and not events(coded, "aggregate.select")
     text = await moa.run(ESSAY)
-    assert events(text, "aggregate.select")
+    assert events(text, "aggregate.consensus") and not events(text, "aggregate.select")
 
 
 AUTO = {"strategy": "model", "layers": 1, "aggregate": "auto"}
@@ -305,7 +305,8 @@ async def test_auto_votes_when_the_candidates_state_short_answers() -> None:
         "kind": "checkable",
         "chooser": "vote",
     }
-    # One candidate in three stating a short answer is not enough: the aggregator picks.
+    # One candidate in three stating a short answer is not enough: free text, whose
+    # consensus is a (its words "answer" and "7" are what the others share most).
     prose = {"a": "Answer: 7", "b": "Seven, since 3 and 4 make 7.", "c": "It is 7, clearly."}
     picked = await make(
         Scripted({**prose, "agg": "2"}),
@@ -314,7 +315,7 @@ async def test_auto_votes_when_the_candidates_state_short_answers() -> None:
         **AUTO,
     ).run("What is 3 + 4?")
     assert events(picked, "aggregate.auto")[0]["kind"] == "text"
-    assert picked.final_response == prose["b"]
+    assert picked.final_response == prose["a"]
 
 
 async def test_a_stop_string_cuts_a_selected_answer() -> None:

@@ -95,8 +95,9 @@ async def _cancelled_by_sigterm(moa: MoA, work: Any) -> Any:
 @click.option(
     "--aggregate",
     help=f"How the mixture ends: {', '.join(AGGREGATIONS)} (synthesize writes a new "
-    "answer, select picks the best one, vote the most common answer, auto votes on programs "
-    "and checkable answers and selects free text).",
+    "answer, select lets the aggregator pick one, vote the most common answer, consensus the "
+    "answer closest to the others, auto votes on programs and checkable answers and takes "
+    "the consensus of free text).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-stream", is_flag=True, help="Print the answer at the end, not as it comes.")

@@ -15,6 +15,7 @@ from ..state import Run
 from .auto import Auto
 from .base import Chooser
 from .confidence import Confidence
+from .consensus import Consensus
 from .router import route, stop_when_agreed
 from .select import Select
 from .synthesize import Synthesize
@@ -27,6 +28,7 @@ CHOOSERS: dict[str, Chooser] = {
     "auto": Auto(),
     "vote": Vote(),
     "confidence": Confidence(),
+    "consensus": Consensus(),
     "verified": Verified(),
 }
 
