@@ -27,6 +27,7 @@ _SEPARATOR = re.compile(
     re.IGNORECASE,
 )
 _CODE_START = re.compile(r"\s*(?:def|async\s+def|class|import|from)\s")
+_LEAD_IN = re.compile(r"(?:^|\W)(?:e\.g\.|for example|for instance|such that)[,:]?$", re.I)
 _PYTHON_WORDS = {"true": "True", "false": "False", "none": "None", "null": "None"}
 _INPUT = re.compile(r"^\s*input\s*:\s*(?:\w+\s*=\s*)?(.+?)\s*$", re.IGNORECASE)
 _OUTPUT = re.compile(r"^\s*output\s*:\s*(.+?)\s*$", re.IGNORECASE)
@@ -143,12 +144,13 @@ def _inline(line: str, entry: str | None) -> str | None:
     """``entry(args) <separator> expected`` on one line, args and expected literal."""
     if not entry:
         return None
+    line = line.replace("`", "")  # `f(2)` returns 4
     match = re.search(rf"(?<![\w.]){re.escape(entry)}\s*\(", line)
     if match is None:
         return None
     before = line[: match.start()].strip(" -*•\t")
-    if before and not before.endswith(":"):  # only a bullet or a label may come first
-        return None
+    if before and not (before.endswith(":") or _LEAD_IN.search(before)):
+        return None  # only a bullet, a label or "for example" may come first
     end = _closing_paren(line, match.end() - 1)
     if end is None:
         return None

@@ -31,6 +31,8 @@ def question(docstring: str, signature: str = "def f(x):") -> str:
         ("- f(2) == 4", "assert f(2) == 4"),
         ("Example 1: f(2) == 4", "assert f(2) == 4"),
         ('f("(") == 0', 'assert f("(") == 0'),
+        ("For example, `f(2)` returns 4.", "assert f(2) == 4"),
+        ("e.g. f(2) == 4", "assert f(2) == 4"),
     ],
 )
 def test_one_line_examples_become_asserts(line: str, expected: str) -> None:
