@@ -39,6 +39,7 @@ def test_a_bad_setting_names_the_keyword() -> None:
         ("router", "on", "router"),
         ("layout", "references", "layout"),
         ("aggregate_window", 2, "aggregate_window"),
+        ("verify_samples", 0, "verify_samples"),
     ],
 )
 def test_the_plan_takes_each_policy_from_the_config(

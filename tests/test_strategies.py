@@ -324,3 +324,56 @@ async def test_a_stop_string_cuts_a_selected_answer() -> None:
     result = await moa.run(ESSAY, stop=["STOP"])
     assert result.final_response == "Rain falls. "
     assert result.aggregator.content == "Rain falls. STOP here"
+
+
+class InTurn(EchoBackend):
+    """One echo model whose proposals are ``replies`` in the order they are asked for."""
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__()
+        self.replies = replies
+        self.proposals = 0
+
+    def answer(self, request: GenerateRequest) -> str:  # type: ignore[override]
+        if request.tag in ("aggregator", "tests"):
+            return WRONG if request.tag == "aggregator" else "no asserts"
+        self.proposals += 1
+        return self.replies[min(self.proposals, len(self.replies)) - 1]
+
+
+def sampled(backend: EchoBackend, **settings: Any) -> MoA:
+    return make(
+        backend,
+        proposers=["echo:x"],
+        aggregator="echo:x",
+        strategy="temperature",
+        num_proposers=3,
+        layers=1,
+        verify=True,
+        router="agree",
+        **settings,
+    )
+
+
+async def test_more_samples_are_drawn_until_one_passes_the_examples() -> None:
+    backend = InTurn([WRONG, WRONG, WRONG, WRONG, RIGHT, RIGHT])
+    result = await sampled(backend, verify_samples=3).run(QUESTION)
+    assert result.final_response == RIGHT
+    assert backend.proposals == 5  # the three agents, then two more samples: the second passed
+    decision = events(result, "router.decision")[-1]
+    assert decision["action"] == "stop" and decision["reason"].endswith("+2 passed 1 of 1 tests")
+    extra = [r for r in backend.stats.requests if r.tag.endswith(("+1", "+2"))]
+    hottest = max(r.temperature for r in backend.stats.requests[:3])
+    assert hottest >= 0.7 and [r.temperature for r in extra] == [hottest, hottest]
+    assert len({r.seed for r in backend.stats.requests if r.tag.startswith("echo:x")}) == 5
+
+
+async def test_no_more_samples_when_turned_off_or_without_examples() -> None:
+    off = InTurn([WRONG])
+    result = await sampled(off, verify_samples=0).run(QUESTION)
+    assert off.proposals == 3 and result.final_response == WRONG
+    no_examples = InTurn([WRONG])
+    await sampled(no_examples, verify_samples=3).run(
+        "Write a Python function add_one(x) that returns x plus one."
+    )
+    assert no_examples.proposals == 3  # written tests are not trusted enough to sample on

@@ -50,6 +50,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     # "auto": code questions with examples are verified when model-written code
     # runs under bubblewrap (moa_local.isolation), and only then.
     "verify": "auto",
+    # Verified code questions with examples: how many more samples the cascade
+    # draws, one at a time, after a layer's agents while none passes the
+    # question's examples (0: none).
+    "verify_samples": 3,
     "router": "agree",
     # Measured by `moa-local eval` (docs/quality.md): a two-layer Self-MoA scored 95 in the
     # continue layout against 75 with every answer listed (HumanEval dev, first 20).

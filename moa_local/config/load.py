@@ -49,6 +49,7 @@ class Config:
     aggregate_window: int
     task: str
     verify: bool
+    verify_samples: int
     router: str
     layout: str
     aggregate: str
@@ -219,6 +220,7 @@ def _build(
         aggregate_window=values["aggregate_window"],
         task=values["task"],
         verify=values["verify"],
+        verify_samples=values["verify_samples"],
         router=values["router"],
         layout=values["layout"],
         aggregate=values["aggregate"],

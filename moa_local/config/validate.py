@@ -146,6 +146,7 @@ VALIDATORS: dict[str, Validator] = {
     "aggregate_window": integer(0),
     "task": _choice(TASKS),
     "verify": _verify,
+    "verify_samples": integer(0),
     "router": _choice(ROUTERS),
     "layout": _choice(LAYOUTS),
     "aggregate": _choice(AGGREGATIONS),

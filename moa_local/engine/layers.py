@@ -11,7 +11,7 @@ turn of its own earlier chat (the ``continue`` layout).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from .. import prompts, verify
@@ -129,14 +129,22 @@ async def run_cascade(
     for a question without examples, every test the model wrote (written
     tests are checked only then: a small model's expected values are often
     wrong). On a CPU, where one model's agents run in turn anyway, this
-    costs nothing when no candidate settles. Returns the layer's proposals
-    and the settling answer.
+    costs nothing when no candidate settles.
+
+    When the question states examples and no agent passed them, up to
+    ``verify_samples`` more samples are drawn, one at a time (the
+    sample-and-filter of AlphaCode and CodeT: the examples are a trusted
+    filter, so another sample is the cheapest chance of a passing program).
+    They join the layer's candidates. Returns the layer's proposals and the
+    settling answer.
     """
     verification = run.verification
     assert verification is not None
     proposals: list[Proposal] = []
     run.history.append(proposals)
-    for index, agent in enumerate(agents):
+    for index, agent in enumerate(_with_more_samples(run, agents)):
+        if index >= len(agents) and not verification.collect_examples([]):
+            break  # more samples only against the question's own examples
         proposals += await run_layer(run, layer, [agent], run.references, first_index=index)
         candidate = proposals[-1]
         if not candidate.ok:
@@ -155,6 +163,25 @@ async def run_cascade(
             )
             return proposals, Answer(candidate.content)
     return proposals, None
+
+
+# A fresh sample needs some randomness: greedy copies would all be the same.
+MIN_EXTRA_TEMPERATURE = 0.7
+
+
+def _with_more_samples(run: Run, agents: Sequence[Agent]) -> Iterator[Agent]:
+    """The layer's agents, then ``verify_samples`` more samples of its strongest model's
+    hottest agent (each with its own seed, at least :data:`MIN_EXTRA_TEMPERATURE`)."""
+    yield from agents
+    if not agents or run.plan.verify_samples <= 0:
+        return
+    plan = run.plan
+    top = max(plan.strength(plan.spec_for(a).name) for a in agents)
+    strongest = [a for a in agents if plan.strength(plan.spec_for(a).name) == top]
+    hottest = max(strongest, key=plan.temperature_of)
+    temperature = max(plan.temperature_of(hottest), MIN_EXTRA_TEMPERATURE)
+    for extra in range(1, plan.verify_samples + 1):
+        yield replace(hottest, name=f"{hottest.name}+{extra}", temperature=temperature)
 
 
 async def make_roles(run: Run) -> tuple[list[Agent], Proposal | None]:

@@ -51,6 +51,7 @@ def policy_from(config: Config) -> dict[str, Any]:
     return {
         "task": config.task,
         "verify": config.verify,
+        "verify_samples": config.verify_samples,
         "router": config.router,
         "layout": config.layout,
         "aggregate": config.aggregate,
@@ -83,6 +84,8 @@ class Plan:
     # Run code candidates against tests (runs model-written code): true, false,
     # or "auto" (engine.verification.wants_verification).
     verify: bool | str
+    # More samples a verified cascade draws while none passes the question's examples.
+    verify_samples: int
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
     layout: str  # refinement layers: "references" or "continue" (own chat)
     aggregate: str  # a name of engine.choose.CHOOSERS: "synthesize", "select", "auto"
