@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from moa_local import MoA
 from moa_local.engine.choose.consensus import consensus_scores
 from moa_local.trace import read_trace
@@ -63,3 +65,13 @@ async def test_auto_takes_the_consensus_of_free_text_without_asking_the_aggregat
     assert decision(result, "aggregate.auto")["chooser"] == "consensus"
     assert result.final_response == SHARED
     assert not [r for r in backend.stats.requests if r.tag == "select"]
+
+
+def test_how_the_answer_was_chosen_is_one_line_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from moa_local.cli.progress import ProgressPrinter
+
+    reason = "echo:b's answer agrees most with the other 2"
+    ProgressPrinter(verbose=False)("aggregate.consensus", {"chosen": "echo:b", "reason": reason})
+    assert capsys.readouterr().err == f"chose echo:b: {reason}\n"

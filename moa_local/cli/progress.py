@@ -110,6 +110,8 @@ class ProgressPrinter:
             echo(f"verify: {len(record['tests'])} tests for {record['entry_point']}")
         elif event == "verify.selected":
             echo(f"verify: chose {record['chosen']} ({record['reason']})")
+        elif event in ("aggregate.vote", "aggregate.consensus", "aggregate.select"):
+            echo(f"chose {record['chosen']}: {record['reason']}")
         elif event == "aggregate.window":
             echo(f"aggregating window {record['step']} ({record['references']} answers)...")
         elif event == "final.start":
