@@ -36,7 +36,7 @@ from typing import Any
 
 from moa_local.answers import final_answer
 from moa_local.engine.choose.confidence import weights
-from moa_local.engine.choose.consensus import consensus_scores
+from moa_local.engine.choose.consensus import consensus_scores, most_agreed
 from moa_local.evals.runner import read_log
 from moa_local.evals.suites import load_suite
 
@@ -67,9 +67,7 @@ def weighted(
 def consensus(candidates: Sequence[dict[str, Any]]) -> int:
     """Index of the candidate ``aggregate = "consensus"`` returns."""
     order = sorted(range(len(candidates)), key=lambda i: candidates[i]["temperature"])
-    agreement = consensus_scores([candidates[i]["content"] for i in order])
-    best = max(range(len(order)), key=lambda k: (round(agreement[k], 9), -k))
-    return order[best]
+    return order[most_agreed(consensus_scores([candidates[i]["content"] for i in order]))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

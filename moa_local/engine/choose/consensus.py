@@ -32,8 +32,7 @@ class Consensus:
         """The candidate with the highest total similarity to the rest; traced."""
         ordered = greedy_first(candidates, run.plan)
         agreement = consensus_scores([p.content for p in ordered])
-        best = max(range(len(ordered)), key=lambda i: (round(agreement[i], 9), -i))
-        chosen = ordered[best]
+        chosen = ordered[most_agreed(agreement)]
         run.decide(
             "aggregate.consensus",
             chosen=chosen.agent,
@@ -45,6 +44,11 @@ class Consensus:
             agreement={p.agent: round(a, 3) for p, a in zip(ordered, agreement, strict=True)},
         )
         return Answer(chosen.content)
+
+
+def most_agreed(agreement: Sequence[float]) -> int:
+    """Index of the highest agreement; the first (the greediest) among equals."""
+    return max(range(len(agreement)), key=lambda i: (round(agreement[i], 9), -i))
 
 
 def consensus_scores(texts: Sequence[str]) -> list[float]:
