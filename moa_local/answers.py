@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .programs import extract_python, is_whole, normalize_code
+from .checks.programs import extract_python, is_whole, normalize_code
 
 # "Answer: x", "Final answer: x", "**Answer:** x", "## Answer: x", "The correct
 # answer is: x", "So the answer is x", "Answer = x".
@@ -72,7 +72,7 @@ def final_answer(
 
     For ``code``, the answer is the reply's program, and only a whole one
     counts: it parses and uses no name that neither it nor the ``question``'s
-    code defines or imports (:func:`moa_local.programs.is_whole`). Otherwise
+    code defines or imports (:func:`moa_local.checks.programs.is_whole`). Otherwise
     it is the stated answer, or the whole reply when that is one short line;
     an option's text counts as its letter when the ``question`` lists
     lettered options.

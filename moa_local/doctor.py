@@ -17,18 +17,18 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from . import catalog
 from .backends.base import BackendRegistry
 from .backends.capabilities import ListsHostModels
+from .checks.isolation import describe_isolation
 from .config import Config
 from .errors import MoALocalError
-from .estimate import MIB, MemoryEstimate
-from .estimate import estimate as estimate_memory
-from .isolation import describe_isolation
+from .machine.devices import detect_devices, physical_cores
 from .moa import default_cpu_slots, host_budgets, machine_budgets
-from .models import DEFAULT_N_CTX, ModelSpec, resolve_model
-from .resources import detect_devices, physical_cores
-from .store import ModelStore
+from .models import catalog
+from .models.estimate import MIB, MemoryEstimate
+from .models.estimate import estimate as estimate_memory
+from .models.references import DEFAULT_N_CTX, ModelSpec, resolve_model
+from .models.store import ModelStore
 
 
 def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:

@@ -21,14 +21,14 @@ from .backends.base import Backend, BackendRegistry, Message
 from .config import Config, apply_overrides, load_config, moa_home
 from .engine import Engine, Plan
 from .errors import ConfigError
-from .estimate import MIB
+from .machine.devices import Budget, budget_for, detect_devices, physical_cores
+from .machine.replicas import Replicas
+from .machine.scheduler import Scheduler
+from .models.estimate import MIB
+from .models.store import ModelStore
 from .planning import Planner
-from .progress import ProgressFactory, silent_progress
-from .replicas import Replicas
-from .resources import Budget, budget_for, detect_devices, physical_cores
+from .reporting import ProgressFactory, silent_progress
 from .result import MoAResult
-from .scheduler import Scheduler
-from .store import ModelStore
 from .trace import Observer, Tracer
 
 # Keyword settings that are spelled differently from their models.toml key.

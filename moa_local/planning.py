@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from . import catalog
 from .agents import Agent, by_model, by_temperature
 from .backends.base import BackendRegistry
 from .backends.capabilities import PullsModels, ReportsResidency
 from .config import Config
 from .engine import Plan, Sampling, policy_from
 from .errors import ConfigError, ModelError, ModelNotInstalled
-from .estimate import MIB
-from .models import ModelSpec, resolve_model
-from .progress import ProgressFactory
-from .scheduler import Scheduler
-from .store import ModelStore
+from .machine.scheduler import Scheduler
+from .models import catalog
+from .models.estimate import MIB
+from .models.references import ModelSpec, resolve_model
+from .models.store import ModelStore
+from .reporting import ProgressFactory
 
 
 class Planner:

@@ -27,8 +27,8 @@ from typing import Any
 from moa_local.backends.base import GenerateRequest
 from moa_local.backends.llamacpp import LlamaCppBackend
 from moa_local.config import load_config, moa_home
-from moa_local.models import ModelSpec, resolve_model
-from moa_local.store import ModelStore
+from moa_local.models.references import ModelSpec, resolve_model
+from moa_local.models.store import ModelStore
 
 QUESTION = (
     "Write a Python function `is_palindrome(s: str) -> bool` that ignores case and "

@@ -36,12 +36,12 @@ from typing import Any
 from moa_local import MoA
 from moa_local.backends.base import BackendRegistry
 from moa_local.backends.echo import EchoBackend
-from moa_local.catalog import CATALOG
 from moa_local.config import load_config, moa_home
-from moa_local.estimate import MIB
-from moa_local.models import ModelSpec, resolve_model
-from moa_local.scheduler import Lease, Scheduler
-from moa_local.store import ModelStore
+from moa_local.machine.scheduler import Lease, Scheduler
+from moa_local.models.catalog import CATALOG
+from moa_local.models.estimate import MIB
+from moa_local.models.references import ModelSpec, resolve_model
+from moa_local.models.store import ModelStore
 
 PROMPT = "Explain in a short paragraph why the sky is blue."
 
@@ -97,7 +97,7 @@ _MEASURE = """
 import asyncio, dataclasses, json, sys
 from pathlib import Path
 from moa_local.backends.llamacpp import LlamaCppBackend
-from moa_local.models import ModelSpec
+from moa_local.models.references import ModelSpec
 path, n_ctx = Path(sys.argv[1]), int(sys.argv[2])
 spec = ModelSpec(name=path.name, backend="llamacpp", path=path, n_ctx=n_ctx, chat_format="chatml")
 async def main():

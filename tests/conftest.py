@@ -10,8 +10,7 @@ import pytest
 
 from moa_local.backends.echo import EchoBackend
 from moa_local.config import BUILTIN_DEFAULTS
-
-from .tiny_gguf import write_tiny_gguf
+from tests.tiny_gguf import write_tiny_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

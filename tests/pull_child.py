@@ -15,11 +15,10 @@ import signal
 import sys
 from pathlib import Path
 
-from moa_local.catalog import PypiSource, WheelMember
 from moa_local.errors import PullError
-from moa_local.store import ModelStore
-
-from .test_store import catalog_entry
+from moa_local.models.catalog import PypiSource, WheelMember
+from moa_local.models.store import ModelStore
+from tests.models.test_store import catalog_entry
 
 
 def chunk(n: int) -> bytes:

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from moa_local.cli import main
 from moa_local.trace import read_trace
-
-from .conftest import RESULT_KEYS
+from tests.conftest import RESULT_KEYS
 
 
 @pytest.fixture

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from moa_local.store import ModelStore
+from moa_local.models.store import ModelStore
 from moa_local.trace import read_trace
-
-from .conftest import REPO_ROOT
-from .pull_child import chunk, model
+from tests.conftest import REPO_ROOT
+from tests.pull_child import chunk, model
 
 CHUNKS = 6
 

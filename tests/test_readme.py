@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from .conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 README_MAX_LINES = 400
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from moa_local.catalog import CATALOG, PypiSource
+from moa_local.models.catalog import CATALOG, PypiSource
 from moa_local.trace import read_trace
 
 pytest.importorskip("llama_cpp")
@@ -175,8 +175,7 @@ async def test_snapshots_give_smollm2_the_tokens_of_a_fresh_context(
 ) -> None:
     """Agents taking turns on SmolLM2 and continuing their chats: the same greedy tokens."""
     from moa_local.backends.llamacpp import LlamaCppBackend
-
-    from .test_reuse import continued, spec_for
+    from tests.backends.test_reuse import continued, spec_for
 
     env = {**os.environ, "MOA_LOCAL_HOME": str(home)}
     assert moa_local("pull", "smollm2-135m", env=env).returncode == 0
@@ -204,9 +203,8 @@ async def test_smollm2_samples_decoded_together(home: Path, isolated: Path) -> N
     tie of its argmax, is the same.
     """
     from moa_local.backends.llamacpp import LlamaCppBackend
-
-    from .test_batched import layer, sampled
-    from .test_reuse import spec_for
+    from tests.backends.test_batched import layer, sampled
+    from tests.backends.test_reuse import spec_for
 
     env = {**os.environ, "MOA_LOCAL_HOME": str(home)}
     assert moa_local("pull", "smollm2-135m", env=env).returncode == 0

@@ -34,8 +34,8 @@ from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
 from ..errors import BackendUnavailable, GenerationError, GenerationTimeout, MoALocalError
-from ..estimate import NO_MEMORY, MemoryEstimate
-from ..models import ModelSpec
+from ..models.estimate import NO_MEMORY, MemoryEstimate
+from ..models.references import ModelSpec
 
 Message = dict[str, str]
 # Receives (index of the request, piece of its text) as generations stream.

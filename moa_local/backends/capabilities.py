@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from ..models import ModelSpec
-from ..progress import ProgressFactory
+from ..models.references import ModelSpec
+from ..reporting import ProgressFactory
 from .base import Message
 
 

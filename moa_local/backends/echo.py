@@ -33,8 +33,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ..errors import GenerationError
-from ..estimate import MIB, NO_MEMORY, MemoryEstimate
-from ..models import ModelSpec
+from ..models.estimate import MIB, NO_MEMORY, MemoryEstimate
+from ..models.references import ModelSpec
 from ..prompts import REFERENCE_HEADER
 from .base import BaseBackend, Completion, GenerateRequest, LoadReport, StreamItem, now
 

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, ModelError
-from ..estimate import NO_MEMORY, MemoryEstimate, shape_from_gguf
-from ..estimate import estimate as estimate_memory
-from ..gguf_meta import read_metadata
-from ..models import ModelSpec
-from ..resources import detect_devices, nvidia_used_bytes, physical_cores, process_rss
+from ..machine.devices import detect_devices, nvidia_used_bytes, physical_cores, process_rss
+from ..models.estimate import NO_MEMORY, MemoryEstimate, shape_from_gguf
+from ..models.estimate import estimate as estimate_memory
+from ..models.gguf_meta import read_metadata
+from ..models.references import ModelSpec
 from .base import LoadReport, ModelInfo, now
 from .batched import MAX_SEQUENCES
 from .llamacpp_generate import LlamaCppGeneration, LoadedModel, greedy_twins, load_key

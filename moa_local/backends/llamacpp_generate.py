@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ContextOverflowError, GenerationError, MoALocalError
-from ..models import ModelSpec
+from ..models.references import ModelSpec
 from .base import (
     BaseBackend,
     Completion,

@@ -27,9 +27,9 @@ from typing import Any
 import httpx
 
 from ..errors import BackendUnavailable, GenerationError, ModelError, PullError
-from ..estimate import NO_MEMORY, MemoryEstimate, ModelShape
-from ..models import ModelSpec
-from ..progress import ProgressFactory, silent_progress
+from ..models.estimate import NO_MEMORY, MemoryEstimate, ModelShape
+from ..models.references import ModelSpec
+from ..reporting import ProgressFactory, silent_progress
 from . import remote
 from .base import BaseBackend, Completion, GenerateRequest, LoadReport, StreamItem, now
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from ..errors import GenerationError
-from ..models import ModelSpec
+from ..models.references import ModelSpec
 from . import remote
 from .base import BaseBackend, Completion, GenerateRequest, StreamItem, now
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import httpx
 
 from ..errors import GenerationError, GenerationTimeout, HostUnreachable
-from ..estimate import MemoryEstimate
-from ..models import ModelSpec
+from ..models.estimate import MemoryEstimate
+from ..models.references import ModelSpec
 
 # Waits before retrying a request the server refused with 503 (queue full).
 RETRY_DELAYS = (0.5, 1.0, 2.0)

@@ -8,7 +8,7 @@ import click
 
 from ..config import moa_home
 from ..doctor import diagnose
-from ..store import ModelStore
+from ..models.store import ModelStore
 from .common import budget_option, config_option, config_with_budget
 from .group import main
 

@@ -2,7 +2,7 @@
 
 ``eval`` runs :func:`~moa_local.evals.runner.evaluate` over HumanEval,
 IFBench or BIG-bench and prints a table (or JSON) and a chart; ``bench`` runs
-:func:`~moa_local.bench.run_bench` and prints naive against optimized timings.
+:func:`~moa_local.evals.bench.run_bench` and prints naive against optimized timings.
 
 Both import their machinery when they run (the eval suites, llama.cpp and
 numpy for bench), so that every other command starts without it.
@@ -160,7 +160,7 @@ def bench(
 ) -> None:
     """Time each plan naive (every call from scratch, one by one) and optimized (as ask
     runs), every generation decoding --max-tokens tokens."""
-    from ..bench import plan_names, run_bench
+    from ..evals.bench import plan_names, run_bench
 
     config = config_with_budget(config_path, budget_mb)
     if max_tokens < 1:
@@ -221,7 +221,7 @@ def bench(
 
 
 def _print_profiles(config: Any, plan: str, prompts: list[str], as_json: bool) -> None:
-    from ..bench_profile import profile_ask
+    from ..evals.bench_profile import profile_ask
 
     prompts = [p for p in prompts if p != "long"] or prompts  # default: fact and code
     profiles = profile_ask(

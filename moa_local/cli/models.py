@@ -14,13 +14,13 @@ from typing import Any
 
 import click
 
-from .. import catalog
 from ..backends.base import BackendRegistry
 from ..backends.capabilities import PullsModels
 from ..config import Config, load_config, moa_home
 from ..errors import ModelError
-from ..models import resolve_model
-from ..store import ModelStore, mib
+from ..models import catalog
+from ..models.references import resolve_model
+from ..models.store import ModelStore, mib
 from .common import config_option, err
 from .group import main
 from .progress import progress_factory
@@ -133,7 +133,7 @@ def _catalog_entry(name: str, config: Config) -> catalog.CatalogEntry:
 @click.option("--no-check", is_flag=True, help="Do not probe the sources (pip's index, the hub).")
 def models(config_path: str | None, as_json: bool, no_check: bool) -> None:
     """List catalog and configured models, whether each is installed, and reachable sources."""
-    from ..sources.reach import reachable_sources  # httpx, only for this command
+    from ..models.sources.reach import reachable_sources  # httpx, only for this command
 
     config = load_config(config_path)
     store = ModelStore(moa_home())

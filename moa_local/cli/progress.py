@@ -1,6 +1,6 @@
 """What the CLI shows on stderr while it works: download bars and a run's progress.
 
-- :func:`progress_factory` makes the library's :data:`~moa_local.progress.ProgressFactory`
+- :func:`progress_factory` makes the library's :data:`~moa_local.reporting.ProgressFactory`
   for downloads: a tqdm bar each on a terminal, one summary line each
   (:class:`_SummaryLine`) when stderr is a log or a pipe, nothing when quiet.
 - :class:`ProgressPrinter` is a run's observer: it turns trace events into
@@ -16,8 +16,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..progress import Progress, ProgressFactory, silent_progress
-from ..store import mib
+from ..models.store import mib
+from ..reporting import Progress, ProgressFactory, silent_progress
 from .common import err
 
 

@@ -48,7 +48,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "aggregate_window": 0,
     "task": "auto",
     # "auto": code questions with examples are verified when model-written code
-    # runs under bubblewrap (moa_local.isolation), and only then.
+    # runs under bubblewrap (moa_local.checks.isolation), and only then.
     "verify": "auto",
     # Verified code questions with examples: how many more samples the cascade
     # draws, one at a time, after a layer's agents while none passes the

@@ -64,7 +64,7 @@ class ModelConfig:
     parameters: int | None = None
     family: str | None = None
     # Every host that serves it, when several do (``host = ["a", "b"]``):
-    # each request goes to one of them (moa_local.replicas).
+    # each request goes to one of them (moa_local.machine.replicas).
     replicas: tuple[str, ...] = ()
 
 

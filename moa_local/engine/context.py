@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .. import prompts
 from ..backends.base import Backend, BackendRegistry
 from ..errors import ContextOverflowError
-from ..models import ModelSpec
+from ..models.references import ModelSpec
 from .plan import Plan
 
 # Tokens a chat template adds around each message, and a little slack.

@@ -19,10 +19,10 @@ from ..backends.base import BackendRegistry, Completion, GenerateRequest, Messag
 from ..backends.capabilities import ListsHostModels
 from ..backends.logprobs import mean_logprob
 from ..errors import GenerationError, HostUnreachable, MoALocalError
-from ..models import ModelSpec
-from ..replicas import Replicas
+from ..machine.replicas import Replicas
+from ..machine.scheduler import Scheduler
+from ..models.references import ModelSpec
 from ..result import Proposal
-from ..scheduler import Scheduler
 from ..trace import Tracer
 from .context import fit_references, with_conversation
 from .plan import Plan, TextCallback

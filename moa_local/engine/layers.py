@@ -14,9 +14,10 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from .. import prompts, verify
+from .. import prompts
 from ..agents import Agent, by_roles, parse_roles
 from ..backends.base import GenerateRequest
+from ..checks import program_tests
 from ..errors import GenerationError, MoALocalError
 from ..result import Proposal
 from .generation import Prepared, completion_proposal
@@ -154,7 +155,7 @@ async def run_cascade(
             0
         ]
         tests = verification.known_tests
-        if verify.settles(verdict, tests):
+        if program_tests.settles(verdict, tests):
             run.decide(
                 "router.decision",
                 action="stop",

@@ -16,7 +16,7 @@ from typing import Any
 from ..agents import Agent
 from ..backends.base import Message
 from ..config import Config
-from ..models import ModelSpec
+from ..models.references import ModelSpec
 
 TextCallback = Callable[[str], None]
 

@@ -26,19 +26,19 @@ from dataclasses import replace
 
 from .. import prompts
 from ..backends.base import BackendRegistry, Message
+from ..checks.programs import asks_for_code, code_blocks, extract_python
 from ..errors import MoALocalError, RunFailed
-from ..programs import asks_for_code, code_blocks, extract_python
-from ..replicas import Replicas
+from ..machine.replicas import Replicas
+from ..machine.scheduler import Scheduler
 from ..result import MoAResult, Proposal
-from ..scheduler import Scheduler
 from ..trace import Tracer
 from .choose import chooser_for, route, stop_when_agreed
 from .context import check_prompt_fits
+from .evidence import Verification, wants_verification
 from .generation import Generator, live, proposal_from
 from .layers import fill_layer, make_roles
 from .plan import Plan, TextCallback
 from .state import Answer, Run
-from .verification import Verification, wants_verification
 
 
 class Engine:

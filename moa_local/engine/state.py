@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from ..result import Proposal
 from ..trace import Tracer
+from .evidence import Verification
 from .generation import Generator
 from .plan import Plan, TextCallback
-from .verification import Verification
 
 
 @dataclass(frozen=True)

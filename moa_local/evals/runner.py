@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import prompts, verify
+from .. import prompts
+from ..checks import program_tests
 from ..config import AGGREGATIONS, Config, apply_overrides, preset_overrides
 from ..config.validate import VALIDATORS, validate
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
-from ..progress import ProgressFactory, silent_progress
+from ..reporting import ProgressFactory, silent_progress
 from .suite import SPLITS, Problem, Suite
 
 # Bumped when the way problems are asked or scored changes, so old log lines
@@ -141,7 +142,7 @@ def prompt_texts(single: bool) -> list[str]:
     if single:
         return [prompts.DEFAULT_PROPOSER_SYSTEM, prompts.CODE_PROPOSER_SYSTEM]
     texts = [v for k, v in sorted(vars(prompts).items()) if k.isupper() and isinstance(v, str)]
-    return [*texts, verify.TEST_WRITER_SYSTEM, verify.TEST_WRITER_USER]
+    return [*texts, program_tests.TEST_WRITER_SYSTEM, program_tests.TEST_WRITER_USER]
 
 
 # What a single model's answer depends on: the model it runs (the aggregator,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import ConfigError
-from ..progress import ProgressFactory, silent_progress
+from ..reporting import ProgressFactory, silent_progress
 from .suite import Suite
 
 SUITES = ("humaneval", "ifbench", "bigbench")

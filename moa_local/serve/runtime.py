@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import catalog
 from ..backends.base import Message
 from ..config import Config, apply_overrides, preset_overrides
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
-from ..progress import ProgressFactory, silent_progress
+from ..models import catalog
+from ..reporting import ProgressFactory, silent_progress
 from ..result import MoAResult
 from ..trace import Observer
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...programs import extract_python, is_whole, parses, undefined_names
+from ...checks.programs import extract_python, is_whole, parses, undefined_names
 from ...result import Proposal
 from ..plan import TextCallback
 from ..state import Run

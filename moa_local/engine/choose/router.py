@@ -1,15 +1,15 @@
 """Early choices (Selective MoA): skip the mixture, or stop it when its answers agree.
 
 Both are traced as ``router.decision`` events with their reason (the
-signals themselves are in :mod:`moa_local.router`).
+signals themselves are in :mod:`moa_local.engine.signals`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ... import router
 from ...result import Proposal
+from .. import signals
 from ..state import Answer, Run
 from .alone import answer_alone
 from .base import strongest
@@ -21,7 +21,7 @@ async def route(run: Run) -> Answer | None:
     if plan.single_model:
         return await answer_alone(run, "single model (no mixture)")
     if plan.router == "on":
-        simple = router.simple_question(run.prompt, code=run.is_code)
+        simple = signals.simple_question(run.prompt, code=run.is_code)
         run.decide(
             "router.decision",
             action="single" if simple.skip else "mixture",
@@ -36,7 +36,7 @@ def stop_when_agreed(run: Run, layer: int, succeeded: Sequence[Proposal]) -> Ans
     """The strongest model's answer, when a router is on and the layer's answers agree."""
     if run.plan.router == "off":
         return None
-    agreed = router.agreement([p.content for p in succeeded], code=run.is_code)
+    agreed = signals.agreement([p.content for p in succeeded], code=run.is_code)
     run.decide(
         "router.decision",
         action="stop" if agreed.skip else "continue",

@@ -2,14 +2,14 @@
 
 Used for code questions when verification is on. The aggregate is kept
 unless a candidate passes more tests (the aggregate wins ties); see
-:func:`moa_local.verify.rank`. Nothing streams before the tests decide.
+:func:`moa_local.checks.program_tests.rank`. Nothing streams before the tests decide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ... import verify
+from ...checks import program_tests
 from ...result import Proposal
 from ..state import Answer, Run
 from .synthesize import aggregate
@@ -28,7 +28,7 @@ class Verified:
         programs = verification.programs(texts)
         verdicts = await verification.verdicts(programs)
         tests = verification.known_tests
-        best = verify.rank(verdicts, programs, tests)[0]
+        best = program_tests.rank(verdicts, programs, tests)[0]
         who = "aggregator" if best == 0 else last[best - 1].agent
         run.decide(
             "verify.selected",

@@ -16,8 +16,8 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
-from ... import verify
 from ...answers import final_answer
+from ...checks import program_tests
 from ...result import Proposal
 from ..state import Answer, Run
 from .base import greedy_first
@@ -51,7 +51,7 @@ class Vote:
 
 def read_answers(run: Run, candidates: Sequence[Proposal]) -> dict[str, str | None]:
     """Each candidate's final answer in canonical form (None where none can be read)."""
-    entry = verify.entry_point(run.prompt) if run.is_code else None
+    entry = program_tests.entry_point(run.prompt) if run.is_code else None
     return {
         p.agent: final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
         for p in candidates
