@@ -33,16 +33,48 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ..backends.base import BackendRegistry
 from ..errors import InsufficientMemory
 from ..models.estimate import MIB, MemoryEstimate
 from ..models.references import ModelSpec
 
 Emit = Callable[..., None]
+
+
+class LoadTaken(Protocol):
+    """What loading a model took (a backend's ``LoadReport``)."""
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def measured(self) -> Mapping[str, int]: ...
+
+
+class HoldsModels(Protocol):
+    """The part of a backend the scheduler uses: where a model computes, its memory, loading.
+
+    Declared here rather than imported from :mod:`moa_local.backends`, so that the
+    machine's package sits below the backends (whose llama.cpp backend reads the
+    devices) and the two never import each other.
+    """
+
+    def compute_device(self, model: ModelSpec) -> str | None: ...
+
+    async def estimate(self, model: ModelSpec) -> MemoryEstimate: ...
+
+    async def load(self, model: ModelSpec) -> LoadTaken: ...
+
+    async def unload(self, model: ModelSpec) -> None: ...
+
+
+class BackendsByModel(Protocol):
+    """The backend for each model (a :class:`moa_local.backends.base.BackendRegistry`)."""
+
+    def for_model(self, model: ModelSpec) -> HoldsModels: ...
 
 
 def _no_emit(event: str, **fields: Any) -> None:
@@ -83,7 +115,7 @@ class Scheduler:
 
     def __init__(
         self,
-        backends: BackendRegistry,
+        backends: BackendsByModel,
         budgets: dict[str, int],
         *,
         cpu_slots: int = 1,
