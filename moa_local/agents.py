@@ -116,7 +116,7 @@ def parse_roles(reply: str, n: int) -> RoleParse:
     data = _first_json_value(reply)
     if data is None:
         problems.append("no JSON list found in the reply")
-        items: list[Any] = []
+        items: Any = []
     else:
         items = data.get("roles", data.get("experts", [])) if isinstance(data, dict) else data
         if not isinstance(items, list):
@@ -170,15 +170,15 @@ def _role_from(item: Any) -> tuple[str, str, bool] | None:
     if not isinstance(item, dict):
         return None
     lowered = {str(key).lower().replace(" ", "_"): value for key, value in item.items()}
-    name = lowered.get("name") or lowered.get("role") or lowered.get("title")
-    prompt = lowered.get("system_prompt") or lowered.get("prompt") or lowered.get("description")
-    if not isinstance(name, str) or not name.strip():
+    given = lowered.get("name") or lowered.get("role") or lowered.get("title")
+    told = lowered.get("system_prompt") or lowered.get("prompt") or lowered.get("description")
+    if not isinstance(given, str) or not given.strip():
         return None
     repaired = "name" not in lowered or "system_prompt" not in lowered
-    if not isinstance(prompt, str) or not prompt.strip():
-        prompt = f"You are {name.strip()}. Answer the question from that expertise."
+    if not isinstance(told, str) or not told.strip():
+        told = f"You are {given.strip()}. Answer the question from that expertise."
         repaired = True
-    return name.strip()[:80], prompt.strip(), repaired
+    return given.strip()[:80], told.strip(), repaired
 
 
 def _first_json_value(text: str) -> Any:

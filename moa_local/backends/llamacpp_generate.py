@@ -241,8 +241,8 @@ class LlamaCppGeneration(BaseBackend):
             return
         rest = sorted(waiting)
         pieces = None if on_text is None else (lambda i, text: on_text(rest[i], text))
-        async for position, outcome in super().generate_many([requests[i] for i in rest], pieces):
-            yield rest[position], outcome
+        async for position, result in super().generate_many([requests[i] for i in rest], pieces):
+            yield rest[position], result
 
 
 def _use_threads(model: LoadedModel, threads: int | None) -> None:

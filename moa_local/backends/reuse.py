@@ -208,7 +208,7 @@ def reusing_llama_class(llama_cpp: Any) -> type:
         return cached
     low = llama_cpp.llama_cpp
 
-    class ReusingLlama(llama_cpp.Llama):  # type: ignore[misc,name-defined]
+    class ReusingLlama(llama_cpp.Llama):
         """``Llama`` that restores KV snapshots and drafts greedy tokens from n-grams.
 
         ``snapshots`` (None: off), ``lookup`` and ``fresh_each_call`` (start every
@@ -227,7 +227,7 @@ def reusing_llama_class(llama_cpp: Any) -> type:
 
         def _restore_best(self, tokens: Sequence[int]) -> None:
             assert self.snapshots is not None
-            live = common_prefix(self.input_ids[: self.n_tokens], tokens)
+            live = common_prefix(self.input_ids[: self.n_tokens], tokens)  # type: ignore[has-type]
             snapshot, length = self.snapshots.best(tokens)
             if snapshot is None or length < live + MIN_RESTORE_GAIN:
                 return

@@ -30,6 +30,7 @@ from .programs import extract_python, normalize_code
 EXAMPLE_WEIGHT = 3  # a passed example from the question counts as much as 3 generated tests
 MAX_TESTS = 12
 # Sandbox limits for one candidate's whole test run.
+# The sandbox limits of one candidate against all its tests (a SandboxLimits).
 LIMITS = {"timeout": 20.0, "cpu_seconds": 15, "memory_mb": 1024}
 _PER_TEST_SECONDS = 3
 _RESULT_MARK = "__moa_verify__"
@@ -164,7 +165,14 @@ async def run_tests(index: int, code: str | None, tests: Sequence[TestCase]) -> 
 
     if code is None:
         return Verdict(index, tuple(False for _ in tests), error="no code in the answer")
-    result = await run_program_async(harness(code, tests), SandboxLimits(**LIMITS))
+    result = await run_program_async(
+        harness(code, tests),
+        SandboxLimits(
+            timeout=LIMITS["timeout"],
+            cpu_seconds=int(LIMITS["cpu_seconds"]),
+            memory_mb=int(LIMITS["memory_mb"]),
+        ),
+    )
     for line in reversed(result.stdout.splitlines()):
         if line.startswith(_RESULT_MARK):
             passed = json.loads(line[len(_RESULT_MARK) :])
@@ -189,7 +197,8 @@ def rank(
 
     def key(position: int) -> tuple[int, int, int, int]:
         verdict = verdicts[position]
-        agreement = same_code[normalized[position]] if normalized[position] else 0
+        code = normalized[position]
+        agreement = same_code[code] if code else 0
         pattern = 0 if verdict.error else same_pattern[verdict.passed]
         return (verdict.score(tests), agreement, pattern, -position)
 

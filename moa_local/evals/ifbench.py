@@ -234,14 +234,14 @@ def _downloads_refused(nltk: ModuleType) -> Iterator[None]:
     saved_spacy_cli = sys.modules.get("spacy.cli")
     stub = ModuleType("spacy.cli", "moa-local stand-in: ifbench only calls download() on it")
     stub.download = _refuse_download  # type: ignore[attr-defined]
-    nltk.download = _refuse_download
+    nltk.download = _refuse_download  # type: ignore[attr-defined]
     # A ready entry in sys.modules is returned by the import system as is, without
     # importing spaCy itself (seconds of start-up, and not needed for scoring).
     sys.modules["spacy.cli"] = stub
     try:
         yield
     finally:
-        nltk.download = saved_download
+        nltk.download = saved_download  # type: ignore[attr-defined]
         if saved_spacy_cli is None:
             sys.modules.pop("spacy.cli", None)
         else:

@@ -363,18 +363,18 @@ class ModelStore:
         from .sources.hf import fetch as fetch_hf
 
         # The hub's client resumes an interrupted download found in this folder.
-        work = directory / HUB_DOWNLOAD_DIR
-        fetched = fetch_hf(source, work, progress, label=f"{entry.name} from hf")
+        hub_work = directory / HUB_DOWNLOAD_DIR
+        fetched = fetch_hf(source, hub_work, progress, label=f"{entry.name} from hf")
         expected = source.sha256 or fetched.published_sha256
         try:
             self._verify(
                 entry, source.kind, fetched.sha256, fetched.size, expected, fetched.published_size
             )
         except PullError:
-            _remove(work)  # a corrupt download must not be resumed
+            _remove(hub_work)  # a corrupt download must not be resumed
             raise
         manifest = self._install(entry, fetched.path, source.kind, fetched.sha256, fetched.size)
-        _remove(work)
+        _remove(hub_work)
         return manifest
 
     def _remove_if_empty(self, entry: CatalogEntry) -> None:

@@ -96,7 +96,7 @@ def bool_field(data: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def message_list(data: dict[str, Any]) -> list[dict[str, str]]:
+def message_list(data: dict[str, Any]) -> list[dict[str, Any]]:
     """``messages`` with each content as text (OpenAI's list of text parts is joined)."""
     messages = data.get("messages")
     if not isinstance(messages, list):

@@ -208,5 +208,5 @@ async def _chunks(
     except Exception as exc:
         # The status line has gone: the error travels as an event, as OpenAI's does.
         response = error_response(exc)
-        yield f"data: {response.body.decode()}\n\n"
+        yield f"data: {bytes(response.body).decode()}\n\n"
     yield "data: [DONE]\n\n"

