@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from moa_local.backends.echo import EchoBackend
@@ -89,3 +91,66 @@ def templateless_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         chat_template=None,
         context_length=4096,
     )
+
+
+# -- no process outlives the suite ------------------------------------------------------
+
+# How long a process the suite started may take to finish exiting once the last
+# test is over (a server killed in a teardown, a sandboxed program's group).
+LEAK_GRACE_S = 10.0
+# What pytest_sessionfinish found, for the terminal summary.
+_LEAKED = pytest.StashKey[list[str]]()
+
+
+def _still_running(processes: list[psutil.Process], within: float) -> list[psutil.Process]:
+    """Those of ``processes`` still alive (zombies do not count) after up to ``within`` s."""
+    _, alive = psutil.wait_procs(processes, timeout=within)
+    running = []
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return running
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"pid {process.pid}: {' '.join(process.cmdline()) or process.name()}"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process the suite started is still running at its end.
+
+    Servers, sandboxed programs and commands under test are children of this
+    pytest process; each test or fixture that starts one must stop it. One
+    still here was leaked: it is named, killed, and the run fails.
+    """
+    leaked = _still_running(psutil.Process().children(recursive=True), LEAK_GRACE_S)
+    if not leaked:
+        return
+    described = [_describe(process) for process in leaked]
+    for process in leaked:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(leaked, timeout=LEAK_GRACE_S)
+    session.config.stash[_LEAKED] = described
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the processes pytest_sessionfinish found still running (and killed)."""
+    leaked = terminalreporter.config.stash.get(_LEAKED, [])
+    if not leaked:
+        return
+    terminalreporter.section("processes left running", sep="=", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{len(leaked)} process(es) started by the suite outlived it (now killed):", red=True
+    )
+    for line in leaked:
+        terminalreporter.write_line(f"  {line}")
+    terminalreporter.stats.setdefault("leaked process", []).extend(leaked)

@@ -7,7 +7,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+# Every server started in this process, in order; see stopping_servers().
+_STARTED: list[LlamaServer] = []
 
 
 def free_port() -> int:
@@ -45,6 +50,7 @@ class LlamaServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        _STARTED.append(self)
 
     def wait_ready(self, timeout: float = 90) -> LlamaServer:
         """Block until the server answers /v1/models."""
@@ -60,8 +66,24 @@ class LlamaServer:
         raise RuntimeError(f"llama_cpp.server on {self.url} did not start in {timeout} s")
 
     def stop(self) -> None:
-        """Kill the server (as a crash would) and wait for it."""
+        """Kill the server (as a crash would) and wait for it; again: nothing."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=30)
         self._log.close()
+
+
+@contextmanager
+def stopping_servers() -> Iterator[None]:
+    """Stop, on leaving, every server started inside the block, wherever the test put it.
+
+    A fixture wraps its setup, yield and teardown in it: a server the test
+    started itself (a host restarted on its port, kept in a list or a local)
+    is stopped with the fixture's own.
+    """
+    before = len(_STARTED)
+    try:
+        yield
+    finally:
+        for server in _STARTED[before:]:
+            server.stop()

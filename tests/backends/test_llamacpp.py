@@ -162,7 +162,15 @@ def test_one_file_under_two_names_is_loaded_and_budgeted_once(tiny_model: Path) 
     )
     moa = MoA(proposers=["first", "second"], aggregator="first", layers=1, max_tokens=8, seed=1)
     result = moa.run_sync("hello")
-    assert all(p.ok or p.error == "empty answer" for p in result.layer_history[0])
+    # Both names answered, from the one model loaded for the first of them.
+    assert [(p.model, p.ok) for p in result.layer_history[0]] == [
+        ("first", True),
+        ("second", True),
+    ]
+    assert all(p.completion_tokens > 0 for p in result.layer_history[0])
+    events = read_trace(result.trace_file)
+    assert [e["model"] for e in events if e["event"] == "model.load"] == ["first"]
+    assert not any(e["event"] == "model.unload" for e in events)
     assert len(moa.scheduler.resident) == 1
     (resident,) = moa.scheduler.resident.values()
     assert moa.scheduler.used["cpu"] == resident.estimate.per_device["cpu"]

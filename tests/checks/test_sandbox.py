@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -51,8 +52,11 @@ def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def gone(pid: int, within: float = 2.0) -> bool:
-    """Whether process ``pid`` is dead (or a zombie nobody reaps) within ``within`` seconds."""
+def gone(pid: int, within: float = 30.0) -> bool:
+    """Whether process ``pid`` is dead (or a zombie nobody reaps) within ``within`` seconds.
+
+    It returns as soon as it is: the bound is for a loaded machine, not a measurement.
+    """
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
@@ -64,8 +68,21 @@ def gone(pid: int, within: float = 2.0) -> bool:
     return False
 
 
+def unique_seconds(whole: int) -> str:
+    """A ``sleep`` duration of about ``whole`` s that no other process on the machine has.
+
+    ``sleep 100`` may be running anywhere (another user's shell, another test
+    run); ``sleep 100.<nine random digits>`` is this test's own.
+    """
+    return f"{whole}.{uuid.uuid4().int % 10**9:09d}"
+
+
 def processes_mentioning(marker: str) -> list[int]:
-    """Live processes whose command line mentions ``marker``."""
+    """Live processes on the machine whose command line mentions ``marker``.
+
+    The marker must be unique to the test (:func:`unique_seconds`, a fresh
+    temporary directory): every process on the machine is looked at.
+    """
     found = []
     for process in psutil.process_iter(["cmdline", "status"]):
         cmdline = " ".join(process.info["cmdline"] or ())
@@ -76,10 +93,13 @@ def processes_mentioning(marker: str) -> list[int]:
 
 @each_isolation
 def test_a_passing_program(isolation: str) -> None:
+    started = time.monotonic()
     result = run("print('hello')", isolation=isolation)
+    elapsed = time.monotonic() - started
     assert result.status == "passed" and result.passed
     assert result.returncode == 0 and result.stdout == "hello\n" and result.stderr == ""
-    assert result.detail == "passed" and 0 < result.seconds < 5
+    # Its own running time: part of the call's.
+    assert result.detail == "passed" and 0 < result.seconds <= elapsed
 
 
 @each_isolation
@@ -126,14 +146,17 @@ def test_a_killing_signal_is_an_error(isolation: str) -> None:
 def test_a_sleeping_program_times_out_on_the_wall_clock(isolation: str) -> None:
     started = time.monotonic()
     result = run(
-        "import os, time\nprint(os.getcwd(), flush=True)\ntime.sleep(60)",
-        timeout=2,
+        "import os, time\nprint(os.getcwd(), flush=True)\ntime.sleep(600)",
+        timeout=3,
         cpu_seconds=30,
         isolation=isolation,
     )
+    # Killed at the wall clock (no exit status of its own) once its 3 s were
+    # up, not waited out for the 600 s it asked for; the upper bounds leave
+    # room for a loaded machine.
     assert result.status == "timeout" and result.returncode is None
-    assert result.detail.startswith("timed out after 2")
-    assert 1.9 < result.seconds < 3.5 and time.monotonic() - started < 4
+    assert result.detail == f"timed out after {result.seconds:.3g} s"
+    assert 3 <= result.seconds < 60 and time.monotonic() - started < 60
     # Output written before the kill is kept; the directory is gone (under
     # bubblewrap it is the sandbox's own tmpfs, gone with its mount namespace).
     workdir = Path(result.stdout.strip())
@@ -142,22 +165,24 @@ def test_a_sleeping_program_times_out_on_the_wall_clock(isolation: str) -> None:
 
 @each_isolation
 def test_a_busy_loop_is_stopped_by_the_cpu_limit(isolation: str) -> None:
-    result = run("while True:\n    pass", timeout=30, cpu_seconds=1, isolation=isolation)
+    # A wall clock far off (on a loaded machine one CPU second takes several):
+    # an exit status of its own says the kernel stopped it, not the wall clock.
+    result = run("while True:\n    pass", timeout=600, cpu_seconds=1, isolation=isolation)
     assert result.status == "timeout" and result.detail == "CPU time limit exceeded"
     assert result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
-    assert result.seconds < 5
 
 
 @each_isolation
 def test_a_program_that_ignores_sigxcpu_still_times_out(isolation: str) -> None:
     result = run(
         "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass",
-        timeout=30,
+        timeout=600,
         cpu_seconds=1,
         isolation=isolation,
     )
+    # SIGKILL at the hard CPU limit: the wall clock (600 s) would leave no exit status.
     assert result.status == "timeout" and result.returncode == -signal.SIGKILL
-    assert result.seconds < 5
+    assert result.detail == "CPU time limit exceeded"
 
 
 @each_isolation
@@ -169,8 +194,8 @@ def test_allocating_far_more_than_allowed_is_an_error(isolation: str) -> None:
         memory_mb=256,
         isolation=isolation,
     )
+    # An error, not a timeout: refused at the limit, not swapped in until the wall clock.
     assert growing.status == "error" and "MemoryError" in growing.detail
-    assert at_once.seconds < 5 and growing.seconds < 5
 
 
 @each_isolation
@@ -198,11 +223,19 @@ def test_resource_limits_are_set_and_cannot_be_raised(isolation: str) -> None:
 
 
 def test_the_process_limit_is_set_only_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tasks on the machine come and go; the count is read from the kernel
+    # (at least this process's own threads are among them).
+    assert sandbox._task_count() >= psutil.Process().num_threads() >= 1
+    monkeypatch.setattr(sandbox, "_task_count", lambda: 1234)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     as_user = {kind: (soft, hard) for kind, soft, hard in sandbox._rlimits(SandboxLimits())}
-    soft, hard = as_user[resource.RLIMIT_NPROC]
-    # Room for the user's tasks that exist already, and a margin, but bounded.
-    assert len(psutil.pids()) < soft <= hard < 10**6
+    # Room for the tasks that exist already, and a margin, but bounded (and
+    # never above a hard limit this process has).
+    wanted = 1234 + sandbox._NPROC_MARGIN
+    current_hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    if current_hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, current_hard)
+    assert as_user[resource.RLIMIT_NPROC] == (wanted, wanted)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     as_root = {kind for kind, _, _ in sandbox._rlimits(SandboxLimits())}
     assert resource.RLIMIT_NPROC not in as_root
@@ -210,13 +243,14 @@ def test_the_process_limit_is_set_only_when_not_root(monkeypatch: pytest.MonkeyP
 
 @each_isolation
 def test_forking_and_spawning_are_refused(isolation: str) -> None:
+    seconds = unique_seconds(100)  # names the sleeps these programs would start
     programs = {
         "import os\nwhile True:\n    os.fork()": "os.fork",
-        "import subprocess\nsubprocess.Popen(['sleep', '100'])": "subprocess",
-        "import subprocess\nsubprocess.run('sleep 100', shell=True)": "subprocess",
-        "import os\nos.system('sleep 100')": "os.system",
+        f"import subprocess\nsubprocess.Popen(['sleep', '{seconds}'])": "subprocess",
+        f"import subprocess\nsubprocess.run('sleep {seconds}', shell=True)": "subprocess",
+        f"import os\nos.system('sleep {seconds}')": "os.system",
         "import multiprocessing as m\nm.Process(target=print).start()": "os.fork",
-        "import os\nos.execv('/bin/sleep', ['sleep', '100'])": "os.execv",
+        f"import os\nos.execv('/bin/sleep', ['sleep', '{seconds}'])": "os.execv",
         "import os\nos.kill(1, 9)": "os.kill",
         "import os\nos.setsid()": "os.setsid",
     }
@@ -224,7 +258,7 @@ def test_forking_and_spawning_are_refused(isolation: str) -> None:
         result = run(program, isolation=isolation)
         assert result.status == "error", program
         assert result.detail == f"PermissionError: sandbox: {operation} is not allowed", program
-    assert processes_mentioning("sleep 100") == []
+    assert processes_mentioning(f"sleep {seconds}") == []
 
 
 FORK_THROUGH_LIBC = """\
@@ -241,7 +275,8 @@ print(pid, os.getcwd(), flush=True)
     ("rest_of_program", "limits", "status"),
     [
         pytest.param("", {}, "passed", id="left-behind"),
-        pytest.param("time.sleep(60)\n", {"timeout": 1.5}, "timeout", id="on-timeout"),
+        # Long enough to start and print on a loaded machine; the sleep, far longer.
+        pytest.param("time.sleep(600)\n", {"timeout": 5}, "timeout", id="on-timeout"),
     ],
 )
 def test_a_child_is_killed_with_the_process_group(
@@ -257,9 +292,10 @@ def test_a_child_is_killed_with_the_process_group(
 
 @each_isolation
 def test_reading_stdin_is_an_error_at_once(isolation: str) -> None:
+    # At once: an EOFError ends it; a program left waiting for input would
+    # time out instead (status "timeout" at the 10 s wall clock).
     result = run("name = input('name? ')", isolation=isolation)
     assert result.status == "error" and result.detail.startswith("EOFError")
-    assert result.seconds < 2
 
 
 def test_writing_or_deleting_outside_its_directory_is_refused(tmp_path: Path) -> None:

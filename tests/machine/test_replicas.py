@@ -15,7 +15,7 @@ from moa_local.errors import ConfigError, GenerationError, HostUnreachable
 from moa_local.machine.replicas import FIRST_BACKOFF_S, Replicas
 from moa_local.models.references import ModelSpec
 from moa_local.trace import read_trace
-from tests.servers import LlamaServer
+from tests.servers import LlamaServer, stopping_servers
 
 HOSTS = tuple(HostConfig(name, f"http://{name}:1", kind="openai") for name in "abc")
 SPEC = ModelSpec(name="m", backend="openai", host=HOSTS[0], replicas=HOSTS, remote_model="m")
@@ -93,13 +93,27 @@ def test_a_model_names_several_hosts(tmp_path: Path) -> None:
 
 @pytest.fixture
 def three_hosts(tmp_path: Path, tiny_model: Path) -> Iterator[list[LlamaServer]]:
+    """Hosts a, b, c; every server started until the test ends is stopped, restarted ones too."""
     pytest.importorskip("llama_cpp.server.app")
-    servers = [LlamaServer(tiny_model, tmp_path / f"{n}.log") for n in "abc"]
-    try:
+    with stopping_servers():
+        servers = [LlamaServer(tiny_model, tmp_path / f"{n}.log") for n in "abc"]
         yield [server.wait_ready() for server in servers]
-    finally:
-        for server in servers:
-            server.stop()
+
+
+def test_a_server_started_inside_the_fixture_is_stopped_with_it(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    # What three_hosts relies on: a server the test puts in place of another
+    # (a restart) is stopped at the block's end, though the test never stops
+    # it; one the test stopped itself is stopped again harmlessly.
+    pytest.importorskip("llama_cpp.server.app")
+    with stopping_servers():
+        hosts = [LlamaServer(tiny_model, tmp_path / "first.log")]
+        hosts[0].stop()
+        hosts[0] = LlamaServer(tiny_model, tmp_path / "restarted.log")
+        restarted = hosts[0]
+        assert restarted.process.poll() is None
+    assert restarted.process.returncode is not None
 
 
 def replicated_config(servers: list[LlamaServer]) -> str:

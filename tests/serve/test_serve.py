@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -49,7 +51,7 @@ num_proposers = 0
 router = "off"
 
 [presets.steady]
-proposers = ["echo:steady?delay=1.5"]
+proposers = ["echo:steady?delay=3"]
 aggregator = "echo:agg"
 layers = 1
 strategy = "model"
@@ -318,18 +320,19 @@ def test_a_full_queue_is_answered_at_once(tight_server: Server) -> None:
     results: list[int] = []
     holder = _in_background(
         lambda: results.append(
-            httpx.post(f"{tight_server.url}/v1/chat/completions", json=body, timeout=30).status_code
+            httpx.post(f"{tight_server.url}/v1/chat/completions", json=body, timeout=60).status_code
         )
     )
-    time.sleep(0.5)  # the first request now holds the only worker
-    started = time.perf_counter()
-    refused = httpx.post(f"{tight_server.url}/v1/chat/completions", json=body, timeout=30)
-    assert time.perf_counter() - started < 0.5
+    _wait_for_run(tight_server, "hold")  # the first request now holds the only worker
+    refused = httpx.post(f"{tight_server.url}/v1/chat/completions", json=body, timeout=60)
+    busy = httpx.post(f"{tight_server.url}/api/chat", json=body, timeout=60)
+    # At once: both refused while the first run (3 s of its proposer) still
+    # holds the worker, not queued until it is free.
+    assert results == []
     assert refused.status_code == 429 and refused.headers["Retry-After"]
     assert refused.json()["error"]["code"] == "server_busy"
-    busy = httpx.post(f"{tight_server.url}/api/chat", json=body, timeout=30)
     assert busy.status_code == 503 and "busy" in busy.json()["error"]
-    holder.join(30)
+    holder.join(60)
     assert results == [200]
     # once the worker is free, requests are served again
     assert (
@@ -349,42 +352,56 @@ def test_a_disconnected_client_cancels_its_run_and_frees_the_worker(
         "stream": stream,
     }
     if stream:
-        with httpx.stream("POST", tight_server.url + route, json=slow, timeout=30) as r:
+        with httpx.stream("POST", tight_server.url + route, json=slow, timeout=60) as r:
             assert r.status_code == 200
-            _wait_for_slow_run(tight_server)  # its proposer is generating
+            running = _wait_for_run(tight_server, "take forever")  # its proposer is generating
     else:
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(tight_server.url + route, json=slow, timeout=2.0)
-    # the client is gone: its 30-second proposer is cancelled, so the worker is free
-    started = time.perf_counter()
-    deadline = started + 5
+        # The answer would come at the end of the run: hang up once it is running.
+        with _raw_post(tight_server.url, route, slow):
+            running = _wait_for_run(tight_server, "take forever")
+    # The client is gone: its 30-second proposer is cancelled, so the worker is
+    # free long before that proposer could have finished.
     quick = {"model": "moa", "messages": [{"role": "user", "content": "quick"}]}
     while True:
-        response = httpx.post(f"{tight_server.url}/v1/chat/completions", json=quick, timeout=30)
-        if response.status_code != 429 or time.perf_counter() > deadline:
+        response = httpx.post(f"{tight_server.url}/v1/chat/completions", json=quick, timeout=60)
+        if response.status_code != 429 or time.monotonic() - running > 30:
             break
         time.sleep(0.1)
-    assert response.status_code == 200
-    assert time.perf_counter() - started < 5
-    (slow_trace,) = _slow_traces(tight_server)
+    assert response.status_code == 200 and time.monotonic() - running < 30
+    (slow_trace,) = _traces_of(tight_server, "take forever")
     last = slow_trace[-1]
     assert last["event"] == "run.error" and last["kind"] == "cancelled"
 
 
-def _slow_traces(server: Server) -> list[list[dict]]:
+@contextmanager
+def _raw_post(url: str, route: str, body: dict) -> Iterator[None]:
+    """Send a JSON POST on a socket of its own; hang up on leaving, unanswered."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=60) as connection:
+        connection.sendall(head.encode() + data)
+        yield
+
+
+def _traces_of(server: Server, prompt: str) -> list[list[dict]]:
     directory = Path(server.log).parent / "traces"
     found = [read_trace(p) for p in directory.glob("*.jsonl")]
-    return [t for t in found if t and t[0].get("prompt") == "take forever"]
+    return [t for t in found if t and t[0].get("prompt") == prompt]
 
 
-def _wait_for_slow_run(server: Server) -> None:
-    deadline = time.monotonic() + 10
+def _wait_for_run(server: Server, prompt: str) -> float:
+    """Wait until the run asked ``prompt`` has begun its first layer; return when (monotonic)."""
+    deadline = time.monotonic() + 60  # returns as soon as it has: room for a loaded machine
     while time.monotonic() < deadline:
-        traces = _slow_traces(server)
+        traces = _traces_of(server, prompt)
         if traces and any(e["event"] == "layer.start" for e in traces[0]):
-            return
+            return time.monotonic()
         time.sleep(0.05)
-    raise AssertionError("the slow run never started")
+    raise AssertionError(f"the run of {prompt!r} never started")
 
 
 # -- security ------------------------------------------------------------------------
