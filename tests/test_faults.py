@@ -5,10 +5,13 @@ wheels built here: one is killed with SIGKILL mid-pull, two pull the same
 model at once, one may not write files past a size limit (RLIMIT_FSIZE, the
 way a full disk fails a write). ``moa-local ask`` runs as a subprocess for
 SIGTERM, a damaged store, an unwritable trace directory and a 1 MB prompt.
+A pytest run of its own leaves a process running: the session-end check in
+conftest.py names it, kills it and fails that run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -89,7 +92,7 @@ def test_a_killed_pull_is_cleaned_up_by_the_next_one(
     store = ModelStore(home)
     entry = model(CHUNKS)
     process = child(home, pull_env)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # left as soon as a partial file is written
     partials: list[Path] = []
     while time.monotonic() < deadline and process.poll() is None:
         partials = [p for p in store.directory_for(entry).glob(".*.partial") if p.stat().st_size]
@@ -121,15 +124,27 @@ def test_two_pulls_of_one_model_end_with_one_verified_file(
     tmp_path: Path, pull_env: dict[str, str]
 ) -> None:
     home = tmp_path / "home"
-    first = child(home, pull_env)
-    time.sleep(0.3)
-    second = child(home, pull_env)
-    outputs = [p.communicate(timeout=120)[0] for p in (first, second)]
-    assert [p.returncode for p in (first, second)] == [0, 0], outputs
-    assert all(out.strip().endswith(f"ok {expected_sha()}") for out in outputs)
-    assert any("waiting for another pull" in out for out in outputs)
     store = ModelStore(home)
     entry = model(CHUNKS)
+    # The two start together for certain: both find the model's pull lock
+    # taken (here, by the test) and wait; released, they race for it.
+    store.root.mkdir(parents=True)
+    lock = os.open(store.root / f".{entry.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        first, second = child(home, pull_env), child(home, pull_env)
+        waiting = [p.stdout.readline() for p in (first, second)]  # type: ignore[union-attr]
+    finally:
+        os.close(lock)
+    outputs = [
+        line + p.communicate(timeout=300)[0]
+        for line, p in zip(waiting, (first, second), strict=True)
+    ]
+    assert all(
+        line.startswith(f"{entry.name}: waiting for another pull of it") for line in waiting
+    ), outputs
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    assert all(out.strip().endswith(f"ok {expected_sha()}") for out in outputs)
     assert store.is_installed(entry)
     assert sorted(p.name for p in store.directory_for(entry).iterdir()) == [
         "fault-model.gguf",
@@ -183,12 +198,15 @@ def test_sigterm_cancels_the_run_writes_its_end_and_exits_143(tmp_path: Path) ->
         str(traces),
         cwd=tmp_path,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # left as soon as the run is going
     while time.monotonic() < deadline:
         files = list(traces.glob("*.jsonl"))
         if files and any(e["event"] == "layer.start" for e in read_trace(files[0])):
             break
         time.sleep(0.05)
+    else:
+        process.kill()
+        raise AssertionError(f"the run never started: {process.communicate()}")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 143
@@ -364,3 +382,59 @@ def test_prune_removes_leftovers_and_models(tmp_path: Path) -> None:
     assert "removed smollm2-135m (49 KiB)" in removed.stderr
     unknown = prune("--rm", "nope")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: unknown model 'nope'")
+
+
+# -- the suite itself: no process outlives it -------------------------------------------
+
+ONE_TEST = """\
+import subprocess
+
+def test_starts_processes():
+    subprocess.Popen(["true"])  # ends at once, never waited for: not running
+    sleeper = subprocess.Popen(["sleep", "{seconds}"])
+    {end}
+"""
+
+
+@pytest.mark.parametrize(
+    ("end", "leaked"),
+    [
+        pytest.param("", True, id="left-running"),
+        pytest.param("sleeper.kill()\n    sleeper.wait()", False, id="stopped"),
+    ],
+)
+def test_a_process_left_running_fails_the_run_and_is_killed(
+    tmp_path: Path, end: str, leaked: bool
+) -> None:
+    from tests.checks.test_sandbox import processes_mentioning, unique_seconds
+
+    seconds = unique_seconds(600)
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    # The session-end check of this suite's conftest, and nothing else of it.
+    (suite / "conftest.py").write_text(
+        "import tests.conftest\n"
+        "from tests.conftest import pytest_sessionfinish, pytest_terminal_summary\n"
+        "tests.conftest.LEAK_GRACE_S = 1.0\n"
+    )
+    (suite / "test_one.py").write_text(ONE_TEST.format(seconds=seconds, end=end))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
+        capture_output=True,
+        text=True,
+        cwd=suite,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    # Killed either way: by the test, or by the check.
+    assert processes_mentioning(f"sleep {seconds}") == []
+    if not leaked:
+        assert result.returncode == 0, result.stdout
+        assert "processes left running" not in result.stdout
+        return
+    assert result.returncode == 1, result.stdout
+    section = result.stdout.split("processes left running", 1)[1].splitlines()
+    assert section[1] == "1 process(es) started by the suite outlived it (now killed):"
+    assert section[2].startswith("  pid ") and section[2].endswith(f": sleep {seconds}")
+    assert result.stdout.strip().splitlines()[-1].startswith("1 passed, 1 leaked process in ")
