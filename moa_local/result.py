@@ -61,6 +61,12 @@ class MoAResult(Mapping[str, Any]):
     usage: dict[str, int] = field(default_factory=dict)
     program: str | None = None  # the program of a code answer, extracted from final_response
     decisions: list[dict[str, Any]] = field(default_factory=list)  # router and verify choices
+    # The candidate the mixture chose, as it was written (a final agent may
+    # rewrite it); None when the answer is new text, such as a synthesis.
+    chosen: Proposal | None = None
+    # The candidates it was chosen among (the last layer's, mostly); none
+    # when nothing was chosen, as when the model answered alone.
+    candidates: tuple[Proposal, ...] = ()
 
     @property
     def code(self) -> str | None:
@@ -88,6 +94,8 @@ class MoAResult(Mapping[str, Any]):
             "run_id": self.run_id,
             "code": self.program,
             "decisions": [dict(d) for d in self.decisions],
+            "chosen": _place(self.chosen) if self.chosen else None,
+            "candidates": [_place(p) for p in self.candidates],
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -98,3 +106,12 @@ class MoAResult(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.to_dict())
+
+
+def _place(proposal: Proposal) -> dict[str, Any]:
+    """Where a proposal stands in a run, as the plain data names it: its layer and agent.
+
+    The proposal itself is in ``layer_history`` (or is the ``aggregator``);
+    naming it again in full would repeat its text.
+    """
+    return {"layer": proposal.layer, "agent": proposal.agent}

@@ -10,7 +10,7 @@ scheduler and a tracer, and returns a :class:`MoAResult`. Its rooms:
 - :mod:`.generation`: requests built, leased and turned into proposals;
 - :mod:`.context`: references fitted into a model's context;
 - :mod:`.layers`: filling and running a layer, roles, the refinement layouts;
-- :mod:`.verification`: one run's tests and how candidates do on them;
+- :mod:`.evidence`: one run's tests and how candidates do on them;
 - :mod:`.choose`: the ways a mixture ends, one module each.
 """
 

@@ -10,8 +10,8 @@ proposal with ``error`` set, never an exception.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
 from .. import prompts
@@ -26,6 +26,30 @@ from ..result import Proposal
 from ..trace import Tracer
 from .context import fit_references, with_conversation
 from .plan import Plan, TextCallback
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationTask:
+    """One generation to prepare: what to generate, for whom, with which settings.
+
+    ``plan``, ``prompt`` and ``is_code`` are the run's own (:meth:`.state.Run.task`
+    fills them in); the rest says what this generation is.
+    """
+
+    plan: Plan
+    prompt: str  # the user's question (the plan's conversation comes before it)
+    is_code: bool  # the question asks for a program: the code variants of the prompts
+    spec: ModelSpec  # the model that generates
+    who: str  # the agent's name, or the role ("aggregator", "single"): the request's tag
+    layer: int
+    temperature: float
+    references: tuple[str, ...] = ()  # the answers it reads
+    system_base: str | None = None  # the agent's own system prompt (None: the default)
+    # References are answers to improve on (a proposer's refinement layer),
+    # not to merge into one (the aggregator's).
+    refine: bool = True
+    own_answer: str | None = None  # the continue layout: the agent's previous answer
+    seed_offset: int = 0  # added to the run's seed, so that each agent samples differently
 
 
 @dataclass(frozen=True)
@@ -71,81 +95,40 @@ class Generator:
             tag=tag,
         )
 
-    async def prepare(
-        self,
-        plan: Plan,
-        spec: ModelSpec,
-        system_base: str | None,
-        references: Sequence[str],
-        prompt: str,
-        temperature: float,
-        *,
-        seed_offset: int,
-        tracer: Tracer,
-        who: str,
-        layer: int,
-        refine: bool = True,
-        is_code: bool = False,
-        own_answer: str | None = None,
-    ) -> Prepared:
-        """Build one request, shortening references to fit the model's context.
+    async def prepare(self, task: GenerationTask, tracer: Tracer) -> Prepared:
+        """Build the request of ``task``, shortening references to fit the model's context.
 
         With ``own_answer`` (the "continue" layout) the request continues the
         agent's previous chat: question, its answer as an assistant turn, then
-        one user turn with ``references`` (the other agents' answers). Raises
+        one user turn with the references (the other agents' answers). Raises
         :class:`ContextOverflowError` when the prompt cannot fit.
         """
-        backend = self.backends.for_model(spec)
+        plan, spec, code = task.plan, task.spec, task.is_code
         fitted, max_tokens = await fit_references(
-            backend,
+            self.backends.for_model(spec),
             spec,
-            prompts.joined(plan.system, system_base),
-            references,
-            with_conversation(plan, prompt),
+            prompts.joined(plan.system, task.system_base),
+            task.references,
+            with_conversation(plan, task.prompt),
             plan.sampling.max_tokens,
-            refine=refine,
-            code=is_code,
-            own_answer=own_answer,
+            refine=task.refine,
+            code=code,
+            own_answer=task.own_answer,
         )
-        shortened = list(fitted) != list(references)
+        shortened = list(fitted) != list(task.references)
         if shortened:
             tracer.emit(
                 "references.shortened",
-                layer=layer,
-                agent=who,
+                layer=task.layer,
+                agent=task.who,
                 model=spec.name,
-                original_chars=[len(r) for r in references],
+                original_chars=[len(r) for r in task.references],
                 kept_chars=[len(r) for r in fitted],
             )
-        messages: tuple[Message, ...]
-        question = (*plan.conversation, {"role": "user", "content": prompt})
-        if own_answer is not None:
-            # The messages up to the question are exactly those of the agent's
-            # previous layer, so a backend that caches prefixes reuses that work.
-            system = prompts.joined(
-                plan.system, system_base or prompts.proposer_system(code=is_code)
-            )
-            messages = (
-                {"role": "system", "content": system},
-                *question,
-                {"role": "assistant", "content": own_answer},
-                {"role": "user", "content": prompts.continue_user(fitted, code=is_code)},
-            )
-        else:
-            if references:
-                system = prompts.synthesis_system(
-                    fitted,
-                    base=prompts.joined(plan.system, system_base),
-                    refine=refine,
-                    code=is_code,
-                )
-            else:
-                system = prompts.joined(
-                    plan.system, system_base or prompts.proposer_system(code=is_code)
-                )
-            messages = ({"role": "system", "content": system}, *question)
-        request = self.base_request(plan, spec, messages, temperature, seed_offset, who)
-        return Prepared(who, replace(request, max_tokens=max_tokens), shortened)
+        request = self.base_request(
+            plan, spec, _messages(task, fitted), task.temperature, task.seed_offset, task.who
+        )
+        return Prepared(task.who, replace(request, max_tokens=max_tokens), shortened)
 
     # -- running requests ------------------------------------------------------
 
@@ -206,7 +189,7 @@ class Generator:
         try:
             async with self.scheduler.lease(request.model, tracer.emit) as lease:
                 request = replace(request, n_threads=lease.threads)
-                async with aclosing(backend.generate_many([request], pieces)) as outcomes:
+                async with _closing(backend.generate_many([request], pieces)) as outcomes:
                     async for _, outcome in outcomes:
                         return outcome
         except MoALocalError as exc:  # the scheduler: the model cannot be loaded
@@ -255,7 +238,7 @@ class Generator:
                     [replace(item.request, n_threads=lease.threads) for item in group],
                     piece if tracer.live else None,
                 )
-                async with aclosing(outcomes):
+                async with _closing(outcomes):
                     async for position, outcome in outcomes:
                         record(position, outcome)
         except MoALocalError as exc:
@@ -265,20 +248,7 @@ class Generator:
         return [result for result in results if result is not None]
 
     async def answer(
-        self,
-        plan: Plan,
-        spec: ModelSpec,
-        who: str,
-        *,
-        layer: int,
-        system_base: str | None,
-        refine: bool,
-        references: Sequence[str],
-        prompt: str,
-        temperature: float,
-        tracer: Tracer,
-        on_text: TextCallback | None,
-        is_code: bool = False,
+        self, task: GenerationTask, tracer: Tracer, on_text: TextCallback | None
     ) -> Proposal:
         """One generation that is not a proposer's (the aggregator, a model alone).
 
@@ -286,29 +256,49 @@ class Generator:
         streams there, and the client's stop strings end it.
         """
         try:
-            prepared = await self.prepare(
-                plan,
-                spec,
-                system_base,
-                references,
-                prompt,
-                temperature,
-                seed_offset=0,
-                tracer=tracer,
-                who=who,
-                layer=layer,
-                refine=refine,
-                is_code=is_code,
-            )
+            prepared = await self.prepare(task, tracer)
         except GenerationError as exc:
             return Proposal(
-                layer=layer, agent=who, model=spec.name, temperature=temperature, error=str(exc)
+                layer=task.layer,
+                agent=task.who,
+                model=task.spec.name,
+                temperature=task.temperature,
+                error=str(exc),
             )
         request = prepared.request
         if on_text is not None:
-            request = replace(request, stop=plan.sampling.stop)
-        outcome = await self.complete(request, live(tracer, who, spec, on_text), tracer)
-        return proposal_from(layer, who, request, outcome, prepared.shortened)
+            request = replace(request, stop=task.plan.sampling.stop)
+        outcome = await self.complete(request, live(tracer, task.who, task.spec, on_text), tracer)
+        return proposal_from(task.layer, task.who, request, outcome, prepared.shortened)
+
+
+def _messages(task: GenerationTask, fitted: Sequence[str]) -> tuple[Message, ...]:
+    """The chat of ``task``, with ``fitted`` (its references as they fit) in place."""
+    plan, code = task.plan, task.is_code
+    question: tuple[Message, ...] = (
+        *plan.conversation,
+        {"role": "user", "content": task.prompt},
+    )
+    if task.own_answer is not None:
+        # The messages up to the question are exactly those of the agent's
+        # previous layer, so a backend that caches prefixes reuses that work.
+        system = prompts.joined(plan.system, task.system_base or prompts.proposer_system(code=code))
+        return (
+            {"role": "system", "content": system},
+            *question,
+            {"role": "assistant", "content": task.own_answer},
+            {"role": "user", "content": prompts.continue_user(fitted, code=code)},
+        )
+    if task.references:
+        system = prompts.synthesis_system(
+            fitted,
+            base=prompts.joined(plan.system, task.system_base),
+            refine=task.refine,
+            code=code,
+        )
+    else:
+        system = prompts.joined(plan.system, task.system_base or prompts.proposer_system(code=code))
+    return ({"role": "system", "content": system}, *question)
 
 
 def live(
@@ -386,6 +376,25 @@ def proposal_from(
         error=str(outcome),
         references_shortened=shortened,
     )
+
+
+Outcomes = AsyncIterator[tuple[int, Completion | GenerationError]]
+
+
+@asynccontextmanager
+async def _closing(outcomes: Outcomes) -> AsyncIterator[Outcomes]:
+    """``outcomes``, closed on leaving, so that a backend stops generating what nobody reads.
+
+    The backend protocol promises only an async iterator; the backends'
+    are async generators, which ``aclose`` stops (``contextlib.aclosing``
+    is typed for those alone).
+    """
+    try:
+        yield outcomes
+    finally:
+        close = getattr(outcomes, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def _no_probe(spec: ModelSpec) -> None:

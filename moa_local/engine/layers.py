@@ -74,21 +74,15 @@ async def run_layer(
         if aligned and previous[index].ok:
             own_answer = previous[index].content
             seen = [p.content for i, p in enumerate(previous) if p.ok and i != index]
+        task = replace(
+            run.task(spec, agent.name, layer=layer, temperature=temperature),
+            system_base=agent.system_prompt,
+            references=tuple(seen),
+            own_answer=own_answer,
+            seed_offset=first_index + index,
+        )
         try:
-            prepared = await run.generator.prepare(
-                plan,
-                spec,
-                agent.system_prompt,
-                seen,
-                run.prompt,
-                temperature,
-                seed_offset=first_index + index,
-                tracer=tracer,
-                who=agent.name,
-                layer=layer,
-                is_code=run.is_code,
-                own_answer=own_answer,
-            )
+            prepared = await run.generator.prepare(task, tracer)
         except GenerationError as exc:
             failed = Proposal(
                 layer=layer,
@@ -162,7 +156,7 @@ async def run_cascade(
                 layer=layer,
                 reason=f"{candidate.agent} {verdict.summary(tests)}",
             )
-            return proposals, Answer(candidate.content)
+            return proposals, Answer.of(candidate, [p for p in proposals if p.ok])
     return proposals, None
 
 

@@ -179,20 +179,17 @@ class Engine:
 
 def finish(run: Run, answer: Answer, final_proposal: Proposal | None = None) -> MoAResult:
     """Gather a run's result; send the answer to ``run.on_text`` if it did not stream."""
-    aggregate = answer.aggregate
-    if aggregate is None:
-        # Stopped before aggregation: the chosen proposal stands in for it
-        # (matched before a stop string shortens the text).
-        aggregate = next(
-            p for layer in reversed(run.history) for p in layer if p.content == answer.text
-        )
     # A streamed answer already ended at a stop string; one that did not
     # stream (a chosen proposal, a verified program) is cut here.
     final_text = cut_at_stop(answer.text, run.plan.sampling.stop)
     if run.on_text is not None and not answer.emitted:
         run.on_text(final_text)
     everything = [*run.extra, *(p for layer in run.history for p in layer)]
-    if aggregate not in everything:
+    # Stopped before aggregation, the chosen proposal stands in for the aggregator.
+    aggregate = answer.aggregate or answer.chosen
+    if aggregate is None:
+        aggregate = _chooser_wrote(run, answer.text)
+    elif not any(p is aggregate for p in everything):
         everything.append(aggregate)
     if final_proposal:
         everything.append(final_proposal)
@@ -216,6 +213,18 @@ def finish(run: Run, answer: Answer, final_proposal: Proposal | None = None) -> 
         },
         program=_program_of(final_text) if run.is_code else None,
         decisions=run.decisions,
+        chosen=answer.chosen,
+        candidates=answer.among,
+    )
+
+
+def _chooser_wrote(run: Run, text: str) -> Proposal:
+    """What stands for the aggregator when a chooser wrote the answer itself, with no model.
+
+    It generated nothing, so it counts no tokens and names no model used.
+    """
+    return Proposal(
+        layer=run.plan.layers + 1, agent="chooser", model="", temperature=0.0, content=text
     )
 
 

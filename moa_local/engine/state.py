@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 
+from ..models.references import ModelSpec
 from ..result import Proposal
 from ..trace import Tracer
 from .evidence import Verification
-from .generation import Generator
+from .generation import GenerationTask, Generator
 from .plan import Plan, TextCallback
 
 
 @dataclass(frozen=True)
 class Answer:
-    """How a run ends: the final text, and the generation that stands for the aggregator.
+    """How a run ends: the final text, and the proposals it stands on.
 
-    ``aggregate`` is None when the answer is a proposal chosen as it is (the
-    run finds it in its layers); ``emitted`` says whether ``text`` already
-    streamed to the caller.
+    The answer carries the proposals themselves, so nothing is found again
+    by its text (two agents may write the same text). ``chosen`` is the
+    candidate of ``among`` whose text the answer is, as it was written; None
+    when the text is new (a synthesis, the model alone, a chooser's own
+    words). ``aggregate`` is the generation that stands for the aggregator
+    in the result (the synthesis, the model alone); without one, ``chosen``
+    stands for it. ``emitted`` says whether ``text`` already streamed to the
+    caller.
     """
 
     text: str
+    _: KW_ONLY
+    chosen: Proposal | None = None
+    among: tuple[Proposal, ...] = ()
     aggregate: Proposal | None = None
     emitted: bool = False
+
+    @classmethod
+    def of(cls, chosen: Proposal, among: Sequence[Proposal]) -> Answer:
+        """The answer that is ``chosen`` as it was written, chosen among ``among``."""
+        return cls(chosen.content, chosen=chosen, among=tuple(among))
 
 
 @dataclass
@@ -51,6 +66,19 @@ class Run:
     def streams_choice(self) -> bool:
         """Whether the chosen answer is what the user reads (no final agent rewrites it)."""
         return self.plan.final_agent is None
+
+    def task(self, spec: ModelSpec, who: str, *, layer: int, temperature: float) -> GenerationTask:
+        """A generation of this run's question for ``who`` on ``spec``, with the defaults of
+        :class:`GenerationTask` (``dataclasses.replace`` sets the rest)."""
+        return GenerationTask(
+            plan=self.plan,
+            prompt=self.prompt,
+            is_code=self.is_code,
+            spec=spec,
+            who=who,
+            layer=layer,
+            temperature=temperature,
+        )
 
     def last_layer(self) -> list[Proposal]:
         """The last layer's successful proposals."""

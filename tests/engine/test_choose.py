@@ -27,7 +27,7 @@ class LastCandidate:
 
     async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
         self.seen = [c.agent for c in candidates]
-        return Answer(candidates[-1].content)
+        return Answer.of(candidates[-1], candidates)
 
 
 @pytest.mark.parametrize("name", AGGREGATIONS)

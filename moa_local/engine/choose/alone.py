@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...errors import RunFailed
 from ..state import Answer, Run
+from .base import aggregator_task
 
 
 async def answer_alone(run: Run, reason: str) -> Answer:
@@ -14,21 +15,9 @@ async def answer_alone(run: Run, reason: str) -> Answer:
     """
     plan = run.plan
     temperature = plan.sampling.temperature if plan.single_model else plan.final_temperature
-    answer = await run.generator.answer(
-        plan,
-        plan.aggregator,
-        "single",
-        layer=1,
-        system_base=None,
-        refine=False,
-        references=[],
-        prompt=run.prompt,
-        temperature=temperature,
-        tracer=run.tracer,
-        on_text=run.on_text,
-        is_code=run.is_code,
-    )
+    task = aggregator_task(run, "single", layer=1, temperature=temperature)
+    answer = await run.generator.answer(task, run.tracer, run.on_text)
     run.tracer.emit("aggregate.done", reason=reason, **answer.to_dict())
     if not answer.ok:
         raise RunFailed(f"{plan.aggregator.name} failed: {answer.error}")
-    return Answer(answer.content, answer, emitted=True)
+    return Answer(answer.content, aggregate=answer, emitted=True)

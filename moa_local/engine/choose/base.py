@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from ...result import Proposal
+from ..generation import GenerationTask
 from ..plan import Plan
 from ..state import Answer, Run
 
@@ -37,3 +39,13 @@ def greedy_first(candidates: Sequence[Proposal], plan: Plan) -> list[Proposal]:
     sample, in a Self-MoA spread of temperatures).
     """
     return sorted(candidates, key=lambda p: (-plan.strength(p.model)[0], p.temperature))
+
+
+def aggregator_task(run: Run, who: str, *, layer: int, temperature: float) -> GenerationTask:
+    """A generation of the aggregator model, alone or merging references (as ``who``).
+
+    The one way both the model alone and every synthesis step ask it: what
+    it reads is merged into one answer, never refined as a proposer's.
+    """
+    task = run.task(run.plan.aggregator, who, layer=layer, temperature=temperature)
+    return replace(task, refine=False)

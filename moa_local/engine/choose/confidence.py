@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from ...result import Proposal
 from ..state import Answer, Run
 from .base import greedy_first
-from .vote import Vote, read_answers, shown
+from .vote import Vote, by_agent, read_answers
 
 # Softmax temperature over mean token log-probabilities: a sample 0.07 nats
 # per token surer than another counts twice as much.
@@ -50,35 +50,29 @@ class Confidence:
             )
             return await Vote().choose(run, candidates)
         answers = read_answers(run, ordered)
-        readable = [p for p in ordered if answers[p.agent] is not None]
+        readable = [(p, a) for p, a in zip(ordered, answers, strict=True) if a is not None]
         if not readable:
             chosen = ordered[0]
             reason = f"no candidate's answer could be read; kept {chosen.agent}, the greedy one"
-            weight = {}
+            weight: list[float] = []
         else:
-            weight = dict(
-                zip(
-                    (p.agent for p in readable),
-                    weights([p.mean_logprob or 0.0 for p in readable]),
-                    strict=True,
-                )
-            )
+            weight = weights([p.mean_logprob or 0.0 for p, _ in readable])
             totals: dict[str, float] = defaultdict(float)
-            for p in readable:
-                totals[answers[p.agent] or ""] += weight[p.agent]
+            for (_, answer), w in zip(readable, weight, strict=True):
+                totals[answer] += w
             best = max(totals.values())
             # Within a rounding error, equal totals tie; the greediest candidate's answer wins.
-            chosen = next(p for p in readable if totals[answers[p.agent] or ""] >= best - 1e-9)
+            chosen, answer = next((p, a) for p, a in readable if totals[a] >= best - 1e-9)
             reason = (
-                f"{chosen.agent}'s answer carries {totals[answers[chosen.agent] or '']:.2f} "
+                f"{chosen.agent}'s answer carries {totals[answer]:.2f} "
                 f"of the weight ({len(totals)} distinct answers)"
             )
         run.decide(
             "aggregate.confidence",
             chosen=chosen.agent,
             reason=reason,
-            answers={agent: shown(answer, run.is_code) for agent, answer in answers.items()},
-            weights={agent: round(w, 4) for agent, w in weight.items()},
+            answers=by_agent(ordered, answers, run.is_code),
+            weights={p.agent: round(w, 4) for (p, _), w in zip(readable, weight, strict=True)},
             mean_logprobs={p.agent: p.mean_logprob for p in ordered},
         )
-        return Answer(chosen.content)
+        return Answer.of(chosen, candidates)

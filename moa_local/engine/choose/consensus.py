@@ -43,7 +43,7 @@ class Consensus:
             ),
             agreement={p.agent: round(a, 3) for p, a in zip(ordered, agreement, strict=True)},
         )
-        return Answer(chosen.content)
+        return Answer.of(chosen, candidates)
 
 
 def most_agreed(agreement: Sequence[float]) -> int:

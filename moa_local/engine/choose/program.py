@@ -9,7 +9,7 @@ from ..state import Run
 from .base import greedy_first
 
 
-def complete_program(run: Run, aggregate: Proposal, on_text: TextCallback | None) -> str:
+def complete_program(run: Run, aggregate: Proposal, on_text: TextCallback | None) -> Proposal:
     """The aggregate, or a whole candidate when the aggregate's program is not whole.
 
     A small aggregator that copies the question's docstring runs out of
@@ -25,7 +25,7 @@ def complete_program(run: Run, aggregate: Proposal, on_text: TextCallback | None
     """
     program = extract_python(aggregate.content)
     if program is None or is_whole(program, run.prompt):
-        return aggregate.content
+        return aggregate
     why = _fault(program, run.prompt, aggregate.finish_reason)
     for candidate in greedy_first(run.last_layer(), run.plan):
         candidate_program = extract_python(candidate.content)
@@ -38,13 +38,13 @@ def complete_program(run: Run, aggregate: Proposal, on_text: TextCallback | None
             if on_text is not None:
                 on_text(f"\n\n[the program above {why}; {candidate.agent}'s answer:]\n\n")
                 on_text(candidate.content)
-            return candidate.content
+            return candidate
     run.decide(
         "aggregate.fallback",
         chosen=None,
         reason=f"the aggregate's program {why}; no candidate's is whole either",
     )
-    return aggregate.content
+    return aggregate
 
 
 def _fault(program: str, question: str, finish_reason: str) -> str:

@@ -45,4 +45,4 @@ def stop_when_agreed(run: Run, layer: int, succeeded: Sequence[Proposal]) -> Ans
     )
     if not agreed.skip:
         return None
-    return Answer(strongest(succeeded, run.plan).content)
+    return Answer.of(strongest(succeeded, run.plan), succeeded)

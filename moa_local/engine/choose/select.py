@@ -33,8 +33,8 @@ class Select:
             return await Synthesize().choose(run, candidates)
         if len(candidates) == 1:
             run.decide("aggregate.select", chosen=candidates[0].agent, reason="the only candidate")
-            return Answer(candidates[0].content)
-        return Answer((await pick(run, candidates)).content)
+            return Answer.of(candidates[0], candidates)
+        return Answer.of(await pick(run, candidates), candidates)
 
 
 async def pick(run: Run, candidates: Sequence[Proposal]) -> Proposal:

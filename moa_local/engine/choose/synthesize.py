@@ -8,14 +8,14 @@ from ...errors import RunFailed
 from ...result import Proposal
 from ..state import Answer, Run
 from .program import complete_program
-from .window import synthesize
+from .window import synthesize_in_windows
 
 
 async def aggregate(run: Run, *, stream: bool) -> Proposal:
     """The aggregator's synthesis of ``run.references``, traced; raises when it fails."""
     plan, tracer = run.plan, run.tracer
     tracer.emit("aggregate.start", model=plan.aggregator.name, references=len(run.references))
-    proposal = await synthesize(run, run.references, run.on_text if stream else None)
+    proposal = await synthesize_in_windows(run, run.references, run.on_text if stream else None)
     tracer.emit("aggregate.done", **proposal.to_dict())
     if not proposal.ok:
         raise RunFailed(f"the aggregator {plan.aggregator.name} failed: {proposal.error}")
@@ -33,7 +33,15 @@ class Synthesize:
         """The aggregator's synthesis (or a whole candidate program instead of a broken one)."""
         stream = run.streams_choice
         proposal = await aggregate(run, stream=stream)
-        text = proposal.content
-        if run.is_code:
-            text = complete_program(run, proposal, run.on_text if stream else None)
-        return Answer(text, proposal, emitted=stream)
+        kept = (
+            complete_program(run, proposal, run.on_text if stream else None)
+            if run.is_code
+            else proposal
+        )
+        return Answer(
+            kept.content,
+            chosen=None if kept is proposal else kept,
+            among=tuple(candidates),
+            aggregate=proposal,
+            emitted=stream,
+        )

@@ -23,17 +23,18 @@ class Verified:
         verification = run.verification
         assert verification is not None
         proposal = await aggregate(run, stream=False)
-        last = run.last_layer()
-        texts = [proposal.content, *(p.content for p in last)]
-        programs = verification.programs(texts)
+        # The aggregate is a candidate too, first: it wins ties.
+        tested = (proposal, *run.last_layer())
+        programs = verification.programs([p.content for p in tested])
         verdicts = await verification.verdicts(programs)
         tests = verification.known_tests
         best = program_tests.rank(verdicts, programs, tests)[0]
-        who = "aggregator" if best == 0 else last[best - 1].agent
+        chosen = tested[best]
+        who = "aggregator" if best == 0 else chosen.agent
         run.decide(
             "verify.selected",
             chosen=who,
             reason=f"{who}: {verdicts[best].summary(tests)} "
             f"(aggregate: {verdicts[0].summary(tests)})",
         )
-        return Answer(texts[best], proposal)
+        return Answer(chosen.content, chosen=chosen, among=tested, aggregate=proposal)

@@ -30,32 +30,40 @@ class Vote:
         """The greediest candidate of the largest group of equal answers; traced."""
         ordered = greedy_first(candidates, run.plan)
         answers = read_answers(run, ordered)
-        counts = Counter(answer for answer in answers.values() if answer is not None)
+        counts = Counter(answer for answer in answers if answer is not None)
         if not counts:
             chosen = ordered[0]
             reason = f"no candidate's answer could be read; kept {chosen.agent}, the greedy one"
         else:
             top = max(counts.values())
             winners = {answer for answer, count in counts.items() if count == top}
-            chosen = next(p for p in ordered if answers[p.agent] in winners)
+            chosen = next(p for p, a in zip(ordered, answers, strict=True) if a in winners)
             tied = f", tied with {len(winners) - 1} other answer(s)" if len(winners) > 1 else ""
             reason = f"{top} of {len(ordered)} candidates give {chosen.agent}'s answer{tied}"
         run.decide(
             "aggregate.vote",
             chosen=chosen.agent,
             reason=reason,
-            answers={agent: shown(answer, run.is_code) for agent, answer in answers.items()},
+            answers=by_agent(ordered, answers, run.is_code),
         )
-        return Answer(chosen.content)
+        return Answer.of(chosen, candidates)
 
 
-def read_answers(run: Run, candidates: Sequence[Proposal]) -> dict[str, str | None]:
-    """Each candidate's final answer in canonical form (None where none can be read)."""
+def read_answers(run: Run, candidates: Sequence[Proposal]) -> list[str | None]:
+    """Each candidate's final answer in canonical form (None where none can be read),
+    in the order of ``candidates``."""
     entry = program_tests.entry_point(run.prompt) if run.is_code else None
-    return {
-        p.agent: final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
+    return [
+        final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
         for p in candidates
-    }
+    ]
+
+
+def by_agent(
+    candidates: Sequence[Proposal], answers: Sequence[str | None], is_code: bool
+) -> dict[str, str | None]:
+    """The answers as the trace shows them, by the agent that gave each."""
+    return {p.agent: shown(a, is_code) for p, a in zip(candidates, answers, strict=True)}
 
 
 def shown(answer: str | None, is_code: bool) -> str | None:

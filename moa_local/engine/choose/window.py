@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ...result import Proposal
 from ..context import aggregation_window
 from ..plan import TextCallback
 from ..state import Run
+from .base import aggregator_task
 
 
-async def synthesize(run: Run, references: Sequence[str], on_text: TextCallback | None) -> Proposal:
+async def synthesize_in_windows(
+    run: Run, references: Sequence[str], on_text: TextCallback | None
+) -> Proposal:
     """The aggregator's synthesis of ``references``; in windows when they do not all fit.
 
     With a window of w, the first step aggregates w references, and every
@@ -21,6 +25,12 @@ async def synthesize(run: Run, references: Sequence[str], on_text: TextCallback 
     plan = run.plan
     window = plan.aggregate_window or await aggregation_window(
         run.generator.backends, plan, run.prompt, references
+    )
+    merging = replace(
+        aggregator_task(
+            run, "aggregator", layer=plan.layers + 1, temperature=plan.final_temperature
+        ),
+        system_base=plan.aggregator_prompt or None,
     )
     pending = list(references)
     current: str | None = None
@@ -34,20 +44,8 @@ async def synthesize(run: Run, references: Sequence[str], on_text: TextCallback 
             run.tracer.emit(
                 "aggregate.window", step=step + 1, references=len(chunk), left=len(pending)
             )
-        proposal = await run.generator.answer(
-            plan,
-            plan.aggregator,
-            "aggregator",
-            layer=plan.layers + 1,
-            system_base=plan.aggregator_prompt or None,
-            refine=False,
-            references=chunk,
-            prompt=run.prompt,
-            temperature=plan.final_temperature,
-            tracer=run.tracer,
-            on_text=on_text if last else None,
-            is_code=run.is_code,
-        )
+        task = replace(merging, references=tuple(chunk))
+        proposal = await run.generator.answer(task, run.tracer, on_text if last else None)
         if last or not proposal.ok:
             return proposal
         run.extra.append(proposal)
