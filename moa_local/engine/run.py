@@ -189,6 +189,7 @@ def finish(run: Run, answer: Answer, final_proposal: Proposal | None = None) -> 
     aggregate = answer.aggregate or answer.chosen
     if aggregate is None:
         aggregate = _chooser_wrote(run, answer.text)
+    # By identity: two generations can be equal in every field (the same text, tokens, time).
     elif not any(p is aggregate for p in everything):
         everything.append(aggregate)
     if final_proposal:
