@@ -32,9 +32,29 @@ class MoALocalError(Exception):
 
 
 class ConfigError(MoALocalError):
-    """A configuration value (file, environment or flag) is invalid."""
+    """A configuration value (file, environment or flag) is invalid.
+
+    When one setting's value is at fault, ``setting`` names it (``"layers"``),
+    ``where`` is where the value came from, as the message begins with it
+    (``models.toml: [defaults] layers``, ``MOA_LOCAL_LAYERS``, or the keyword
+    ``layers``), and ``reason`` is the rest (``must be >= 1, got 0``): the CLI
+    puts the flag in place of a keyword. Otherwise all three are None.
+    """
 
     exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        setting: str | None = None,
+        where: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.where = where
+        self.reason = reason
 
 
 class ModelError(MoALocalError):

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
+import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from .agents import Agent
 from .backends.base import Backend, BackendRegistry, Message
-from .config import Config, apply_overrides, load_config, moa_home
+from .config import SETTINGS, Config, apply_overrides, load_config, moa_home
+from .config.validate import integer
 from .engine import Engine, Plan
 from .errors import ConfigError
 from .machine.devices import Budget, budget_for, detect_devices, physical_cores
@@ -45,13 +48,17 @@ class MoA:
     names or Agents (an Agent's system prompt is put before the synthesis
     instructions, or guides the final rewrite).
 
-    Any other [defaults] or [resources] key of models.toml is a setting too,
-    given as a keyword (``MoA(layers=2, temperature=0.3, router="off")``) or
-    as one mapping (``MoA(settings={"layers": 2, ...})``; keywords win);
-    ``n`` is short for ``num_proposers``. An unknown setting is a
-    :class:`ConfigError`. ``single`` runs the aggregator model alone, with no
-    mixture (a baseline to compare with).
+    Every other setting (:data:`moa_local.config.SETTINGS`, listed in
+    docs/settings.md; ``inspect.signature(MoA)`` shows each with its type) is
+    a keyword too (``MoA(layers=2, temperature=0.3, router="off")``), or all
+    of them one mapping (``MoA(settings={"layers": 2, ...})``; keywords win);
+    ``n`` is short for ``num_proposers`` and must be at least 1. An unknown
+    setting is a :class:`ConfigError` that names it. ``single`` runs the
+    aggregator model alone, with no mixture (a baseline to compare with).
     """
+
+    # Derived from the settings' declaration below the class (help() and IDEs read it).
+    __signature__: ClassVar[inspect.Signature]
 
     def __init__(
         self,
@@ -67,10 +74,9 @@ class MoA:
         progress: ProgressFactory = silent_progress,
         observers: Sequence[Observer] = (),
         backends: dict[str, Backend] | None = None,
-        labels: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
-        overrides = _overrides({**(settings or {}), **options}, labels)
+        overrides = _overrides({**(settings or {}), **options})
         explicit_agents: tuple[Agent, ...] = ()
         if proposers is not None:
             proposers = list(proposers)
@@ -85,16 +91,17 @@ class MoA:
                 raise ConfigError("no proposers given: name at least one proposer model")
         aggregator_prompt = ""
         if isinstance(aggregator, Agent):
-            aggregator, aggregator_prompt = aggregator.model, aggregator.system_prompt or ""
+            aggregator_prompt = aggregator.system_prompt or ""
+            aggregator = aggregator.model
         if isinstance(final_agent, Agent):
             overrides["final_agent_prompt"] = final_agent.system_prompt
             final_agent = final_agent.model
         named = {"aggregator": aggregator, "layers": layers, "final_agent": final_agent}
         overrides.update({key: value for key, value in named.items() if value is not None})
         if isinstance(config, Config):
-            self.config = apply_overrides(config, overrides, labels)
+            self.config = apply_overrides(config, overrides)
         else:
-            self.config = load_config(config, overrides=overrides, labels=labels)
+            self.config = load_config(config, overrides=overrides)
         self.explicit_agents = explicit_agents
         self.single_model = single
         self.aggregator_prompt = aggregator_prompt
@@ -195,7 +202,7 @@ class MoA:
                 raise ConfigError(
                     f"a chat turn's role must be user or assistant, got {turn.get('role')!r}"
                 )
-        plan = self._plan or await asyncio.to_thread(self.prepare)
+        plan = self._plan if self._plan is not None else await asyncio.to_thread(self.prepare)
         sampling = plan.sampling
         if temperature is not None:
             sampling = replace(sampling, temperature=temperature)
@@ -292,16 +299,39 @@ def default_cpu_slots(config: Config) -> int:
     return config.cpu_slots or max(1, physical_cores() // 4)
 
 
-def _overrides(options: Mapping[str, Any], labels: Mapping[str, str] | None) -> dict[str, Any]:
-    """Keyword settings as config overrides: aliases resolved, Python values made plain."""
+def _overrides(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword settings as config overrides: names checked, aliases resolved, values plain."""
     overrides: dict[str, Any] = {}
     for key, value in options.items():
         name = _ALIASES.get(key, key)
-        if key == "n" and value is not None and value < 1:
-            raise ConfigError(f"{(labels or {}).get(name, key)} must be >= 1, got {value}")
+        if name not in SETTINGS:
+            close = difflib.get_close_matches(key, [*SETTINGS, *_ALIASES], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (docs/settings.md lists them)"
+            raise ConfigError(f"unknown setting {key!r}{hint}", setting=key)
+        if key == "n" and value is not None:
+            # -n / n= asks for a count; 0 ("one per model") is num_proposers' alone.
+            integer(1)(value, key, name)
         if name == "temperature_range" and value is not None:
             value = list(value)
         elif name == "trace_dir":
             value = os.fspath(value or "")  # None or "": no traces
         overrides[name] = value
     return overrides
+
+
+def _signature() -> inspect.Signature:
+    """``MoA(...)`` as help() shows it: its own arguments, then every other setting."""
+    own = inspect.signature(MoA.__init__)
+    parameters = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD][1:]
+    named = {p.name for p in parameters}
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    settings = [
+        inspect.Parameter(name, keyword, default=None, annotation=declared.type | None)
+        for name, declared in SETTINGS.items()
+        if name not in named
+    ]
+    settings.append(inspect.Parameter("n", keyword, default=None, annotation=int | None))
+    return own.replace(parameters=[*parameters, *settings])
+
+
+MoA.__signature__ = _signature()

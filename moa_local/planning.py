@@ -13,7 +13,7 @@ from typing import Any
 from .agents import Agent, by_model, by_temperature
 from .backends.base import BackendRegistry
 from .backends.capabilities import PullsModels, ReportsResidency
-from .config import Config
+from .config import SETTINGS, Config
 from .engine import Plan, Sampling, policy_from
 from .errors import ConfigError, ModelError, ModelNotInstalled
 from .machine.scheduler import Scheduler
@@ -116,9 +116,7 @@ class Planner:
 
         strategy = "agents" if explicit_agents else config.strategy
         proposer_names = list(config.proposers)
-        n = config.num_proposers or (len(proposer_names) if len(proposer_names) > 1 else 3)
-        if strategy == "model" and not config.num_proposers:
-            n = len(proposer_names)
+        n = proposers_per_layer(config, strategy)
         agents: tuple[Agent, ...] = ()
         role_model = None
         if strategy == "agents":
@@ -155,6 +153,8 @@ class Planner:
             final_agent_prompt=config.final_agent_prompt,
             settings=config.as_dict(),
             single_model=single_model,
+            conversation=(),
+            system="",
             **policy_from(config),
         )
 
@@ -188,6 +188,20 @@ class Planner:
             if entry.chat and self.store.is_installed(entry):
                 specs.append(resolve_model(entry.name, self.config, self.store))
         return specs
+
+
+def proposers_per_layer(config: Config, strategy: str) -> int:
+    """``num_proposers``, with 0 resolved: one proposer per model.
+
+    One model that the strategy samples several times (temperature, role)
+    gets the setting's built-in default instead: one sample is no mixture.
+    """
+    if config.num_proposers:
+        return config.num_proposers
+    if strategy == "model" or len(config.proposers) > 1:
+        return len(config.proposers)
+    default: int = SETTINGS["num_proposers"].default
+    return default
 
 
 def _run(coroutine: Any) -> Any:

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from moa_local.backends.echo import EchoBackend
-from moa_local.config import BUILTIN_DEFAULTS
+from moa_local.config import override_defaults
 from tests.tiny_gguf import write_tiny_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -55,20 +55,23 @@ ENGINE_TEST_SHAPE = {
 def isolated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[Path]:
-    """A private home and cwd, no MOA_LOCAL_* settings from the outside, the test shape."""
+    """A private home and cwd, no MOA_LOCAL_* settings from the outside, the test shape.
+
+    The shape is given with ``override_defaults``, which changes no module
+    state: configurations made in this test (in this process) start from it.
+    """
     for name in list(os.environ):
         if name.startswith("MOA_LOCAL_"):
             monkeypatch.delenv(name)
-    if request.node.get_closest_marker("shipped_defaults") is None:
-        for key, value in ENGINE_TEST_SHAPE.items():
-            monkeypatch.setitem(BUILTIN_DEFAULTS, key, value)
+    shipped = request.node.get_closest_marker("shipped_defaults") is not None
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir()
     work.mkdir()
     monkeypatch.setenv("MOA_LOCAL_HOME", str(home))
     monkeypatch.chdir(work)
-    yield work
+    with override_defaults({} if shipped else ENGINE_TEST_SHAPE):
+        yield work
 
 
 @pytest.fixture

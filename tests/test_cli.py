@@ -209,6 +209,65 @@ def test_a_bad_flag_or_model_is_one_line_naming_it(
     one_line_error(ask(runner, *args), 2, *expected)
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        pytest.param(
+            ["ask", *ECHO, "--layers", "0", "Q"], "--layers must be >= 1, got 0", id="layers"
+        ),
+        pytest.param(
+            ["ask", "-m", " ", "Q"],
+            "-m/--proposer is empty: give at least one proposer model",
+            id="proposers",
+        ),
+        pytest.param(
+            ["ask", *ECHO, "--verify", "--router", "maybe", "Q"],
+            "--router must be one of off, agree, on, got 'maybe'",
+            id="router",
+        ),
+        pytest.param(
+            ["chat", "-m", "echo:a", "--trace-dir", "x", "--budget-mb", "-1"],
+            "--budget-mb must be >= 0.0, got -1.0",
+            id="chat-budget",
+        ),
+        pytest.param(
+            ["doctor", "--budget-mb", "-5"], "--budget-mb must be >= 0.0, got -5.0", id="doctor"
+        ),
+    ],
+)
+def test_the_library_names_the_keyword_and_the_cli_the_flag(
+    runner: CliRunner, args: list[str], line: str
+) -> None:
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == f"error: {line}"
+
+
+def test_a_bad_value_from_the_file_or_environment_is_not_blamed_on_the_flag(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOA_LOCAL_TEMPERATURE", "9")
+    result = ask(runner, *ECHO, "--temperature", "0.5", "Q")
+    one_line_error(result, 2, "error: MOA_LOCAL_TEMPERATURE must be between 0.0 and 2.0, got 9")
+    monkeypatch.delenv("MOA_LOCAL_TEMPERATURE")
+    Path("models.toml").write_text("[defaults]\nlayers = 0\n", encoding="utf-8")
+    result = ask(runner, *ECHO, "--layers", "2", "Q")
+    one_line_error(result, 2, "error: models.toml: [defaults] layers must be >= 1, got 0")
+
+
+def test_setting_flags_take_their_help_from_the_declaration() -> None:
+    from moa_local.cli.common import SettingOption
+    from moa_local.config import SETTINGS
+
+    seen = set()
+    for command in main.commands.values():
+        for param in command.params:
+            if isinstance(param, SettingOption) and param.name != "n":  # -n: at least 1
+                assert SETTINGS[param.setting].help in (param.help or ""), param.opts
+                seen.add(param.setting)
+    assert {"layers", "aggregate", "verify", "budget_mb", "max_tokens"} <= seen
+
+
 def test_corrupt_file_given_as_a_model(runner: CliRunner, tmp_path: Path) -> None:
     bogus = tmp_path / "model.gguf"
     bogus.write_bytes(b"\x00" * 64)

@@ -29,8 +29,10 @@ from .common import (
     budget_option,
     config_option,
     err,
+    given_settings,
     no_pull_option,
     preset_option,
+    proposers_option,
     quiet_option,
     trace_dir_option,
     verbose_option,
@@ -194,7 +196,7 @@ class ChatSession:
 
 @main.command()
 @config_option("models.toml to use (default: search order in the README).")
-@click.option("-m", "--proposer", "proposers", multiple=True, help="Proposer model (repeatable).")
+@proposers_option
 @preset_option
 @aggregator_option
 @trace_dir_option
@@ -204,14 +206,11 @@ class ChatSession:
 @quiet_option
 def chat(
     config_path: str | None,
-    proposers: tuple[str, ...],
     preset: str | None,
-    aggregator: str | None,
-    trace_dir: str | None,
     no_pull: bool,
-    budget_mb: float | None,
     verbose: bool,
     quiet: bool,
+    **settings: Any,
 ) -> None:
     """Chat with the mixture: every turn sees the earlier ones.
 
@@ -219,20 +218,15 @@ def chat(
     \"\"\" opens and closes a multi-line message. With stdin not a terminal,
     each line is one message and the answers go to stdout, one per message.
     """
-    labels = {"proposers": "-m/--proposer", "aggregator": "--aggregator"}
+    given = given_settings(settings)
 
     def build(preset_name: str | None) -> MoA:
-        extra: dict[str, Any] = {} if trace_dir is None else {"trace_dir": trace_dir}
         return MoA(
-            proposers=list(proposers) or None,
-            aggregator=aggregator,
-            budget_mb=budget_mb,
             config=with_preset(config_path, preset_name),
             auto_pull=not no_pull,
             progress=progress_factory(quiet),
             observers=[warnings_only] if quiet else [ProgressPrinter(verbose)],
-            labels=labels,
-            **extra,
+            **given,
         )
 
     session = ChatSession(build, preset)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..evals.suites import SUITES
-from .common import budget_option, config_option, config_with_budget, err
+from .common import budget_option, config_option, config_with_budget, err, setting_option
 from .group import main
 from .progress import progress_factory
 
@@ -47,7 +48,7 @@ from .progress import progress_factory
     "--only",
     help="Comma-separated problem indices to run again (e.g. 32,68,81); not a split score.",
 )
-@click.option("--max-tokens", type=int, help="Most tokens per answer (every config alike).")
+@setting_option("--max-tokens", setting="max_tokens", note=" Every config alike.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--log-dir", default="logs/eval", show_default=True, help="JSONL logs and charts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
@@ -249,7 +250,7 @@ def _print_profiles(config: Any, plan: str, prompts: list[str], as_json: bool) -
         )
 
 
-def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

@@ -2,11 +2,12 @@
 
 Library errors arrive as :class:`~moa_local.errors.MoALocalError` and leave
 as one ``error: ...`` line on stderr with the error's exit code (0 success,
-1 the run failed, 2 usage or config error, 130 interrupted).
+1 the run failed, 2 usage or config error, 130 interrupted); a bad value a
+flag gave is named by that flag (:func:`.common.named_by_flag`).
 ``MOA_LOCAL_DEBUG=1`` re-raises them with the full traceback instead.
 
 The command modules import :func:`main` from here and register themselves on
-it; this module imports none of them back.
+it; this module imports none of them back (only :mod:`.common`, which they share).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 
 from .. import __version__
 from ..errors import MoALocalError
+from .common import named_by_flag
 
 
 def _debug() -> bool:
@@ -33,8 +35,9 @@ class _Group(click.Group):
         except MoALocalError as exc:
             if _debug():
                 raise
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            error = named_by_flag(exc, ctx)
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
         except KeyboardInterrupt:
             if _debug():
                 raise

@@ -7,16 +7,20 @@ Precedence, lowest to highest: built-in defaults < the config file <
 ``$MOA_LOCAL_HOME/models.toml``. Without any, the built-in defaults
 apply, so an installed ``moa-local`` works from any directory.
 
-Every value goes through one validator, and every error names where the bad
-value came from: the file and line for TOML syntax, the file, table and key
-for a wrong value, the variable for the environment, the flag for flags.
+Every setting is declared once, as a field of :class:`Config`
+(:mod:`.settings`): its name, type, default, valid values and help. Every
+value goes through that setting's one rule, and every error names where the
+bad value came from: the file and line for TOML syntax, the file, table and
+key for a wrong value, the variable for the environment, the keyword (which
+the CLI turns into the flag) for flags.
 
 The package, module by module (each imports only those above it)::
 
-    defaults   the built-in [defaults], [resources] and presets; the choices
-    validate   one validator per setting; environment strings parsed
-    tables     [models.NAME], [hosts.NAME] and [presets.NAME] tables read
-    load       Config; the file found and read; everything merged
+    defaults   the values choice settings take; the built-in presets
+    validate   rules: a check, its words, how an environment string reads
+    tables     [models.NAME] and [hosts.NAME] tables read
+    settings   Config: every setting declared, and what is derived from them
+    load       the file found and read; everything merged
 """
 
 from __future__ import annotations
@@ -24,44 +28,52 @@ from __future__ import annotations
 from .defaults import (
     AGGREGATIONS,
     BACKENDS,
-    BUILTIN_DEFAULTS,
     BUILTIN_PRESETS,
-    BUILTIN_RESOURCES,
     HOST_KINDS,
     LAYOUTS,
     ROUTERS,
     STRATEGIES,
-    TABLES,
     TASKS,
 )
 from .load import (
-    Config,
     apply_overrides,
     find_config_file,
     load_config,
     moa_home,
     preset_overrides,
 )
+from .settings import (
+    SETTINGS,
+    TABLES,
+    Config,
+    Setting,
+    override_defaults,
+    starting_values,
+    validate,
+)
 from .tables import HostConfig, ModelConfig
 
 __all__ = [
     "AGGREGATIONS",
     "BACKENDS",
-    "BUILTIN_DEFAULTS",
     "BUILTIN_PRESETS",
-    "BUILTIN_RESOURCES",
     "HOST_KINDS",
     "LAYOUTS",
     "ROUTERS",
+    "SETTINGS",
     "STRATEGIES",
     "TABLES",
     "TASKS",
     "Config",
     "HostConfig",
     "ModelConfig",
+    "Setting",
     "apply_overrides",
     "find_config_file",
     "load_config",
     "moa_home",
+    "override_defaults",
     "preset_overrides",
+    "starting_values",
+    "validate",
 ]

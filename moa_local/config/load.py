@@ -1,11 +1,12 @@
 """Merging: defaults, the config file, ``MOA_LOCAL_*`` and flags into one :class:`Config`.
 
-:func:`load_config` is the one place the sources meet: it finds the file
-(:func:`find_config_file`), reads its tables, lays the environment on top, and
-hands flags to :func:`apply_overrides`, which the CLI and :class:`moa_local.MoA`
-also call to lay a preset (:func:`preset_overrides`) or keyword arguments on
-an already loaded config. Every value passes :func:`.validate.validate` on the
-way in, whichever source it came from.
+:func:`load_config` is the one place the sources meet: it starts from
+:func:`.settings.starting_values`, finds the file (:func:`find_config_file`),
+reads its tables, lays the environment on top, and hands flags to
+:func:`apply_overrides`, which the CLI and :class:`moa_local.MoA` also call to
+lay a preset (:func:`preset_overrides`) or keyword arguments on an already
+loaded config. Every value passes its setting's one rule on the way in,
+whichever source it came from, and an error names that source.
 """
 
 from __future__ import annotations
@@ -13,69 +14,16 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_cache_dir
 
 from ..errors import ConfigError
-from .defaults import TABLES
-from .tables import HostConfig, ModelConfig, read_hosts, read_models, read_presets
-from .validate import from_env, validate
-
-
-@dataclass(frozen=True)
-class Config:
-    """The fully merged configuration of one run."""
-
-    proposers: tuple[str, ...]
-    aggregator: str
-    layers: int
-    strategy: str
-    num_proposers: int
-    role_model: str
-    final_agent: str
-    final_agent_prompt: str
-    temperature: float
-    temperature_range: tuple[float, float]
-    top_p: float
-    max_tokens: int
-    min_proposers: int
-    timeout: float
-    trace_dir: str
-    seed: int
-    aggregator_temperature: float
-    aggregate_window: int
-    task: str
-    verify: bool
-    verify_samples: int
-    router: str
-    layout: str
-    aggregate: str
-    show_proposals: bool
-    budget_mb: float
-    reserve_mb: float
-    budget_fraction: float
-    keep_alive: float
-    cpu_slots: int
-    models: Mapping[str, ModelConfig] = field(default_factory=dict)
-    source: Path | None = None
-    hosts: Mapping[str, HostConfig] = field(default_factory=dict)
-    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    @property
-    def source_label(self) -> str:
-        """Where the file part of this config came from, for messages."""
-        return str(self.source) if self.source else "the built-in defaults"
-
-    def as_dict(self) -> dict[str, Any]:
-        """The resolved values, as recorded in a trace's ``run.start`` event."""
-        values = {key: getattr(self, key) for table in TABLES.values() for key in table}
-        values["proposers"] = list(self.proposers)
-        values["temperature_range"] = list(self.temperature_range)
-        values["config_file"] = str(self.source) if self.source else None
-        return values
+from .defaults import BUILTIN_PRESETS
+from .settings import SETTINGS, TABLE_NAMES, Config, starting_values, validate
+from .tables import HostConfig, ModelConfig, read_hosts, read_models
+from .validate import read_table
 
 
 def moa_home(env: Mapping[str, str] | None = None) -> Path:
@@ -111,21 +59,20 @@ def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
     overrides: Mapping[str, Any] | None = None,
-    labels: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Config:
     """Merge defaults, the config file, ``MOA_LOCAL_*`` and ``overrides`` into a Config.
 
-    ``overrides`` holds flag or keyword values keyed as in ``[defaults]``;
-    ``None`` means "not given". ``labels`` names where each override came from
-    (e.g. ``{"layers": "--layers"}``) so that errors point at the flag.
+    ``overrides`` holds flag or keyword values keyed by setting name; ``None``
+    means "not given". An error about one of them names the setting, as the
+    keyword (:attr:`ConfigError.where`); the CLI puts the flag in its place.
     """
     env = os.environ if env is None else env
     file_path = find_config_file(path, env)
     document = _read_toml(file_path) if file_path else {}
     label = str(file_path) if file_path else "the built-in defaults"
 
-    unknown_tables = set(document) - {*TABLES, "models", "hosts", "presets"}
+    unknown_tables = set(document) - {*TABLE_NAMES, "models", "hosts", "presets"}
     if unknown_tables:
         table = sorted(unknown_tables)[0]
         raise ConfigError(
@@ -134,28 +81,41 @@ def load_config(
             "[presets.NAME])"
         )
 
-    values: dict[str, Any] = {}
-    for table_name, builtin in TABLES.items():
-        values.update(builtin)
+    values = starting_values()
+    for table_name in TABLE_NAMES:
         table = document.get(table_name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{label}: `{table_name}` must be a table")
+        known = [name for name, s in SETTINGS.items() if s.table == table_name]
         for key, raw in table.items():
-            if key not in builtin:
+            if key not in known:
                 raise ConfigError(
-                    f"{label}: [{table_name}] unknown key {key!r} "
-                    f"(known keys: {', '.join(builtin)})"
+                    f"{label}: [{table_name}] unknown key {key!r} (known keys: {', '.join(known)})",
+                    setting=key,
                 )
-            values[key] = validate(key, raw, f"{label}: [{table_name}] {key}")
-    for key in values:
-        var = f"MOA_LOCAL_{key.upper()}"
-        if var in env:
-            values[key] = validate(key, from_env(key, env[var]), var)
+            values[key] = SETTINGS[key].check(raw, f"{label}: [{table_name}] {key}")
+    for name, declared in SETTINGS.items():
+        if declared.env_var in env:
+            values[name] = declared.from_env(env[declared.env_var])
     hosts = read_hosts(document.get("hosts", {}), label)
     models = read_models(document.get("models", {}), label, hosts)
     presets = read_presets(document.get("presets", {}), label)
     config = _build(values, models, file_path, hosts, presets)
-    return apply_overrides(config, overrides or {}, labels)
+    return apply_overrides(config, overrides or {})
+
+
+def read_presets(tables: Any, label: str) -> dict[str, dict[str, Any]]:
+    """``[presets.NAME]`` tables: named sets of [defaults] values, each checked.
+
+    The built-in presets come first, so that a file adds a preset or replaces one.
+    """
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: `presets` must be a set of [presets.NAME] tables")
+    rules = {name: s.rule for name, s in SETTINGS.items() if s.table == "defaults"}
+    presets = {name: dict(values) for name, values in BUILTIN_PRESETS.items()}
+    for name, table in tables.items():
+        presets[name] = read_table(table, rules, f"{label}: [presets.{name}]")
+    return presets
 
 
 def preset_overrides(config: Config, name: str) -> dict[str, Any]:
@@ -169,18 +129,17 @@ def preset_overrides(config: Config, name: str) -> dict[str, Any]:
     return dict(config.presets[name])
 
 
-def apply_overrides(
-    config: Config, overrides: Mapping[str, Any], labels: Mapping[str, str] | None = None
-) -> Config:
-    """``config`` with flag or keyword values on top; ``None`` values are skipped."""
-    labels = labels or {}
+def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """``config`` with flag or keyword values on top; ``None`` values are skipped.
+
+    An error names the setting as the keyword (the CLI puts the flag in its place).
+    """
     values = config.as_dict()
-    del values["config_file"]
     changed = False
     for key, value in overrides.items():
         if value is None:
             continue
-        values[key] = validate(key, value, labels.get(key, key))
+        values[key] = validate(key, value)
         changed = True
     if not changed:
         return config
@@ -188,53 +147,19 @@ def apply_overrides(
 
 
 def _build(
-    values: dict[str, Any],
+    values: Mapping[str, Any],
     models: Mapping[str, ModelConfig],
     source: Path | None,
-    hosts: Mapping[str, HostConfig] | None = None,
-    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    hosts: Mapping[str, HostConfig],
+    presets: Mapping[str, Mapping[str, Any]],
 ) -> Config:
-    low, high = values["temperature_range"]
-    if low > high:
-        raise ConfigError(
-            f"temperature_range must be [low, high] with low <= high, got {[low, high]}"
-        )
-    return Config(
-        proposers=tuple(values["proposers"]),
-        aggregator=values["aggregator"],
-        layers=values["layers"],
-        strategy=values["strategy"],
-        num_proposers=values["num_proposers"],
-        role_model=values["role_model"],
-        final_agent=values["final_agent"],
-        final_agent_prompt=values["final_agent_prompt"],
-        temperature=values["temperature"],
-        temperature_range=(low, high),
-        top_p=values["top_p"],
-        max_tokens=values["max_tokens"],
-        min_proposers=values["min_proposers"],
-        timeout=values["timeout"],
-        trace_dir=values["trace_dir"],
-        seed=values["seed"],
-        aggregator_temperature=values["aggregator_temperature"],
-        aggregate_window=values["aggregate_window"],
-        task=values["task"],
-        verify=values["verify"],
-        verify_samples=values["verify_samples"],
-        router=values["router"],
-        layout=values["layout"],
-        aggregate=values["aggregate"],
-        show_proposals=values["show_proposals"],
-        budget_mb=values["budget_mb"],
-        reserve_mb=values["reserve_mb"],
-        budget_fraction=values["budget_fraction"],
-        keep_alive=values["keep_alive"],
-        cpu_slots=values["cpu_slots"],
-        models=models,
-        source=source,
-        hosts=dict(hosts or {}),
-        presets=dict(presets or {}),
-    )
+    """The Config of checked ``values`` (lists become the tuples Config holds)."""
+    held: dict[str, Any] = {
+        name: tuple(value) if isinstance(value, list) else value
+        for name, value in values.items()
+        if name in SETTINGS
+    }
+    return Config(**held, models=models, source=source, hosts=dict(hosts), presets=dict(presets))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -1,11 +1,10 @@
-"""The named tables of a config file: ``[models.NAME]``, ``[hosts.NAME]``, ``[presets.NAME]``.
+"""The named tables of a config file that describe machines: ``[models.NAME]``, ``[hosts.NAME]``.
 
 Each reader takes the parsed TOML value and the file's label, checks every key
-with the validators of :mod:`.validate`, and returns frozen records:
-:class:`ModelConfig` per model, :class:`HostConfig` per host, and for presets
-plain dicts of ``[defaults]`` values (the built-in presets first, so that a
-file adds a preset or replaces one). Hosts are read before models, because a
-model names its host and takes its backend from the host's kind.
+with a rule of :mod:`.validate`, and returns frozen records:
+:class:`ModelConfig` per model and :class:`HostConfig` per host. Hosts are
+read before models, because a model names its host and takes its backend from
+the host's kind. (``[presets.NAME]`` hold settings: :mod:`.load` reads them.)
 """
 
 from __future__ import annotations
@@ -16,17 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .defaults import BACKENDS, BUILTIN_DEFAULTS, BUILTIN_PRESETS, HOST_KINDS
-from .validate import (
-    VALIDATORS,
-    Validator,
-    boolean,
-    integer,
-    is_number,
-    number,
-    read_table,
-    string,
-)
+from .defaults import BACKENDS, HOST_KINDS
+from .validate import Invalid, Rule, boolean, integer, is_number, number, read_table, string
 
 
 @dataclass(frozen=True)
@@ -68,28 +58,26 @@ class ModelConfig:
     replicas: tuple[str, ...] = ()
 
 
-def _host_names(value: Any, where: str) -> list[str]:
+def _host_names(value: Any) -> list[str]:
     """``host``: one [hosts.NAME], or a list of them for a model several hosts serve."""
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise ConfigError(f"{where} host must be a host name or a list of them, got {value!r}")
+        raise Invalid(f"must be a host name or a list of them, got {value!r}")
     if len(set(names)) != len(names):
-        raise ConfigError(f"{where} host names a host twice: {value!r}")
+        raise Invalid(f"names a host twice: {value!r}")
     return names
 
 
-def read_presets(tables: Any, label: str) -> dict[str, dict[str, Any]]:
-    """``[presets.NAME]`` tables: named sets of [defaults] values, each checked."""
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{label}: `presets` must be a set of [presets.NAME] tables")
-    checks = {key: VALIDATORS[key] for key in BUILTIN_DEFAULTS}
-    presets = {name: dict(values) for name, values in BUILTIN_PRESETS.items()}
-    for name, table in tables.items():
-        presets[name] = read_table(table, checks, f"{label}: [presets.{name}]")
-    return presets
+def _keep_alive(value: Any) -> str | float:
+    """Ollama's ``keep_alive``: a duration ("10m") or seconds."""
+    if isinstance(value, str):
+        return value
+    if is_number(value):
+        return value if isinstance(value, float) else int(value)
+    raise Invalid(f"must be a string, got {value!r}")
 
 
-_MODEL_KEYS: dict[str, Validator] = {
+_MODEL_KEYS: dict[str, Rule] = {
     "backend": string,
     "path": string,
     "catalog": string,
@@ -100,7 +88,7 @@ _MODEL_KEYS: dict[str, Validator] = {
     "parameters": integer(1),
     "family": string,
     "description": string,
-    "host": _host_names,
+    "host": Rule(_host_names, "a [hosts.NAME] or a list of them"),
     "model": string,
 }
 
@@ -163,7 +151,7 @@ def read_models(
     return models
 
 
-_HOST_KEYS: dict[str, Validator] = {
+_HOST_KEYS: dict[str, Rule] = {
     "url": string,
     "kind": string,
     "budget_mb": number(1.0),
@@ -172,9 +160,7 @@ _HOST_KEYS: dict[str, Validator] = {
     "timeout": number(1.0),
     "slots": integer(0),
     "logprobs": boolean,
-    "keep_alive": lambda value, where: (
-        value if isinstance(value, str) or is_number(value) else string(value, where)
-    ),
+    "keep_alive": Rule(_keep_alive, 'a duration such as "10m", or seconds'),
 }
 
 

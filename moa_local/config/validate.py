@@ -1,23 +1,87 @@
-"""One validator per setting, shared by the config file, the environment and flags.
+"""Rules: what values a setting or table key takes, checked the same from every source.
 
-A validator is ``check(value, where) -> value``: it returns the value in the
-type the :class:`~moa_local.config.Config` field holds, or raises
-:class:`~moa_local.errors.ConfigError` with ``where`` (the file, table and
-key; the environment variable; the flag) at the front of the message.
-:data:`VALIDATORS` maps every ``[defaults]`` and ``[resources]`` key to its
-validator; :func:`from_env` turns an environment string into what that
-validator expects, so the environment is checked by the same code as files.
+A :class:`Rule` checks a value whichever source it came from (a config file,
+a ``MOA_LOCAL_*`` variable, a flag or a keyword), says in words what it
+accepts (for ``--help`` and docs/settings.md) and reads an environment
+string into the value it then checks. Its ``check`` returns the value as the
+configuration holds it, or raises :class:`Invalid` with the reason alone;
+calling the rule puts ``where`` (the file and table, the variable, the
+keyword) in front and raises :class:`~moa_local.errors.ConfigError`, so every
+message reads ``<where> <reason>`` and the error carries both parts.
+
+The settings themselves, each with its rule, are declared in
+:mod:`.settings`; ``[models.NAME]`` and ``[hosts.NAME]`` keys in :mod:`.tables`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .defaults import AGGREGATIONS, LAYOUTS, ROUTERS, STRATEGIES, TASKS
 
-Validator = Callable[[Any, str], Any]
+
+class Invalid(Exception):
+    """A rule's check refused a value; the message is the reason, without where."""
+
+
+def number_or_text(text: str) -> Any:
+    """An environment string as an int, else a float, else the text (the check then says why)."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _as_text(text: str) -> str:
+    return text
+
+
+def _comma_list(text: str) -> list[str]:
+    return text.split(",")
+
+
+def _floats(text: str) -> Any:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        return text
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _words(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return text
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one kind of value is checked, described, and read from the environment."""
+
+    check: Callable[[Any], Any]  # the value as Config holds it, or Invalid(reason)
+    text: str  # what it accepts, in words: "an integer >= 1"
+    from_text: Callable[[str], Any] = number_or_text  # an environment string, before the check
+    choices: tuple[str, ...] = ()  # a choice's values (a flag shows them: auto|text|code)
+
+    def __call__(self, value: Any, where: str, setting: str | None = None) -> Any:
+        """``value`` checked; a :class:`ConfigError` naming ``where`` (and ``setting``) if not."""
+        try:
+            return self.check(value)
+        except Invalid as exc:
+            reason = str(exc)
+            raise ConfigError(
+                f"{where} {reason}", setting=setting, where=where, reason=reason
+            ) from None
 
 
 def is_number(value: Any) -> bool:
@@ -25,200 +89,135 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def integer(minimum: int) -> Callable[[Any, str], int]:
-    """A validator of integers of at least ``minimum``."""
-
-    def check(value: Any, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        if value < minimum:
-            raise ConfigError(f"{where} must be >= {minimum}, got {value}")
-        return value
-
-    return check
+def _integer(value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise Invalid(f"must be >= {minimum}, got {value}")
+    return value
 
 
-def number(minimum: float, maximum: float | None = None) -> Callable[[Any, str], float]:
-    """A validator of numbers from ``minimum`` up to ``maximum`` (if given), as floats."""
-
-    def check(value: Any, where: str) -> float:
-        if not is_number(value):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise ConfigError(f"{where} must be {bound}, got {value}")
-        return float(value)
-
-    return check
+def integer(minimum: int) -> Rule:
+    """Integers of at least ``minimum``."""
+    return Rule(lambda value: _integer(value, minimum), f"an integer >= {minimum}")
 
 
-def string(value: Any, where: str) -> str:
-    """``value`` if it is a string."""
+def _number(value: Any, minimum: float, maximum: float | None) -> float:
+    if not is_number(value):
+        raise Invalid(f"must be a number, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise Invalid(f"must be {bound}, got {value}")
+    return float(value)
+
+
+def number(minimum: float, maximum: float | None = None) -> Rule:
+    """Numbers from ``minimum`` up to ``maximum`` (if given), held as floats."""
+    bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+    return Rule(lambda value: _number(value, minimum, maximum), f"a number {bound}")
+
+
+def _string(value: Any) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {value!r}")
+        raise Invalid(f"must be a string, got {value!r}")
     return value
 
 
-def boolean(value: Any, where: str) -> bool:
-    """``value`` if it is true or false."""
+string = Rule(_string, "text", _as_text)
+
+
+def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        raise Invalid(f"must be true or false, got {value!r}")
     return value
 
 
-def _strategy(value: Any, where: str) -> str:
-    value = string(value, where)
-    if value not in STRATEGIES:
-        raise ConfigError(f"{where} must be one of {', '.join(STRATEGIES)}, got {value!r}")
-    return value
+boolean = Rule(_boolean, "true or false", _words)
 
 
-def _string_list(value: Any, where: str) -> list[str]:
-    if isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{where} must be a list of model names, got {value!r}")
-    names = [item.strip() for item in value if item.strip()]
+def choice(choices: tuple[str, ...]) -> Rule:
+    """One of ``choices`` (a string)."""
+
+    def check(value: Any) -> str:
+        text = _string(value)
+        if text not in choices:
+            raise Invalid(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return Rule(check, f"one of {', '.join(choices)}", _as_text, choices)
+
+
+def _model_names(value: Any) -> list[str]:
+    items = list(value) if isinstance(value, tuple) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise Invalid(f"must be a list of model names, got {value!r}")
+    names = [item.strip() for item in items if item.strip()]
     if not names:
-        raise ConfigError(f"{where} is empty: give at least one proposer model")
+        raise Invalid("is empty: give at least one proposer model")
     return names
 
 
-def _range(value: Any, where: str) -> list[float]:
-    if isinstance(value, tuple):
-        value = list(value)
-    if not (isinstance(value, list) and len(value) == 2 and all(map(is_number, value))):
-        raise ConfigError(f"{where} must be [low, high], got {value!r}")
-    for item in value:
-        number(0.0, 2.0)(item, where)
-    if value[0] > value[1]:
-        raise ConfigError(f"{where} must be [low, high] with low <= high, got {value!r}")
-    return [float(value[0]), float(value[1])]
+model_names = Rule(_model_names, "a list of model names (environment: a,b)", _comma_list)
 
 
-def _choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
-    def check(value: Any, where: str) -> str:
-        value = string(value, where)
-        if value not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    return check
-
-
-def _verify(value: Any, where: str) -> bool | str:
-    if value == "auto" or isinstance(value, bool):
-        return value
-    raise ConfigError(f'{where} must be true, false or "auto", got {value!r}')
+def _temperature_pair(value: Any) -> list[float]:
+    pair = list(value) if isinstance(value, tuple) else value
+    if not (isinstance(pair, list) and len(pair) == 2 and all(map(is_number, pair))):
+        raise Invalid(f"must be [low, high], got {value!r}")
+    for item in pair:
+        _number(item, 0.0, 2.0)
+    if pair[0] > pair[1]:
+        raise Invalid(f"must be [low, high] with low <= high, got {value!r}")
+    return [float(pair[0]), float(pair[1])]
 
 
-def _temperature_or_default(value: Any, where: str) -> float:
-    if is_number(value) and value == -1:
-        return -1.0
-    return number(0.0, 2.0)(value, f"{where} (-1 = the run's temperature)")
-
-
-def _seed(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where} must be an integer (-1 for random), got {value!r}")
-    return value
-
-
-# Every [defaults] and [resources] key, with its validator.
-VALIDATORS: dict[str, Validator] = {
-    "proposers": _string_list,
-    "aggregator": string,
-    "layers": integer(1),
-    "strategy": _strategy,
-    "num_proposers": integer(0),
-    "role_model": string,
-    "final_agent": string,
-    "final_agent_prompt": string,
-    "temperature": number(0.0, 2.0),
-    "temperature_range": _range,
-    "top_p": number(0.0, 1.0),
-    "max_tokens": integer(1),
-    "min_proposers": integer(1),
-    "timeout": number(0.0),
-    "trace_dir": string,
-    "seed": _seed,
-    "aggregator_temperature": _temperature_or_default,
-    "aggregate_window": integer(0),
-    "task": _choice(TASKS),
-    "verify": _verify,
-    "verify_samples": integer(0),
-    "router": _choice(ROUTERS),
-    "layout": _choice(LAYOUTS),
-    "aggregate": _choice(AGGREGATIONS),
-    "show_proposals": boolean,
-    "budget_mb": number(0.0),
-    "reserve_mb": number(0.0),
-    "budget_fraction": number(0.05, 1.0),
-    "keep_alive": number(-1.0),
-    "cpu_slots": integer(0),
-}
-
-# Settings whose environment value is the string itself.
-_STRING_SETTINGS = (
-    "aggregator",
-    "task",
-    "router",
-    "layout",
-    "aggregate",
-    "strategy",
-    "role_model",
-    "final_agent",
-    "final_agent_prompt",
-    "trace_dir",
+temperature_pair = Rule(
+    _temperature_pair, "[low, high], each from 0.0 to 2.0 (environment: low,high)", _floats
 )
 
 
-def validate(key: str, value: Any, where: str) -> Any:
-    """``value`` checked (and converted) by ``key``'s validator; ``where`` leads any error."""
-    validator = VALIDATORS.get(key)
-    if validator is None:
-        raise ConfigError(f"unknown setting {key!r}")
-    return validator(value, where)
-
-
-def from_env(key: str, text: str) -> Any:
-    """Parse an environment string into the type the key expects."""
-    validator = VALIDATORS.get(key)
-    if validator is _string_list:
-        return [part for part in text.split(",")]
-    if validator is _range:
-        parts = text.split(",")
-        try:
-            return [float(part) for part in parts]
-        except ValueError:
-            return text
-    if validator is boolean:
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        return text
-    if key in _STRING_SETTINGS:
-        return text
+def _temperature_or_run(value: Any) -> float:
+    if is_number(value) and value == -1:
+        return -1.0
     try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+        return _number(value, 0.0, 2.0)
+    except Invalid as exc:
+        raise Invalid(f"(-1 = the run's temperature) {exc}") from None
 
 
-def read_table(table: Any, checks: Mapping[str, Validator], where: str) -> dict[str, Any]:
+temperature_or_run = Rule(_temperature_or_run, "-1 (the run's temperature) or 0.0 to 2.0")
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"must be an integer (-1 for random), got {value!r}")
+    return value
+
+
+random_seed = Rule(_seed, "an integer (-1: a new one every run)")
+
+
+def _verify_mode(value: Any) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if value == "auto":
+        return "auto"
+    raise Invalid(f'must be true, false or "auto", got {value!r}')
+
+
+verify_mode = Rule(_verify_mode, 'true, false or "auto"', _words)
+
+
+def read_table(table: Any, rules: Mapping[str, Rule], where: str) -> dict[str, Any]:
     """A ``[kind.NAME]`` table's values, each checked; unknown keys are errors."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
     values: dict[str, Any] = {}
     for key, raw in table.items():
-        check = checks.get(key)
-        if check is None:
-            raise ConfigError(f"{where} unknown key {key!r} (known keys: {', '.join(checks)})")
-        values[key] = check(raw, f"{where} {key}")
+        rule = rules.get(key)
+        if rule is None:
+            raise ConfigError(
+                f"{where} unknown key {key!r} (known keys: {', '.join(rules)})", setting=key
+            )
+        values[key] = rule(raw, f"{where} {key}", key)
     return values

@@ -1,17 +1,18 @@
 """What a run is asked to do: :class:`Plan` and :class:`Sampling`, and nothing that runs.
 
 A plan is fully resolved: models are :class:`ModelSpec` objects, agents are
-made (or the role model that will make them is named), and every setting has
-its value. Settings have no defaults here: they come from :class:`Config`
-(built-in defaults < models.toml < environment < flags), the one source of
-each setting, through :meth:`Sampling.from_config` and :func:`policy_from`.
+made (or the role model that will make them is named), and every field has
+its value. No field has a default here: settings come from :class:`Config`
+(built-in defaults < models.toml < environment < flags), where each is
+declared once, through :meth:`Sampling.from_config` and :func:`policy_from`;
+the planner (:mod:`moa_local.planning`) gives the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..agents import Agent
 from ..backends.base import Message
@@ -28,10 +29,10 @@ class Sampling:
     temperature: float
     top_p: float
     max_tokens: int
-    seed: int | None = None  # None: a fresh seed per run, recorded in the trace
-    timeout: float | None = None  # seconds per generation; None: no limit
-    min_proposers: int = 1
-    stop: tuple[str, ...] = ()  # ends the final answer (not the proposals)
+    seed: int | None  # None: a fresh seed per run, recorded in the trace
+    timeout: float | None  # seconds per generation; None: no limit
+    min_proposers: int
+    stop: tuple[str, ...]  # ends the final answer (not the proposals); a run may set it
 
     @classmethod
     def from_config(cls, config: Config) -> Sampling:
@@ -43,6 +44,7 @@ class Sampling:
             seed=None if config.seed < 0 else config.seed,
             timeout=config.timeout or None,
             min_proposers=config.min_proposers,
+            stop=(),
         )
 
 
@@ -70,20 +72,20 @@ class Plan:
     aggregator: ModelSpec
     models: dict[str, ModelSpec]
     sampling: Sampling
-    strategy: str
-    agents: tuple[Agent, ...] = ()
-    role_model: ModelSpec | None = None
-    role_count: int = 0
-    role_models: tuple[str, ...] = ()
-    aggregator_prompt: str = ""
-    final_agent: ModelSpec | None = None
-    final_agent_prompt: str = ""
-    settings: dict[str, object] = field(default_factory=dict)
-    # How the mixture runs and ends (config/defaults.py says what each value means):
+    strategy: str  # a Config strategy, or "agents" for explicit agents
+    agents: tuple[Agent, ...]  # explicit or made by the strategy (role: made per question)
+    role_model: ModelSpec | None  # the role strategy's model
+    role_count: int  # proposers per layer
+    role_models: tuple[str, ...]  # the proposer models, in order
+    aggregator_prompt: str
+    final_agent: ModelSpec | None
+    final_agent_prompt: str
+    settings: dict[str, object]  # Config.as_dict(), for the trace
+    # How the mixture runs and ends (config/settings.py says what each value means):
     task: str  # "auto" (detect code questions), "code" or "text"
     # Run code candidates against tests (runs model-written code): true, false,
-    # or "auto" (engine.verification.wants_verification).
-    verify: bool | str
+    # or "auto" (engine.evidence.wants_verification).
+    verify: bool | Literal["auto"]
     # More samples a verified cascade draws while none passes the question's examples.
     verify_samples: int
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
@@ -91,11 +93,11 @@ class Plan:
     aggregate: str  # a name of engine.choose.CHOOSERS: "synthesize", "select", "auto"
     aggregator_temperature: float | None  # None: the run's temperature
     aggregate_window: int  # references per aggregation step (0: as many as fit)
-    single_model: bool = False  # no mixture: the aggregator model answers alone (a baseline)
+    single_model: bool  # no mixture: the aggregator model answers alone (a baseline)
     # A chat client's earlier turns (before the question) and system message,
-    # given to every proposer and the aggregator.
-    conversation: tuple[Message, ...] = ()
-    system: str = ""
+    # given to every proposer and the aggregator (MoA.run sets them per run).
+    conversation: tuple[Message, ...]
+    system: str
 
     def spec_for(self, agent: Agent) -> ModelSpec:
         """The resolved model an agent runs on."""

@@ -35,8 +35,7 @@ from typing import Any
 
 from .. import prompts
 from ..checks import program_tests
-from ..config import AGGREGATIONS, Config, apply_overrides, preset_overrides
-from ..config.validate import VALIDATORS, validate
+from ..config import AGGREGATIONS, SETTINGS, Config, apply_overrides, preset_overrides, validate
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
 from ..reporting import ProgressFactory, silent_progress
@@ -121,7 +120,7 @@ def _suffix_settings(suffix: str, label: str) -> dict[str, Any]:
         raise ConfigError(
             f"--configs: unknown suffix +{suffix} in {label!r} (known: {known}, +KEY=VALUE)"
         )
-    if key not in VALIDATORS:
+    if key not in SETTINGS:
         raise ConfigError(f"--configs: unknown setting {key!r} in {label!r}")
     try:
         value = tomllib.loads(f"value = {text}")["value"]
@@ -255,9 +254,7 @@ def evaluate(
     log_path = log_dir / f"{suite.name}.jsonl"
     summaries = []
     for config in configs:
-        settings = apply_overrides(
-            base_config, config.overrides, {k: f"{config.label}: {k}" for k in config.overrides}
-        )
+        settings = apply_overrides(base_config, config.overrides)
         moa = MoA(
             config=settings,
             max_tokens=max_tokens,

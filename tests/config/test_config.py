@@ -21,7 +21,7 @@ def write(path: Path, text: str) -> Path:
 def test_repository_models_toml_documents_the_builtin_defaults() -> None:
     document = tomllib.loads((REPO_ROOT / "models.toml").read_text(encoding="utf-8"))
     for table, builtin in TABLES.items():
-        assert document[table] == builtin
+        assert document[table] == dict(builtin)
 
 
 @pytest.mark.shipped_defaults
@@ -124,9 +124,29 @@ def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
         load_config()
 
 
-def test_bad_flag_value_names_the_flag() -> None:
-    with pytest.raises(ConfigError, match="--temperature must be between"):
-        load_config(overrides={"temperature": -1.0}, labels={"temperature": "--temperature"})
+def test_bad_keyword_value_names_the_setting_on_the_error() -> None:
+    with pytest.raises(ConfigError, match="^temperature must be between") as caught:
+        load_config(overrides={"temperature": -1.0})
+    error = caught.value
+    assert (error.setting, error.where) == ("temperature", "temperature")
+    assert error.reason == "must be between 0.0 and 2.0, got -1.0"
+
+
+def test_file_and_environment_errors_name_the_setting_and_where(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write(Path("models.toml"), "[defaults]\nlayers = 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert (caught.value.setting, caught.value.where) == (
+        "layers",
+        "models.toml: [defaults] layers",
+    )
+    Path("models.toml").unlink()
+    monkeypatch.setenv("MOA_LOCAL_TOP_P", "2")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert (caught.value.setting, caught.value.where) == ("top_p", "MOA_LOCAL_TOP_P")
 
 
 def test_missing_explicit_config_file() -> None:
