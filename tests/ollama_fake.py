@@ -72,50 +72,38 @@ def serve_error(
     expect(path, method="POST").respond_with_json({"error": message}, status=status)
 
 
-def serve_facts(server: HTTPServer, *, resident: bool = False, pulled: bool = True) -> None:
-    server.expect_request("/api/show", method="POST").respond_with_json(
-        {
-            "modelfile": "FROM qwen2.5-coder",
-            "parameters": 'stop "<|im_end|>"',
-            "template": "{{ .Prompt }}",
-            "details": DETAILS,
-            "model_info": {
-                "general.architecture": "qwen2",
-                "general.parameter_count": 494_032_768,
-                "qwen2.block_count": 24,
-                "qwen2.context_length": 32768,
-                "qwen2.embedding_length": 896,
-                "qwen2.feed_forward_length": 4864,
-                "qwen2.attention.head_count": 14,
-                "qwen2.attention.head_count_kv": 2,
-            },
-            "capabilities": ["completion"],
-            "modified_at": CREATED,
-        }
-    )
-    models = (
-        [
-            {
-                "name": TAG,
-                "model": TAG,
-                "modified_at": CREATED,
-                "size": SIZE,
-                "digest": "a" * 64,
-                "details": DETAILS,
-            }
-        ]
-        if pulled
-        else []
-    )
-    server.expect_request("/api/tags", method="GET").respond_with_json({"models": models})
+def fact_answers(*, resident: bool = False, pulled: bool = True) -> dict[str, dict[str, Any]]:
+    """The JSON of ``/api/show``, ``/api/tags``, ``/api/ps`` and ``/api/generate`` (a preload)."""
+    details = {
+        "name": TAG,
+        "model": TAG,
+        "digest": "a" * 64,
+        "details": DETAILS,
+    }
+    show = {
+        "modelfile": "FROM qwen2.5-coder",
+        "parameters": 'stop "<|im_end|>"',
+        "template": "{{ .Prompt }}",
+        "details": DETAILS,
+        "model_info": {
+            "general.architecture": "qwen2",
+            "general.parameter_count": 494_032_768,
+            "qwen2.block_count": 24,
+            "qwen2.context_length": 32768,
+            "qwen2.embedding_length": 896,
+            "qwen2.feed_forward_length": 4864,
+            "qwen2.attention.head_count": 14,
+            "qwen2.attention.head_count_kv": 2,
+        },
+        "capabilities": ["completion"],
+        "modified_at": CREATED,
+    }
+    tags = [{**details, "modified_at": CREATED, "size": SIZE}] if pulled else []
     running = (
         [
             {
-                "name": TAG,
-                "model": TAG,
+                **details,
                 "size": RESIDENT_SIZE,
-                "digest": "a" * 64,
-                "details": DETAILS,
                 "expires_at": "2099-01-01T00:00:00Z",
                 "size_vram": 0,
             }
@@ -123,10 +111,21 @@ def serve_facts(server: HTTPServer, *, resident: bool = False, pulled: bool = Tr
         if resident
         else []
     )
-    server.expect_request("/api/ps", method="GET").respond_with_json({"models": running})
-    server.expect_request("/api/generate", method="POST").respond_with_json(
-        {"model": TAG, "created_at": CREATED, "response": "", "done": True}
-    )
+    return {
+        "/api/show": show,
+        "/api/tags": {"models": tags},
+        "/api/ps": {"models": running},
+        "/api/generate": {"model": TAG, "created_at": CREATED, "response": "", "done": True},
+    }
+
+
+# Each fact's method, as Ollama's API has it.
+FACT_METHODS = {"/api/show": "POST", "/api/tags": "GET", "/api/ps": "GET", "/api/generate": "POST"}
+
+
+def serve_facts(server: HTTPServer, *, resident: bool = False, pulled: bool = True) -> None:
+    for path, answer in fact_answers(resident=resident, pulled=pulled).items():
+        server.expect_request(path, method=FACT_METHODS[path]).respond_with_json(answer)
 
 
 def pull_lines() -> list[dict[str, Any]]:

@@ -28,15 +28,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import aclosing
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from ..errors import BackendUnavailable, GenerationError, GenerationTimeout, MoALocalError
 from ..models.estimate import NO_MEMORY, MemoryEstimate
 from ..models.references import ModelSpec
 
+T = TypeVar("T")
 Message = dict[str, str]
 # Receives (index of the request, piece of its text) as generations stream.
 PieceCallback = Callable[[int, str], None]
@@ -181,7 +182,7 @@ class BaseBackend:
         """:meth:`generate`, handing each piece of text to ``on_piece`` as it streams."""
         try:
             async with asyncio.timeout(request.timeout or None):
-                async with aclosing(self.stream(request)) as items:
+                async with closing_stream(self.stream(request)) as items:
                     async for item in items:
                         if isinstance(item, Completion):
                             return item
@@ -193,7 +194,7 @@ class BaseBackend:
         raise GenerationError(f"{request.model.label}: the backend ended without a result")
 
     async def _collect(self, request: GenerateRequest) -> Completion:
-        async with aclosing(self.stream(request)) as items:
+        async with closing_stream(self.stream(request)) as items:
             async for item in items:
                 if isinstance(item, Completion):
                     return item
@@ -250,6 +251,19 @@ class BaseBackend:
 
     async def close(self) -> None:
         """Nothing to release by default."""
+
+
+@asynccontextmanager
+async def closing_stream(items: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """``items``, closed on the way out where it can be: an async generator left
+    early (a timeout, the first Completion) then frees what it holds at once, such
+    as a connection it would otherwise keep from its pool."""
+    try:
+        yield items
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _for_index(on_text: PieceCallback, index: int) -> Callable[[str], None]:

@@ -10,19 +10,24 @@
   generate request); unloading is ``keep_alive=0``; so the host's budget
   reflects what moa-local asked it to hold.
 - Pulls use Ollama's pull stream (one progress bar per layer digest).
-- Errors: connection refused, 404 (model not pulled), 503 (queue full, retried
-  with backoff), an ``{"error": ...}`` line mid-stream, and timeouts all become
+- Errors: connection refused, 404 (model not pulled), 503 or 429 (busy, asked
+  again after a wait), an ``{"error": ...}`` line mid-stream, and timeouts all become
   one-line :class:`GenerationError` s naming the host.
 
-A new client is made for every call: httpx clients belong to one event loop,
-and a MoA may run on several (``run_sync`` twice).
+One ``ollama.AsyncClient`` serves each host (per event loop, kept by a
+:class:`remote.ClientPool`), so its connections are reused and closed with the
+backend. Its methods take no timeout, but chats and pulls must wait patiently
+while facts must come quickly: a request hook gives each request the timeout
+of the call it belongs to (:func:`_quickly`), which httpx reads from the
+request's ``timeout`` extension.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import aclosing, contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -31,7 +36,36 @@ from ..models.estimate import NO_MEMORY, MemoryEstimate, ModelShape
 from ..models.references import ModelSpec
 from ..reporting import ProgressFactory, silent_progress
 from . import remote
-from .base import BaseBackend, Completion, GenerateRequest, LoadReport, StreamItem, now
+from .base import BaseBackend, GenerateRequest, LoadReport, StreamItem, now
+
+if TYPE_CHECKING:
+    from ..config import HostConfig
+
+T = TypeVar("T")
+
+# The timeout of the call a request belongs to, when not the client's own.
+_TIMEOUT: ContextVar[httpx.Timeout | None] = ContextVar("ollama_timeout", default=None)
+
+
+@contextmanager
+def _quickly() -> Iterator[None]:
+    """Requests made inside take :data:`remote.QUICK_TIMEOUT` (facts, not chats).
+
+    Never around a ``yield`` of an async generator: its consumer's code would
+    run inside, with the quick timeout.
+    """
+    token = _TIMEOUT.set(remote.QUICK_TIMEOUT)
+    try:
+        yield
+    finally:
+        _TIMEOUT.reset(token)
+
+
+async def _apply_timeout(request: httpx.Request) -> None:
+    """httpx's request hook: the call's timeout, where :func:`_quickly` set one."""
+    timeout = _TIMEOUT.get()
+    if timeout is not None:
+        request.extensions["timeout"] = timeout.as_dict()
 
 
 def _ollama() -> Any:
@@ -51,20 +85,46 @@ class OllamaBackend(BaseBackend):
 
     def __init__(self) -> None:
         self._ollama = _ollama()
-
-    def _client(self, spec: ModelSpec, timeout: httpx.Timeout | None = None) -> Any:
-        assert spec.host is not None
-        headers = {"Authorization": f"Bearer {spec.host.api_key}"} if spec.host.api_key else None
-        return self._ollama.AsyncClient(
-            host=spec.host.url, timeout=timeout or remote.generation_timeout(spec), headers=headers
+        self._clients: remote.ClientPool[HostConfig, Any] = remote.ClientPool(
+            self._new_client, _close_client
         )
+
+    def _new_client(self, host: HostConfig) -> Any:
+        headers = {"Authorization": f"Bearer {host.api_key}"} if host.api_key else None
+        return self._ollama.AsyncClient(
+            host=host.url,
+            timeout=remote.generation_timeout(host),
+            headers=headers,
+            event_hooks={"request": [_apply_timeout]},
+        )
+
+    async def _client(self, spec: ModelSpec) -> Any:
+        assert spec.host is not None
+        return await self._clients.get(spec.host)
+
+    async def close(self) -> None:
+        """Close the connections to every host."""
+        await self._clients.aclose()
+
+    async def _retrying(self, spec: ModelSpec, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, asked again while Ollama answers busy (a ResponseError 503 or 429)."""
+
+        async def attempt() -> T:
+            try:
+                return await call()
+            except self._ollama.ResponseError as exc:
+                if exc.status_code in remote.BUSY_STATUSES:
+                    raise remote.Busy(exc.status_code) from None
+                raise
+
+        return await remote.retry_busy(spec, attempt)
 
     # -- generation -----------------------------------------------------------
 
     async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
-        """Stream a chat, retrying a 503 (queue full) before anything was produced."""
-        spec = request.model
-        assert spec.host is not None
+        """Stream a chat, asking again while Ollama is busy (before anything was produced)."""
+        spec, host = request.model, request.model.host
+        assert host is not None
         started = now()
         pieces: list[str] = []
         final: Any = None
@@ -78,40 +138,45 @@ class OllamaBackend(BaseBackend):
             options["seed"] = request.seed
         if request.stop:
             options["stop"] = list(request.stop)
-        for delay in (*remote.RETRY_DELAYS, None):
-            try:
-                async with self._client(spec) as client:
-                    parts = await client.chat(
-                        model=spec.remote_model,
-                        messages=list(request.messages),
-                        stream=True,
-                        options=options,
-                        keep_alive=spec.host.keep_alive,
-                    )
-                    async for part in parts:
-                        text = part.message.content if part.message else ""
-                        if text:
-                            pieces.append(text)
-                            yield text
-                        if part.done:
-                            final = part
-                break
-            except self._ollama.ResponseError as exc:
-                if exc.status_code == 503 and not pieces and delay is not None:
-                    await asyncio.sleep(delay)
-                    continue
-                raise self._response_error(spec, exc) from None
-            except remote.TRANSPORT_ERRORS as exc:
-                raise remote.translate(spec, exc) from None
+        client = await self._client(spec)
+
+        async def start() -> tuple[Any, Any]:
+            parts = await client.chat(
+                model=spec.remote_model,
+                messages=list(request.messages),
+                stream=True,
+                options=options,
+                keep_alive=host.keep_alive,
+            )
+            # The request goes out when the first part is asked for, so a busy
+            # answer comes here, before anything was produced.
+            return parts, await anext(parts, None)
+
+        try:
+            parts, part = await self._retrying(spec, start)
+            async with aclosing(parts):  # a stream left early frees its connection
+                while part is not None:
+                    text = part.message.content if part.message else ""
+                    if text:
+                        pieces.append(text)
+                        yield text
+                    if part.done:
+                        final = part
+                    part = await anext(parts, None)
+        except self._ollama.ResponseError as exc:
+            raise self._response_error(spec, exc) from None
+        except remote.TRANSPORT_ERRORS as exc:
+            raise remote.translate(spec, exc) from None
         if final is None:
-            raise GenerationError(f"{spec.label}: the stream from {spec.host.url} ended early")
+            raise GenerationError(f"{spec.label}: the stream from {host.url} ended early")
         duration = getattr(final, "total_duration", None)
-        yield Completion(
-            text="".join(pieces),
-            prompt_tokens=int(final.prompt_eval_count or 0),
-            completion_tokens=int(final.eval_count or len(pieces)),
+        yield remote.completion(
+            "".join(pieces),
+            prompt_tokens=final.prompt_eval_count,
+            completion_tokens=final.eval_count,
+            counted=len(pieces),
             seconds=duration / 1e9 if duration else now() - started,
-            finish_reason=getattr(final, "done_reason", None) or "stop",
+            finish_reason=getattr(final, "done_reason", None),
         )
 
     def _response_error(self, spec: ModelSpec, exc: Any) -> GenerationError:
@@ -121,15 +186,14 @@ class OllamaBackend(BaseBackend):
                 f"{spec.label}: model {spec.remote_model!r} is not on Ollama at "
                 f"{spec.host.url}; run `moa-local pull {spec.name}`"
             )
-        if exc.status_code == 503:
-            return remote.busy(spec)
         return GenerationError(f"{spec.label}: Ollama at {spec.host.url}: {exc.error}")
 
     # -- model facts, residency ---------------------------------------------------
 
     async def _facts(self, spec: ModelSpec) -> tuple[Any, int | None, int | None]:
         """(show, size from tags, size resident from ps) or raise."""
-        async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+        client = await self._client(spec)
+        with _quickly():
             show = await client.show(spec.remote_model)
             tags = await client.list()
             ps = await client.ps()
@@ -158,16 +222,20 @@ class OllamaBackend(BaseBackend):
     async def load(self, spec: ModelSpec) -> LoadReport:
         """Preload on the host (an empty generate request) and read its size from /api/ps."""
         started = now()
-        assert spec.host is not None
+        host = spec.host
+        assert host is not None
         try:
-            async with self._client(spec) as client:
-                await client.generate(
+            client = await self._client(spec)
+            await self._retrying(
+                spec,
+                lambda: client.generate(
                     model=spec.remote_model,
                     prompt="",
                     options={"num_ctx": spec.n_ctx},
-                    keep_alive=spec.host.keep_alive,
-                )
-                ps = await client.ps()
+                    keep_alive=host.keep_alive,
+                ),
+            )
+            ps = await client.ps()
         except self._ollama.ResponseError as exc:
             raise self._response_error(spec, exc) from None
         except remote.TRANSPORT_ERRORS as exc:
@@ -179,7 +247,8 @@ class OllamaBackend(BaseBackend):
     async def unload(self, spec: ModelSpec) -> None:
         """Ask Ollama to drop the model now (keep_alive=0); a dead host has nothing to drop."""
         try:
-            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+            client = await self._client(spec)
+            with _quickly():
                 await client.generate(model=spec.remote_model, prompt="", keep_alive=0)
         except Exception:  # unreachable, not Ollama, or not pulled: the run will say
             pass
@@ -187,7 +256,8 @@ class OllamaBackend(BaseBackend):
     async def resident_elsewhere(self, spec: ModelSpec, ours: set[str]) -> int:
         """Bytes the host holds for models other than ``ours`` (0 when it cannot say)."""
         try:
-            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+            client = await self._client(spec)
+            with _quickly():
                 ps = await client.ps()
         except Exception:  # unreachable, not Ollama, or not pulled: the run will say
             return 0
@@ -198,7 +268,8 @@ class OllamaBackend(BaseBackend):
     async def is_pulled(self, spec: ModelSpec) -> bool | None:
         """Whether the host has the model; None when the host cannot be asked."""
         try:
-            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+            client = await self._client(spec)
+            with _quickly():
                 tags = await client.list()
         except Exception:  # unreachable, not Ollama, or not pulled: the run will say
             return None
@@ -210,8 +281,9 @@ class OllamaBackend(BaseBackend):
         bars: dict[str, Any] = {}
         shown: dict[str, int] = {}
         try:
-            async with self._client(spec) as client:
-                async for part in await client.pull(spec.remote_model, stream=True):
+            client = await self._client(spec)
+            async with aclosing(await client.pull(spec.remote_model, stream=True)) as parts:
+                async for part in parts:
                     digest, total = part.digest, part.total
                     if not digest or not total:
                         continue
@@ -242,11 +314,16 @@ class OllamaBackend(BaseBackend):
         """Tags the host has (for doctor)."""
         assert spec.host is not None
         try:
-            async with self._client(spec, remote.QUICK_TIMEOUT) as client:
+            client = await self._client(spec)
+            with _quickly():
                 tags = await client.list()
         except Exception as exc:  # any failure: the host cannot be listed
             raise ModelError(f"cannot list models of {spec.host.url}: {exc}") from None
         return [str(m.model) for m in tags.models]
+
+
+async def _close_client(client: Any) -> None:
+    await client.close()
 
 
 def _held(model: Any) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,12 @@ def _keep_alive(value: Any) -> str | float:
     raise Invalid(f"must be a string, got {value!r}")
 
 
+def _installed_backends() -> list[str]:
+    """Backends installed through the ``moa_local.backends`` entry-point group
+    (a third-party package adds one there; moa_local.backends.base loads it)."""
+    return [entry.name for entry in entry_points(group="moa_local.backends")]
+
+
 _MODEL_KEYS: dict[str, Rule] = {
     "backend": string,
     "path": string,
@@ -117,9 +124,10 @@ def read_models(
                     f"{where} backend {backend!r} does not match host {other!r} (kind "
                     f"{hosts[other].kind!r})"
                 )
-        if backend not in BACKENDS:
+        if backend not in BACKENDS and backend not in _installed_backends():
+            available = (*BACKENDS, *sorted(set(_installed_backends()) - set(BACKENDS)))
             raise ConfigError(
-                f"{where} backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+                f"{where} backend must be one of {', '.join(available)}, got {backend!r}"
             )
         if "path" in values and "catalog" in values:
             raise ConfigError(f"{where} sets both `path` and `catalog`; keep one")

@@ -225,6 +225,8 @@ def _configured_spec(
         return _echo_spec(f"echo:{name}")
     if model_config.backend in ("ollama", "openai"):
         return _remote_spec(name, model_config, config)
+    if model_config.backend != "llamacpp":  # a backend from the moa_local.backends entry points
+        return _plugin_spec(name, model_config)
     if model_config.path is not None:
         return _path_spec(name, model_config.path, model_config)
     entry = catalog.lookup(model_config.catalog or name)
@@ -267,6 +269,22 @@ def _catalog_spec(
         parameters=entry.parameters,
         quantization=entry.quantization,
         family=entry.family,
+    )
+
+
+def _plugin_spec(name: str, model_config: ModelConfig) -> ModelSpec:
+    """A model of a third-party backend: its table's settings, handed over unread."""
+    return ModelSpec(
+        name=name,
+        backend=model_config.backend,
+        path=model_config.path,
+        n_ctx=model_config.n_ctx or DEFAULT_N_CTX,
+        n_gpu_layers=model_config.n_gpu_layers,
+        n_threads=model_config.n_threads,
+        chat_format=model_config.chat_format,
+        parameters=model_config.parameters,
+        family=model_config.family,
+        remote_model=model_config.model,
     )
 
 

@@ -241,15 +241,20 @@ async def test_a_web_page_instead_of_the_api(fake: HTTPServer) -> None:
 
 
 async def test_slow_server_times_out(fake: HTTPServer) -> None:
-    import time
+    import threading
+
+    answer = threading.Event()
 
     def slow(_: Request) -> Response:
-        time.sleep(2.5)
+        answer.wait(timeout=60)  # after the test: a backend that waited would get "late"
         return Response(sse(delta("late", "stop"), "[DONE]"), content_type="text/event-stream")
 
     fake.expect_request("/v1/chat/completions").respond_with_handler(slow)
-    with pytest.raises(GenerationError, match="did not answer within 1 s"):
-        await OpenAIBackend().generate(ask(spec_for("tiny-a")))
+    try:
+        with pytest.raises(GenerationError, match="did not answer within 1 s"):
+            await OpenAIBackend().generate(ask(spec_for("tiny-a")))
+    finally:
+        answer.set()
 
 
 def test_a_server_that_gives_logprobs_gives_them_per_token(
