@@ -10,12 +10,18 @@ proposal with ``error`` set, never an exception.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .. import prompts
-from ..backends.base import BackendRegistry, Completion, GenerateRequest, Message, now
+from ..backends.base import (
+    BackendRegistry,
+    Completion,
+    GenerateRequest,
+    Message,
+    closing_stream,
+    now,
+)
 from ..backends.capabilities import ListsHostModels
 from ..backends.logprobs import mean_logprob
 from ..errors import GenerationError, HostUnreachable, MoALocalError
@@ -189,7 +195,7 @@ class Generator:
         try:
             async with self.scheduler.lease(request.model, tracer.emit) as lease:
                 request = replace(request, n_threads=lease.threads)
-                async with _closing(backend.generate_many([request], pieces)) as outcomes:
+                async with closing_stream(backend.generate_many([request], pieces)) as outcomes:
                     async for _, outcome in outcomes:
                         return outcome
         except MoALocalError as exc:  # the scheduler: the model cannot be loaded
@@ -238,7 +244,7 @@ class Generator:
                     [replace(item.request, n_threads=lease.threads) for item in group],
                     piece if tracer.live else None,
                 )
-                async with _closing(outcomes):
+                async with closing_stream(outcomes):
                     async for position, outcome in outcomes:
                         record(position, outcome)
         except MoALocalError as exc:
@@ -376,25 +382,6 @@ def proposal_from(
         error=str(outcome),
         references_shortened=shortened,
     )
-
-
-Outcomes = AsyncIterator[tuple[int, Completion | GenerationError]]
-
-
-@asynccontextmanager
-async def _closing(outcomes: Outcomes) -> AsyncIterator[Outcomes]:
-    """``outcomes``, closed on leaving, so that a backend stops generating what nobody reads.
-
-    The backend protocol promises only an async iterator; the backends'
-    are async generators, which ``aclose`` stops (``contextlib.aclosing``
-    is typed for those alone).
-    """
-    try:
-        yield outcomes
-    finally:
-        close = getattr(outcomes, "aclose", None)
-        if close is not None:
-            await close()
 
 
 async def _no_probe(spec: ModelSpec) -> None:

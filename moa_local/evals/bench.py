@@ -34,11 +34,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..backends.base import BaseBackend, Completion, GenerateRequest, PieceCallback, StreamItem
+from ..backends.base import (
+    BaseBackend,
+    Completion,
+    GenerateRequest,
+    PieceCallback,
+    StreamItem,
+    closing_stream,
+)
 from ..backends.llamacpp import LlamaCppBackend
 from ..backends.llamacpp_generate import greedy_twins
 from ..config import Config, apply_overrides, preset_overrides
@@ -101,7 +107,7 @@ class RecordingBackend(BaseBackend):
     async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         """The inner stream, recording its completion."""
         started = time.time()
-        async with aclosing(self.inner.stream(self._asked(request))) as items:
+        async with closing_stream(self.inner.stream(self._asked(request))) as items:
             async for item in items:
                 if isinstance(item, Completion):
                     self.generations.append(_generation(request, item, started))
@@ -119,7 +125,7 @@ class RecordingBackend(BaseBackend):
         twins = greedy_twins(asked) if self.inner.reuse else {}
         done: dict[int, Completion] = {}
         try:
-            async with aclosing(self.inner.generate_many(asked, on_text)) as outcomes:
+            async with closing_stream(self.inner.generate_many(asked, on_text)) as outcomes:
                 async for index, outcome in outcomes:
                     if isinstance(outcome, Completion):
                         done[index] = outcome
