@@ -10,6 +10,7 @@ a directory of the caller's) and reports it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -56,7 +57,11 @@ def pip_download(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=(
+                    functools.partial(_die_with_parent, os.getpid())
+                    if sys.platform == "linux"
+                    else None
+                ),
             )
         except OSError as exc:
             raise PullError(f"cannot run pip ({sys.executable} -m pip): {exc}") from None
@@ -87,11 +92,12 @@ def pip_error(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _die_with_parent() -> None:
-    """In the pip child: be killed when the pulling process dies (even by SIGKILL).
+def _die_with_parent(parent: int) -> None:
+    """In the pip child: be killed when the pulling process ``parent`` dies (even by SIGKILL).
 
     Otherwise an orphaned pip goes on writing into a temporary folder that
-    the next pull is about to clean up.
+    the next pull is about to clean up. A parent that died before the
+    request took effect (between fork and here) is dead already: die now.
     """
     import ctypes
     import signal
@@ -99,3 +105,5 @@ def _die_with_parent() -> None:
     pr_set_pdeathsig = 1
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
