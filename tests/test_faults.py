@@ -450,17 +450,21 @@ def test_a_process_left_running_fails_the_run_and_is_killed(
         "tests.conftest.LEAK_GRACE_S = 1.0\n"
     )
     (suite / "test_one.py").write_text(ONE_TEST.format(seconds=seconds, end=end))
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
-        capture_output=True,
-        text=True,
-        cwd=suite,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
-    # Killed either way: by the test, or by the check.
-    assert processes_mentioning(f"sleep {seconds}") == []
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
+            capture_output=True,
+            text=True,
+            cwd=suite,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
+        # Killed either way: by the test, or by the check.
+        assert processes_mentioning(f"sleep {seconds}") == []
+    finally:
+        for pid in processes_mentioning(f"sleep {seconds}"):  # not ours to leave behind
+            os.kill(pid, signal.SIGKILL)
     if not leaked:
         assert result.returncode == 0, result.stdout
         assert "processes left running" not in result.stdout
