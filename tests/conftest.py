@@ -27,6 +27,9 @@ RESULT_KEYS = (
     "usage",
     "seconds",
     "trace_file",
+    # Which candidate the answer is (None for new text) and which it was chosen among.
+    "chosen",
+    "candidates",
 )
 
 
