@@ -1,19 +1,37 @@
 """Reading the final answer of a reply: one reader for votes and for scoring.
 
 Replies reason first and answer last, in many wordings: ``Answer: (B)``,
-``**Final answer:** 12``, ``The correct answer is: three``, ``\\boxed{7}``.
-:func:`answer_text` takes the answer part of a reply (the last answer line,
-else the last line), as a scorer compares it; :func:`final_answer` takes the
-answer a vote counts, in a canonical form (:func:`canonical`: the option
-letter, a number in digits, or normalized text), or, for a code question,
-the program normalized when it is whole (it parses and defines or imports
-every name it uses). A reply whose answer cannot be told apart from its
-prose has none for a vote (None).
+``**Final answer:** 12``, ``The correct answer is: three``, ``So the answer
+is 1,234.`` at the end of a sentence, ``#### 72`` (GSM8K's own mark),
+``\\boxed{7}``. :func:`read_answer` is the reader: it takes the answer part
+of a reply (the last stating line, else the last line) and puts it in the
+canonical form equal answers share (:func:`canonical`):
+
+1. an option's letter, lower case, when the answer picks one: a letter alone
+   (``B``, ``(b)``, ``B.``), a letter then its text (``(C) Paris``), an
+   option's exact text, or, when the options are known, the one letter in
+   parentheses (``it is (B)``) or named (``option B``); two letters
+   (``(A) or (B)``) pick none;
+2. a number in digits, when the answer is one number, in digits or words,
+   with nothing else than a sign, ``$``, thousands commas, a trailing ``.0``
+   or a few words around it (``42 apples``, ``I have 3 things``, ``9 * 2 =
+   $18``: the part after the last ``=``);
+3. else the text, normalized (case, spaces, quotes, trailing punctuation).
+
+Scorers compare that form with the gold answer's (:mod:`moa_local.evals.exact`).
+A vote counts it only when the reply states it, or when the whole reply is
+one short word (:attr:`Reading.countable`, :func:`final_answer`): an
+unstated last line of prose is not an answer others can agree with. For a
+code question the vote counts the program instead, normalized, when it is
+whole (it parses and defines or imports every name it uses).
 """
 
 from __future__ import annotations
 
 import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from .checks.programs import extract_python, is_whole, normalize_code
 
@@ -24,12 +42,20 @@ ANSWER_LINE = re.compile(
     r"(?:(?:correct|final|right)\s+)?answer\s*[*_]*\s*(?:is\b\s*[*_]*\s*[:：=]?|[:：=])\s*(.*)",
     re.IGNORECASE,
 )
+_HASHES = re.compile(r"\s*####\s*(.*)")  # GSM8K's "#### 72"
+_SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _MARKUP = re.compile(r"\*\*|__|`|\$")
 # "(B) text", "B) text", "(B)", "B", "B.", "b:" (one letter, with or without text after).
 _OPTION = re.compile(r"\(?([A-Za-z])\)(?:\s.*)?|\(?([A-Z])\)?[.:]?|\(([a-z])\)")
 _OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)\s*(.+?)\s*$", re.M)
+_LETTER_ALONE = re.compile(r"\(?([A-Za-z])\)?[.:]?")
+_LETTER_FIRST = re.compile(r"\(?([A-Z])\)[\s.:]")
+_LETTER_IN_PARENS = re.compile(r"\(([A-Z])\)")
+_LETTER_NAMED = re.compile(r"\b(?:option|choice)\s+\(?([A-Z])\b\)?", re.IGNORECASE)
+_SIGNED = re.compile(r"(?<![\w.])[-−]\s*\$?\s*\d")
 _MAX_ONE_WORD = 40  # characters: a longer "word" is not a short answer
+_MAX_WORDS_BY_A_NUMBER = 4  # "I have 3 things": a number with a few words is that number
 
 _UNITS = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -41,28 +67,71 @@ NUMBER_WORDS = {word: value for value, word in enumerate(_UNITS)} | {
     word: 20 + 10 * i for i, word in enumerate(_TENS)
 }
 
+Options = Mapping[str, str] | Sequence[str]  # letter -> text, or texts in letter order
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What :func:`read_answer` read in a reply."""
+
+    text: str  # the answer part as written, unmarked: the stated answer, else the last line
+    value: str  # its canonical form ("" when there is no answer part)
+    stated: bool  # a line states it ("Answer: ...", "the answer is ...", "#### ...", \boxed{})
+    whole: bool  # the reply is that one line
+
+    @property
+    def countable(self) -> str | None:
+        """The answer as a vote counts it: stated, or a whole reply of one short word."""
+        if self.stated:
+            return self.value or None
+        if self.whole and self.value and " " not in self.value:
+            return self.value if len(self.value) <= _MAX_ONE_WORD else None
+        return None
+
+
+def read_answer(reply: str, options: Options = ()) -> Reading:
+    """The one reader: the answer part of ``reply`` and its canonical form.
+
+    ``options`` are the question's lettered options (letter -> text, or the
+    texts in letter order), so that an option's text reads as its letter.
+    """
+    stated = stated_answer(reply)
+    lines = _lines(reply)
+    last = _unmarked(lines[-1]) if lines else ""
+    text = stated if stated is not None else last
+    return Reading(text, canonical(text, options), stated is not None, len(lines) == 1)
+
 
 def stated_answer(reply: str) -> str | None:
-    """The text of the reply's last answer line (or the line after an empty one), unmarked;
-    None when no line states an answer."""
-    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
+    """The text of the reply's last answer statement (or the line after an empty one),
+    unmarked; else its last ``\\boxed{}``; None when it states no answer."""
+    lines = _lines(reply)
     for position in range(len(lines) - 1, -1, -1):
-        match = ANSWER_LINE.fullmatch(lines[position])
-        if match:
-            chosen = match.group(1).strip()
+        chosen = _stated_in(lines[position])
+        if chosen is not None:
             if not chosen and position + 1 < len(lines):
                 chosen = lines[position + 1]
             return _unmarked(chosen)
+    boxed = _BOXED.findall(reply)
+    return boxed[-1].strip() if boxed else None
+
+
+def _stated_in(line: str) -> str | None:
+    """What ``line`` states as the answer: the whole line ("Answer: x", "#### x"), or its
+    last sentence that does ("... = 18. So the answer is 18.")."""
+    match = ANSWER_LINE.fullmatch(line) or _HASHES.fullmatch(line)
+    if match:
+        return match.group(1).strip()
+    for start in reversed([m.end() for m in _SENTENCE_START.finditer(line)]):
+        match = ANSWER_LINE.fullmatch(line[start:])
+        if match:
+            return _SENTENCE_START.split(match.group(1), maxsplit=1)[0].strip()
     return None
 
 
 def answer_text(reply: str) -> str:
-    """The answer part of a reply, as a scorer reads it: the stated answer, else the last line."""
-    stated = stated_answer(reply)
-    if stated is not None:
-        return stated
-    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
-    return _unmarked(lines[-1]) if lines else ""
+    """The answer part of a reply, as written: the stated answer, else the last line."""
+    return read_answer(reply).text
 
 
 def final_answer(
@@ -73,46 +142,67 @@ def final_answer(
     For ``code``, the answer is the reply's program, and only a whole one
     counts: it parses and uses no name that neither it nor the ``question``'s
     code defines or imports (:func:`moa_local.checks.programs.is_whole`). Otherwise
-    it is the stated answer, or the whole reply when that is one short line;
-    an option's text counts as its letter when the ``question`` lists
-    lettered options.
+    it is :attr:`Reading.countable` of :func:`read_answer`, the ``question``'s
+    lettered options (``(A) text`` lines) known.
     """
     if code:
         program = extract_python(reply, entry_point)
         if program is None or not is_whole(program, question):
             return None
         return normalize_code(program)
-    stated = stated_answer(reply)
-    if stated is not None:
-        return canonical(stated, options_in(question)) or None
-    text = reply.strip()
-    if "\n" in text:
-        return None
-    short = canonical(text, options_in(question))
-    if short and " " not in short and len(short) <= _MAX_ONE_WORD:
-        return short
-    return None
+    return read_answer(reply, options_in(question)).countable
 
 
 def options_in(question: str) -> dict[str, str]:
-    """The lettered options a question lists, one per line ("(A) text"): text to letter."""
-    return {normalize(text): letter.lower() for letter, text in _OPTION_LINE.findall(question)}
+    """The lettered options a question lists, one per line ("(A) text"): letter to text."""
+    return {letter: text for letter, text in _OPTION_LINE.findall(question)}
 
 
-def canonical(answer: str, options: dict[str, str] | None = None) -> str:
+def canonical(answer: str, options: Options = ()) -> str:
     """An answer in a form equal answers share: the option letter (lower case), a number
-    in digits ("three", "3.0" and "3" are "3"), or normalized text."""
+    in digits ("three", "3.0", "$3" and "3 apples" are "3"), or normalized text."""
     text = _unmarked(answer)
+    letter = choose_option(text, options)
+    if letter is not None:
+        return letter.lower()
     option = _OPTION.fullmatch(text)
-    if option:
+    if option and len(set(_LETTER_IN_PARENS.findall(text.upper()))) <= 1:  # not "(A) or (B)"
         return next(g for g in option.groups() if g).lower()
-    plain = normalize(text)
-    if options and plain in options:
-        return options[plain]
-    number = as_number(plain)
+    number = the_number(text)
     if number is not None:
         return f"{number:g}" if number != int(number) else str(int(number))
-    return plain
+    return normalize(text)
+
+
+def choose_option(text: str, options: Options) -> str | None:
+    """The letter (upper case) ``text`` picks among ``options``, or None.
+
+    In order: a letter alone ("B", "(b)", "B."); a letter then text ("(B) the
+    text"); an option's text; the one letter in parentheses ("it is (B)"); a
+    letter named as "option B"/"choice B". A letter past the options, or two
+    letters ("(A) or (B)"), pick none.
+    """
+    by_letter = _by_letter(options)
+    match = _LETTER_ALONE.fullmatch(text) or _LETTER_FIRST.match(text)
+    if match:
+        letter = match.group(1).upper()
+        others = set(_LETTER_IN_PARENS.findall(text)) & set(by_letter) - {letter}
+        return letter if letter in by_letter and not others else None
+    wanted = normalize(text)
+    for letter, option in by_letter.items():
+        if normalize(option) == wanted:
+            return letter
+    for pattern in (_LETTER_IN_PARENS, _LETTER_NAMED):
+        found = {m.upper() for m in pattern.findall(text)} & set(by_letter)
+        if len(found) == 1:
+            return found.pop()
+    return None
+
+
+def _by_letter(options: Options) -> dict[str, str]:
+    if isinstance(options, Mapping):
+        return {letter.upper(): text for letter, text in options.items()}
+    return dict(zip(string.ascii_uppercase, options, strict=False))
 
 
 def normalize(text: str) -> str:
@@ -157,8 +247,32 @@ def as_number(text: str) -> float | None:
     return None
 
 
+def the_number(text: str) -> float | None:
+    """The one number an answer gives: ``text`` as a number (:func:`as_number`), else its
+    only number among at most a few other words ("42 apples", "-3 degrees"); after an
+    ``=``, the part after the last one ("9 * 2 = 18"). None when there is no single number."""
+    text = text.rpartition("=")[2].strip()
+    number = as_number(text)
+    if number is not None:
+        return number
+    found = numbers_in(text)
+    if len(found) != 1:
+        return None
+    words = [w.lstrip("-−+") for w in re.split(r"[^\w.,+−-]+", text.lower())]
+    words = [w for w in words if w.strip(".,-")]
+    if len(words) - 1 > _MAX_WORDS_BY_A_NUMBER or any(
+        any(c.isdigit() for c in w) and not _is_digits(w.rstrip(".,")) for w in words
+    ):
+        return None  # a long sentence, or a number glued to letters ("3x", "2nd")
+    return -found[0] if _SIGNED.search(text) else found[0]
+
+
 def _is_digits(word: str) -> bool:
-    return re.fullmatch(r"\d+(?:\.\d+)?|\d{1,3}(?:,\d{3})+", word) is not None
+    return re.fullmatch(r"\d+(?:\.\d+)?|\d{1,3}(?:,\d{3})+(?:\.\d+)?", word) is not None
+
+
+def _lines(reply: str) -> list[str]:
+    return [line.strip() for line in reply.strip().splitlines() if line.strip()]
 
 
 def _unmarked(text: str) -> str:

