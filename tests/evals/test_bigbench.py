@@ -220,7 +220,9 @@ def test_a_task_that_cannot_be_run_is_a_one_line_error(
 def test_tasks_is_a_usage_error_for_another_suite(config_file: Path) -> None:
     result = _invoke("humaneval", "--config", str(config_file), "--tasks", "legs")
     assert result.exit_code == 2
-    assert result.stderr == "error: --tasks only applies to the bigbench suite, not humaneval\n"
+    assert result.stderr == (
+        "error: --tasks only applies to the bigbench and reasoning-gym suites, not humaneval\n"
+    )
 
 
 def test_eval_bigbench_end_to_end_with_echo_models(archive: Path, config_file: Path) -> None:
