@@ -67,6 +67,9 @@ NUMBER_WORDS = {word: value for value, word in enumerate(_UNITS)} | {
     word: 20 + 10 * i for i, word in enumerate(_TENS)
 }
 
+# A reply that opens with an option letter: "(C) Paris", "C) Paris".
+_OPTION_FIRST = re.compile(r"\(?[A-Ea-e]\)\s")
+
 Options = Mapping[str, str] | Sequence[str]  # letter -> text, or texts in letter order
 
 
@@ -84,7 +87,12 @@ class Reading:
         """The answer as a vote counts it: stated, or a whole reply of one short word."""
         if self.stated:
             return self.value or None
-        if self.whole and self.value and " " not in self.value:
+        # One word as written, or an option as written ("(C) Paris"): the canonical
+        # form drops words around a number ("It is 7, clearly." reads 7), which
+        # would make a prose reply a vote.
+        if self.whole and self.value and (
+            len(self.text.split()) == 1 or _OPTION_FIRST.match(self.text)
+        ):
             return self.value if len(self.value) <= _MAX_ONE_WORD else None
         return None
 
