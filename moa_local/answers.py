@@ -90,8 +90,10 @@ class Reading:
         # One word as written, or an option as written ("(C) Paris"): the canonical
         # form drops words around a number ("It is 7, clearly." reads 7), which
         # would make a prose reply a vote.
-        if self.whole and self.value and (
-            len(self.text.split()) == 1 or _OPTION_FIRST.match(self.text)
+        if (
+            self.whole
+            and self.value
+            and (len(self.text.split()) == 1 or _OPTION_FIRST.match(self.text))
         ):
             return self.value if len(self.value) <= _MAX_ONE_WORD else None
         return None

@@ -21,6 +21,7 @@ import click
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..evals.suite import SPLITS
 from ..evals.suites import SUITES
 from .common import budget_option, config_option, config_with_budget, err, setting_option
 from .group import main
@@ -35,7 +36,7 @@ from .progress import progress_factory
     "+vote/+select/... (aggregate) or +KEY=VALUE (any setting). "
     "Default: each default proposer alone, then moa.",
 )
-@click.option("--split", default="dev", type=click.Choice(["dev", "all"]), show_default=True)
+@click.option("--split", default="dev", type=click.Choice(list(SPLITS)), show_default=True)
 @click.option(
     "--tasks",
     help="bigbench: comma-separated BIG-bench JSON tasks, named by their folder under "

@@ -39,7 +39,7 @@ from ..answers import choose_option
 from ..errors import ConfigError
 from .bigbench_data import BigBenchData
 from .exact import score_choice, score_target
-from .suite import Problem, Score
+from .suite import Problem, Score, split_indices
 
 # choose_option: the option rule lives with the reader (moa_local.answers); named here too.
 __all__ = ["DEFAULT_TASKS", "BigBenchSuite", "choose_option", "make_problem", "score_answer"]
@@ -66,6 +66,7 @@ class BigBenchSuite:
 
     name = "bigbench"
     dev_range = range(0, sys.maxsize, 2)  # within each task
+    confirm_range = range(1, sys.maxsize, 2)
 
     def __init__(self, tasks: Sequence[str] = DEFAULT_TASKS, data: BigBenchData | None = None):
         self.tasks = list(dict.fromkeys(tasks))
@@ -98,11 +99,13 @@ class BigBenchSuite:
         return examples
 
     def problems(self, split: str = "dev") -> list[Problem]:
-        """The problems of ``split`` ("dev": the even examples of each task, "all": all)."""
+        """The problems of ``split`` ("dev": the even examples of each task, "confirm": the
+        odd ones, "all": all)."""
+        wanted = split_indices(self, split)
         problems = []
         for name, (task, examples) in self._examples.items():
             for index, example in enumerate(examples):
-                if split == "dev" and index not in self.dev_range:
+                if index not in wanted:
                     continue
                 problems.append(make_problem(self.name, name, task, index, example))
         return problems

@@ -24,7 +24,7 @@ from typing import Any
 from ..checks.programs import defines, extract_python
 from ..checks.sandbox import SandboxLimits, run_program
 from ..errors import ConfigError
-from .suite import Problem, Score
+from .suite import Problem, Score, split_indices
 
 INSTRUCTION = (
     "Complete the following Python function. Reply with the complete function "
@@ -35,10 +35,11 @@ LIMITS = SandboxLimits(timeout=15.0, cpu_seconds=10, memory_mb=1024)
 
 
 class HumanEvalSuite:
-    """The 164 HumanEval problems; dev split: problems 0-81."""
+    """The 164 HumanEval problems; dev split: problems 0-81, confirmation 82-112."""
 
     name = "humaneval"
     dev_range = range(0, 82)
+    confirm_range = range(82, 113)
 
     @cached_property
     def _records(self) -> list[dict[str, Any]]:
@@ -52,10 +53,9 @@ class HumanEvalSuite:
         return [json.loads(line) for line in gzip.decompress(raw).decode().splitlines() if line]
 
     def problems(self, split: str = "dev") -> list[Problem]:
-        """The problems of ``split`` ("dev": 0-81, "all": 0-163)."""
-        records = list(enumerate(self._records))
-        if split == "dev":
-            records = [(i, r) for i, r in records if i in self.dev_range]
+        """The problems of ``split`` ("dev": 0-81, "confirm": 82-112, "all": 0-163)."""
+        wanted = split_indices(self, split)
+        records = [(i, r) for i, r in enumerate(self._records) if i in wanted]
         return [
             Problem(
                 suite=self.name,

@@ -56,7 +56,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from ..errors import ConfigError
-from .suite import Problem, Score
+from .suite import Problem, Score, split_indices
 
 DATA_FILE = "data/IFBench_test.jsonl"
 
@@ -106,20 +106,20 @@ def load_items() -> list[dict[str, Any]]:
 
 
 class IFBenchSuite:
-    """The 294 IFBench prompts; dev split: items 0-146."""
+    """The 294 IFBench prompts; dev split: items 0-146, confirmation 147-219."""
 
     name = "ifbench"
     dev_range = range(0, 147)
+    confirm_range = range(147, 220)
 
     @cached_property
     def _records(self) -> list[dict[str, Any]]:
         return load_items()
 
     def problems(self, split: str = "dev") -> list[Problem]:
-        """The problems of ``split`` ("dev": 0-146, "all": 0-293)."""
-        records = list(enumerate(self._records))
-        if split == "dev":
-            records = [(i, r) for i, r in records if i in self.dev_range]
+        """The problems of ``split`` ("dev": 0-146, "confirm": 147-219, "all": 0-293)."""
+        wanted = split_indices(self, split)
+        records = [(i, r) for i, r in enumerate(self._records) if i in wanted]
         return [
             Problem(
                 suite=self.name,

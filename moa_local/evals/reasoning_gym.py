@@ -37,7 +37,7 @@ from typing import Any
 
 from ..answers import answer_text
 from ..errors import ConfigError
-from .suite import Problem, Score
+from .suite import Problem, Score, split_indices
 
 DEFAULT_TASKS = (
     "calendar_arithmetic",
@@ -78,6 +78,7 @@ class ReasoningGymSuite:
 
     name = "reasoning-gym"
     dev_range = range(0, DEV_ITEMS)  # within each task
+    confirm_range = range(DEV_ITEMS, 2 * DEV_ITEMS)
 
     def __init__(self, tasks: Sequence[str] = DEFAULT_TASKS, seed: int = DEV_SEED):
         package = _package()
@@ -112,9 +113,11 @@ class ReasoningGymSuite:
         )
 
     def problems(self, split: str = "dev") -> list[Problem]:
-        """The problems of ``split`` ("dev": items 0-99 of each task, "all": 0-499)."""
-        count = DEV_ITEMS if split == "dev" else ALL_ITEMS
-        return [self.problem(task, index) for task in self.tasks for index in range(count)]
+        """The problems of ``split`` ("dev": items 0-99 of each task, "confirm": 100-199,
+        "all": 0-499)."""
+        wanted = split_indices(self, split)
+        indices = [i for i in range(ALL_ITEMS) if i in wanted]
+        return [self.problem(task, index) for task in self.tasks for index in indices]
 
     def problem(self, task: str, index: int) -> Problem:
         """Item ``index`` of ``task`` (made with the suite's seed) as a problem."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-SPLITS = ("dev", "all")
+from ..errors import ConfigError
+
+SPLITS = ("dev", "confirm", "all")
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,21 @@ class Suite(Protocol):
 
     name: str
     dev_range: range  # indices of the dev split (within each group, for a grouped suite)
+    confirm_range: range  # the confirmation split: run once, at the end of a change
 
     def problems(self, split: str = "dev") -> list[Problem]:
-        """The problems of ``split`` ("dev" or "all"), in data-file order."""
+        """The problems of ``split`` ("dev", "confirm" or "all"), in data-file order."""
         ...
 
     def score(self, problem: Problem, answer: str) -> Score:
         """Score ``answer`` to ``problem``; never raises for a bad answer."""
         ...
+
+
+def split_indices(suite: Suite, split: str) -> range:
+    """The indices (within each group) of ``split`` of ``suite``; the rest of "all" beyond
+    dev and confirm is the final test, not run during development."""
+    ranges = {"dev": suite.dev_range, "confirm": suite.confirm_range, "all": range(sys.maxsize)}
+    if split not in ranges:
+        raise ConfigError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+    return ranges[split]

@@ -115,6 +115,13 @@ def test_the_dev_split_takes_the_even_examples_of_each_task(archive: Path) -> No
     ]
     assert [p.group for p in dev] == ["legs"] * 2 + ["counting/three_items"] * 3
     assert len(suite.problems("all")) == 9
+    confirm = suite.problems("confirm")
+    assert [p.id for p in confirm] == [
+        "legs/1",
+        "legs/3",
+        "counting/three_items/1",
+        "counting/three_items/3",
+    ]
     # --limit counts per task.
     assert [p.id for p in first_of_each_group(dev, 1)] == ["legs/0", "counting/three_items/0"]
 

