@@ -18,10 +18,11 @@ other choices would have scored on the same candidates:
 - ``oracle``: any candidate passes (the ceiling of any choice among them).
 
 No model runs: what it measures is exact for choices that need no new
-generation. A grouped suite (BIG-bench) scores the mean of its task scores.
-Usage::
+generation. A grouped suite (reasoning-gym, BIG-bench) scores the mean of its
+task scores. Usage::
 
-    python scripts/candidates.py bigbench --configs moa [--log-dir logs/eval]
+    python scripts/candidates.py gsm8k --configs moa [--log-dir logs/eval]
+    python scripts/candidates.py reasoning-gym --configs moa --seed 0 [--tasks a,b]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from moa_local.answers import final_answer
 from moa_local.engine.choose.confidence import weights
 from moa_local.engine.choose.consensus import consensus_scores, most_agreed
 from moa_local.evals.runner import read_log
-from moa_local.evals.suites import load_suite
+from moa_local.evals.suites import SUITES, TAKES_TASKS, load_suite
 
 TEMPERATURES = (0.03, 0.1, 0.3, 1.0)
 
@@ -73,16 +74,19 @@ def consensus(candidates: Sequence[dict[str, Any]]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print one line per config: its score and the score of each other choice."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["humaneval", "ifbench", "bigbench"])
+    parser.add_argument("suite", choices=SUITES)
     parser.add_argument("--configs", required=True, help="comma-separated config labels")
     parser.add_argument("--log-dir", default="logs/eval")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--tasks", help=f"comma-separated tasks ({', '.join(TAKES_TASKS)})")
+    parser.add_argument("--seed", type=int, default=0, help="reasoning-gym: the data seed")
     args = parser.parse_args(argv)
 
-    suite = load_suite(args.suite)
+    tasks = None if args.tasks is None else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    suite = load_suite(args.suite, tasks=tasks, seed=args.seed)
     problems = {p.id: p for p in suite.problems("all")}
     records = read_log(Path(args.log_dir) / f"{args.suite}.jsonl")
-    code = args.suite == "humaneval"
+    code = args.suite.startswith("humaneval")
     rows = []
     for label in [c.strip() for c in args.configs.split(",") if c.strip()]:
         mine = {r["id"]: r for r in records if r["config"] == label and r["id"] in problems}
