@@ -32,27 +32,23 @@ error at once.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
 import re
-import shutil
 import tarfile
-import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import moa_home
 from ..errors import ConfigError, PullError
 from ..models.sources.index import Requirement, check
-from ..models.sources.pip import pip_download
 from ..models.sources.pip_settings import pip_settings
 from ..reporting import ProgressFactory, silent_progress
 from .data_packages import BIGBENCH
-from .downloads import sha256_of
+from .downloads import DataFile
 
 REQUIREMENT = BIGBENCH.requirement
 # What to run instead where the archive cannot be had.
@@ -205,33 +201,7 @@ def check_names(names: Sequence[str], index: Index) -> None:
 
 def download_archive(dest: Path, progress: ProgressFactory = silent_progress) -> None:
     """Download the archive with pip and move it to ``dest`` once its hash is right."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".bigbench-download-", dir=dest.parent))
-    bar = progress(f"{REQUIREMENT} (BIG-bench data)", ARCHIVE_SIZE)
-    shown = 0
-
-    def show(size: int) -> None:
-        nonlocal shown
-        size = min(size, ARCHIVE_SIZE)
-        if size > shown:
-            bar.update(size - shown)
-            shown = size
-
-    try:
-        try:
-            file = _pip_download(work, show)
-        except PullError as exc:
-            raise PullError(unavailable(dest, str(exc))) from None
-        digest = sha256_of(file)
-        if digest != ARCHIVE_SHA256:
-            raise PullError(
-                f"pip downloaded a {REQUIREMENT} archive with sha256 {digest}, "
-                f"not {ARCHIVE_SHA256}: check the package index pip uses"
-            )
-        file.replace(dest)
-    finally:
-        bar.close()
-        shutil.rmtree(work, ignore_errors=True)
+    ARCHIVE.download(dest, progress)
 
 
 def unavailable(dest: Path, pip_said: str) -> str:
@@ -256,38 +226,19 @@ def unavailable(dest: Path, pip_said: str) -> str:
     )
 
 
-def _pip_download(work: Path, on_bytes: Callable[[int], None]) -> Path:
-    """Download the archive with pip into ``work``; report its bytes as they arrive."""
-    destination = work / "dest"
-    # pip downloads into (and unpacks the sdist under) $TMPDIR: ours, so that
-    # the bar can follow the download and nothing is left behind.
-    pip_download(
-        REQUIREMENT,
-        destination,
-        work / "tmp",
-        lambda: on_bytes(_archive_bytes(work)),
-        binary_only=False,
-        label=f"{REQUIREMENT} (BIG-bench data)",
-    )
-    file = destination / ARCHIVE_NAME
-    if not file.is_file():
-        raise PullError(f"pip saved no {ARCHIVE_NAME} for {REQUIREMENT} (BIG-bench data)")
-    on_bytes(file.stat().st_size)
-    return file
-
-
-def _archive_bytes(work: Path) -> int:
-    """The size of the largest copy of the archive under ``work`` (pip's partial one)."""
-    largest = 0
-    for root, _, files in os.walk(work):
-        if ARCHIVE_NAME in files:
-            with contextlib.suppress(OSError):  # pip renames and deletes files while we look
-                largest = max(largest, os.path.getsize(os.path.join(root, ARCHIVE_NAME)))
-    return largest
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+ARCHIVE = DataFile(
+    BIGBENCH,
+    ARCHIVE_NAME,
+    ARCHIVE_SIZE,
+    ARCHIVE_SHA256,
+    "BIG-bench data",
+    binary_only=False,
+    when_pip_fails=unavailable,
+)

