@@ -13,6 +13,8 @@ that no program can pass).
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
 import re
 import textwrap
 from dataclasses import dataclass
@@ -26,6 +28,10 @@ _SEPARATOR = re.compile(
     r"\s*(?:==>|=>|->|➞|→|:)?\s*",
     re.IGNORECASE,
 )
+# Separators that state a value outright, as a call in mid-sentence must.
+_EXPLICIT = re.compile(r"==|->|=>|➞|→|⟶|\breturns?\b|\bshould\b|\bgives?\b|\boutputs?\b", re.I)
+_CLAUSE_END = re.compile(r"\s*(?:$|[.,;:!?)]|(?:and|or|but)\b)")
+_BUILTINS = frozenset(dir(builtins))
 _CODE_START = re.compile(r"\s*(?:def|async\s+def|class|import|from)\s")
 _LEAD_IN = re.compile(r"(?:^|\W)(?:e\.g\.|for example|for instance|such that)[,:]?$", re.I)
 _PYTHON_WORDS = {"true": "True", "false": "False", "none": "None", "null": "None"}
@@ -97,6 +103,18 @@ def target(question: str) -> Signature | None:
     return shown[0] if shown else None
 
 
+def named_by_examples(question: str) -> str | None:
+    """The function a question without code names in its examples ("add(2, 3) == 5"):
+    the one with the most, first on a tie; never a builtin."""
+    counts: dict[str, int] = {}
+    for name in dict.fromkeys(re.findall(r"(?<![\w.])([A-Za-z_]\w*)\s*\(", question)):
+        if name in _BUILTINS or keyword.iskeyword(name):
+            continue
+        if found := len(stated_examples(question, name)):
+            counts[name] = found
+    return max(counts, key=lambda name: counts[name]) if counts else None
+
+
 def stated_examples(question: str, entry: str | None, parameters: int | None = None) -> list[str]:
     """The examples ``question`` states for ``entry``, each as one assert line, in order.
 
@@ -109,15 +127,17 @@ def stated_examples(question: str, entry: str | None, parameters: int | None = N
     for index, line in enumerate(lines):
         stripped = line.strip()
         following = lines[index + 1 : index + 3]
-        test = (
-            _doctest(stripped, following[0].strip() if following else "", entry)
-            or _assert(stripped, entry)
-            or _inline(stripped, entry)
+        test = _doctest(stripped, following[0].strip() if following else "", entry) or _assert(
+            stripped, entry
         )
-        if test is None and entry and parameters == 1:
-            test = _input_output(stripped, following, entry) or _for_value(stripped, entry)
         if test is not None:
             tests.append(test)
+            continue
+        inline = _inline(stripped, entry)
+        if not inline and entry and parameters == 1:
+            one = _input_output(stripped, following, entry) or _for_value(stripped, entry)
+            inline = [one] if one else []
+        tests += inline
     return tests
 
 
@@ -140,29 +160,46 @@ def _assert(line: str, entry: str | None) -> str | None:
     return None
 
 
-def _inline(line: str, entry: str | None) -> str | None:
-    """``entry(args) <separator> expected`` on one line, args and expected literal."""
+def _inline(line: str, entry: str | None) -> list[str]:
+    """Every ``entry(args) <separator> expected`` on one line, args and expected literal.
+
+    A call that opens the line (after a bullet, a label or "for example")
+    may use any separator; one in the middle of a sentence ("Write add(a, b);
+    add(2, 3) should return 5") only an explicit one (``==``, an arrow,
+    "returns", "should be"...), and its value must end a clause, so that
+    prose around a call does not become a test.
+    """
     if not entry:
-        return None
+        return []
     line = line.replace("`", "")  # `f(2)` returns 4
-    match = re.search(rf"(?<![\w.]){re.escape(entry)}\s*\(", line)
-    if match is None:
-        return None
-    before = line[: match.start()].strip(" -*•\t")
-    if before and not (before.endswith(":") or _LEAD_IN.search(before)):
-        return None  # only a bullet, a label or "for example" may come first
-    end = _closing_paren(line, match.end() - 1)
-    if end is None:
-        return None
-    call = line[match.start() : end + 1]
-    rest = line[end + 1 :]
-    separator = _SEPARATOR.match(rest)
-    if separator is None or separator.end() == 0:
-        return None
-    expected = _literal(rest[separator.end() :])
-    if expected is None or not _literal_call(call, entry):
-        return None
-    return f"assert {call} == {expected}"
+    found = []
+    for match in re.finditer(rf"(?<![\w.]){re.escape(entry)}\s*\(", line):
+        before = line[: match.start()].strip(" -*•\t")
+        opens = not before or before.endswith(":") or _LEAD_IN.search(before) is not None
+        end = _closing_paren(line, match.end() - 1)
+        if end is None:
+            continue
+        call = line[match.start() : end + 1]
+        rest = line[end + 1 :]
+        separator = _SEPARATOR.match(rest)
+        if separator is None or separator.end() == 0:
+            continue
+        if not opens and not _EXPLICIT.search(separator.group()):
+            continue
+        value = rest[separator.end() :]
+        expected = _literal(value) if opens else _leading_literal(value)
+        if expected is not None and _literal_call(call, entry):
+            found.append(f"assert {call} == {expected}")
+    return found
+
+
+def _leading_literal(text: str) -> str | None:
+    """The longest literal that opens ``text`` and ends a clause (the text ends, or a
+    punctuation mark or "and"/"or" follows), or None."""
+    for end in range(len(text), 0, -1):
+        if _CLAUSE_END.match(text, end) and (literal := _literal(text[:end])) is not None:
+            return literal
+    return None
 
 
 def _input_output(line: str, following: list[str], entry: str) -> str | None:

@@ -86,13 +86,17 @@ class Verdict:
 
 def entry_point(question: str, candidates: Sequence[str] = ()) -> str | None:
     """The function the task is about: the one the question asks for (its last stub,
-    else its first function), else the top-level function most candidates define."""
+    else its first function), else the one its prose examples call, else the
+    top-level function most candidates define."""
     asked = examples.target(question)
     if asked is not None:
         return asked.name
     match = re.search(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", question, re.M)
     if match:
         return match.group(1)
+    named = examples.named_by_examples(question)
+    if named is not None:
+        return named
     names: Counter[str] = Counter()
     for code in candidates:
         try:

@@ -100,3 +100,53 @@ def test_auto_verification_turns_on_for_arrow_examples(monkeypatch: pytest.Monke
     assert wants_verification("auto", question("\n    f(2) ➞ 4")) == (True, None)
     on, hint = wants_verification("auto", question("\n    Doubles x."))
     assert not on and hint is not None and "states no examples" in hint
+
+
+@pytest.mark.parametrize(
+    ("text", "entry", "tests"),
+    [
+        (
+            "Write a Python function add(a, b) that returns the sum of a and b. "
+            "Example: add(2, 3) == 5.",
+            "add",
+            ["assert add(2, 3) == 5"],
+        ),
+        ("Write add(a, b). add(2, 3) -> 5", "add", ["assert add(2, 3) == 5"]),
+        (
+            "Write add(a, b); add(2, 3) should return 5, and add(-1, 1) returns 0.",
+            "add",
+            ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"],
+        ),
+        (
+            'Split a string on commas: split_commas("a,b") should return ["a", "b"].',
+            "split_commas",
+            ['assert split_commas("a,b") == ["a", "b"]'],
+        ),
+    ],
+)
+def test_examples_stated_in_prose_without_a_stub(text: str, entry: str, tests: list[str]) -> None:
+    assert program_tests.entry_point(text) == entry
+    assert [t.source for t in program_tests.example_tests(text, entry)] == tests
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write add(a, b). It uses add(2, 3) == 5 somewhere.",  # the value ends no clause
+        "Write add(a, b); add(2, 3) is 5 here.",  # "is" in mid-sentence states nothing
+        "Sort a list, the way sorted([3, 1]) == [1, 3] does.",  # a builtin is not the function
+    ],
+)
+def test_prose_that_names_no_example_gives_no_tests(text: str) -> None:
+    entry = program_tests.entry_point(text)
+    assert entry is None or program_tests.example_tests(text, entry) == []
+
+
+def test_auto_verification_turns_on_for_an_example_in_prose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moa_local.engine import evidence
+
+    monkeypatch.setattr(evidence, "default_isolation", lambda: ISOLATIONS["bwrap"])
+    text = "Write a Python function add(a, b) that returns the sum. Example: add(2, 3) == 5."
+    assert wants_verification("auto", text) == (True, None)
