@@ -151,6 +151,14 @@ class Config:
         "Test code candidates on the question's examples and written tests (RUNS "
         'MODEL-WRITTEN CODE); "auto": questions with examples, under bubblewrap only.',
     )
+    # CodeT's dual agreement (moa_local.checks.agreement) on tests the strongest model
+    # writes: what "auto" does for code questions that state no examples.
+    write_tests: bool = setting(
+        False,
+        boolean,
+        'With verify = "auto", also test code questions that state no examples, against '
+        "tests the strongest model writes (under bubblewrap only).",
+    )
     verify_samples: int = setting(
         3,
         integer(0),

@@ -21,14 +21,17 @@ from .generation import Generator, proposal_from
 from .plan import Plan
 
 
-def wants_verification(setting: bool | str, prompt: str) -> tuple[bool, str | None]:
+def wants_verification(
+    setting: bool | str, prompt: str, write_tests: bool = False
+) -> tuple[bool, str | None]:
     """Whether a code question is verified under ``setting`` (true, false or "auto"),
     and, when "auto" leaves it off, the one line that says how to turn it on.
 
-    "auto" verifies only a question that states examples (something to test
-    against from the start) and only when model-written code runs under
-    bubblewrap: a program a model wrote is run on the user's machine only
-    where it sees neither the network nor the user's files.
+    "auto" verifies a question that states examples (something to test
+    against from the start), or, with ``write_tests``, any code question
+    (against tests the strongest model writes), and only when model-written
+    code runs under bubblewrap: a program a model wrote is run on the user's
+    machine only where it sees neither the network nor the user's files.
     """
     if isinstance(setting, bool):
         return setting, None
@@ -37,10 +40,12 @@ def wants_verification(setting: bool | str, prompt: str) -> tuple[bool, str | No
             "code answers are not tested: model-written code runs only under bubblewrap; "
             f"{INSTALL_BWRAP}, or turn verify on (--verify) to test with rlimits only"
         )
-    if not program_tests.example_tests(prompt, program_tests.entry_point(prompt)):
+    if not write_tests and not program_tests.example_tests(
+        prompt, program_tests.entry_point(prompt)
+    ):
         return False, (
-            "code answers are not tested: the question states no examples; turn verify "
-            "on (--verify) to test against tests the models write"
+            "code answers are not tested: the question states no examples; set "
+            "write_tests = true (or --verify) to test against tests the models write"
         )
     return True, None
 
@@ -108,9 +113,13 @@ class Verification:
         )
         return verdicts
 
-    async def verdicts(self, programs: Sequence[str | None]) -> list[program_tests.Verdict]:
-        """How each program does on the tests collected so far (untraced)."""
-        tests = self.known_tests
+    async def verdicts(
+        self,
+        programs: Sequence[str | None],
+        tests: Sequence[program_tests.TestCase] | None = None,
+    ) -> list[program_tests.Verdict]:
+        """How each program does on ``tests`` (default: those collected so far), untraced."""
+        tests = self.known_tests if tests is None else tests
         return list(
             await asyncio.gather(
                 *(program_tests.run_tests(i, program, tests) for i, program in enumerate(programs))

@@ -53,6 +53,7 @@ def policy_from(config: Config) -> dict[str, Any]:
     return {
         "task": config.task,
         "verify": config.verify,
+        "write_tests": config.write_tests,
         "verify_samples": config.verify_samples,
         "router": config.router,
         "layout": config.layout,
@@ -86,6 +87,8 @@ class Plan:
     # Run code candidates against tests (runs model-written code): true, false,
     # or "auto" (engine.evidence.wants_verification).
     verify: bool | Literal["auto"]
+    # With verify "auto": code questions without examples get tests the model writes.
+    write_tests: bool
     # More samples a verified cascade draws while none passes the question's examples.
     verify_samples: int
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)

@@ -80,7 +80,7 @@ class Engine:
             tracer.emit("trace.warning", message=tracer.problem)
         run = Run(plan, prompt, tracer, self.generator, started, is_code, on_text)
         if is_code:
-            verified, hint = wants_verification(plan.verify, prompt)
+            verified, hint = wants_verification(plan.verify, prompt, plan.write_tests)
             if verified:
                 run.verification = Verification(plan, prompt, tracer, self.generator, run.extra)
             elif hint:
