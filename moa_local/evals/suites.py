@@ -33,6 +33,12 @@ def _humaneval(request: SuiteRequest) -> Suite:
     return HumanEvalSuite()
 
 
+def _humaneval_noex(request: SuiteRequest) -> Suite:
+    from .humaneval_noex import HumanEvalNoExamplesSuite
+
+    return HumanEvalNoExamplesSuite()
+
+
 def _ifbench(request: SuiteRequest) -> Suite:
     from .ifbench import IFBenchSuite
 
@@ -71,6 +77,7 @@ def _reasoning_gym(request: SuiteRequest) -> Suite:
 # name -> the function that builds the suite
 REGISTRY: dict[str, Callable[[SuiteRequest], Suite]] = {
     "humaneval": _humaneval,
+    "humaneval-noex": _humaneval_noex,
     "ifbench": _ifbench,
     "bigbench": _bigbench,
     "gsm8k": _gsm8k,
