@@ -159,6 +159,14 @@ class Config:
         'With verify = "auto", also test code questions that state no examples, against '
         "tests the strongest model writes (under bubblewrap only).",
     )
+    # A model-written checker of the form a text question asks for (moa_local.checks.form).
+    check_form: bool = setting(
+        False,
+        boolean,
+        "Check free-text answers against the form the question states (sentences, words, "
+        "case, JSON...) with a checker the strongest model writes, under bubblewrap (or "
+        "with --verify); revise once when no candidate passes.",
+    )
     verify_samples: int = setting(
         3,
         integer(0),

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 
 from ..backends.base import Message
-from ..checks import program_tests
+from ..checks import form, program_tests
 from ..checks.isolation import INSTALL_BWRAP, default_isolation
 from ..checks.programs import extract_python
 from ..result import Proposal
@@ -46,6 +46,25 @@ def wants_verification(
         return False, (
             "code answers are not tested: the question states no examples; set "
             "write_tests = true (or --verify) to test against tests the models write"
+        )
+    return True, None
+
+
+def wants_form_check(plan: Plan, prompt: str) -> tuple[bool, str | None]:
+    """Whether a text question's candidates go to a model-written form checker, and,
+    when the setting asks for it but the machine cannot, the line that says why.
+
+    Only a question that uses words about an answer's form is checked, and
+    only under bubblewrap unless verify is explicitly true (the checker is a
+    program a model wrote).
+    """
+    if not plan.check_form or not form.states_form(prompt):
+        return False, None
+    if plan.verify is not True and default_isolation().name != "bwrap":
+        return False, (
+            "the answer's form is not checked: model-written checkers run only under "
+            f"bubblewrap; {INSTALL_BWRAP}, or turn verify on (--verify) to run them with "
+            "rlimits only"
         )
     return True, None
 

@@ -54,6 +54,7 @@ def policy_from(config: Config) -> dict[str, Any]:
         "task": config.task,
         "verify": config.verify,
         "write_tests": config.write_tests,
+        "check_form": config.check_form,
         "verify_samples": config.verify_samples,
         "router": config.router,
         "layout": config.layout,
@@ -89,6 +90,8 @@ class Plan:
     verify: bool | Literal["auto"]
     # With verify "auto": code questions without examples get tests the model writes.
     write_tests: bool
+    # Free text: a model-written checker of the form the question states.
+    check_form: bool
     # More samples a verified cascade draws while none passes the question's examples.
     verify_samples: int
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)

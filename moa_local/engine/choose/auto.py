@@ -5,7 +5,9 @@
 - A checkable answer (most candidates state a short final answer: an option,
   a number, a word): a :class:`~.vote.Vote`, self-consistency.
 - Free text: the candidate that agrees most with the others,
-  :class:`~.consensus.Consensus`.
+  :class:`~.consensus.Consensus`; with ``check_form``, when the question
+  states its form, :class:`~.checked.Checked` (a model-written checker
+  chooses, and one revision when no candidate passes).
 
 Nothing is rewritten, so the answer is never worse for a rewrite: on
 HumanEval a 1.5B aggregator's synthesis turned working programs into broken
@@ -23,7 +25,10 @@ from collections.abc import Sequence
 
 from ...answers import final_answer
 from ...result import Proposal
+from ..evidence import wants_form_check
 from ..state import Answer, Run
+from .base import Chooser
+from .checked import Checked
 from .consensus import Consensus
 from .vote import Vote
 
@@ -39,9 +44,14 @@ class Auto:
         """The answer of :class:`Vote` for code and checkable answers, of
         :class:`Consensus` otherwise; the kind is traced."""
         kind = "code" if run.is_code else _kind(run.prompt, candidates)
-        text = kind == "text"
-        run.decide("aggregate.auto", kind=kind, chooser="consensus" if text else "vote")
-        chooser = Consensus() if text else Vote()
+        chooser: Chooser = Vote()
+        name = "vote"
+        if kind == "text":
+            checked, why_not = wants_form_check(run.plan, run.prompt)
+            if why_not:
+                run.tracer.emit("form.off", reason=why_not)
+            chooser, name = (Checked(), "checked") if checked else (Consensus(), "consensus")
+        run.decide("aggregate.auto", kind=kind, chooser=name)
         return await chooser.choose(run, candidates)
 
 

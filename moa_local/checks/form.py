@@ -1,0 +1,169 @@
+"""Checks of the form a text question asks for, written by a model and run in the sandbox.
+
+A question often states what a program can check about its answer: "in
+three sentences", "at least 300 words", "do not use any commas", "wrap the
+whole reply in JSON", "end with 'Is there anything else?'". The strongest
+model writes a checker for those constraints (AutoIF, Dong et al. 2024:
+verification functions for instructions, trusted only as far as running
+them bears out): ``check(answer) -> list[str]``, one message per unmet
+constraint, an empty list when the answer meets them all. The checker runs
+once per batch of answers in :mod:`.sandbox`, each answer under its own
+alarm, and reports, per answer, its failures or the error that stopped it.
+
+The pure parts are here (when a question states a form, the prompts, reading
+the checker out of a reply, the harness, the verdicts); the engine asks the
+model and decides what to do with them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .programs import extract_python
+
+# Words that say something about an answer's form; a question without any of
+# them is not sent to a checker writer (it would cost a generation for nothing).
+_FORM_WORDS = re.compile(
+    r"\b(?:sentences?|words?|paragraphs?|bullet(?:s| points?)?|items?|lines?|sections?|"
+    r"letters?|characters?|capital(?:s|ized|ised)?|upper\s*case|lower\s*case|uppercase|"
+    r"lowercase|all caps|commas?|punctuation|quotation marks?|json|markdown|title|"
+    r"placeholders?|highlight(?:ed)?|bold|italics?|exactly|at least|at most|"
+    r"no more than|fewer than|less than|more than|start(?:s|ing)? with|begin(?:s|ning)? with|"
+    r"end(?:s|ing)? (?:with|your)|do not (?:use|include|mention)|without (?:using|the word)|"
+    r"include the (?:words?|keywords?|phrase)|keywords?|in (?:english|french|spanish|german|"
+    r"italian|chinese|japanese|hindi|arabic|russian|portuguese)|language|"
+    r"format(?:ted)?|separated by|wrap(?:ped)?|repeat the request|twice|times|p\.s\.)\b",
+    re.IGNORECASE,
+)
+
+CHECKER_NAME = "check"
+CHECKER_SYSTEM = (
+    "You write small, exact Python checkers for the form of an answer. You never answer "
+    "the question itself."
+)
+CHECKER_USER = (
+    "Here is a question someone will answer:\n<<<\n{question}\n>>>\n\n"
+    "Write a Python function `check(answer: str) -> list[str]` that checks whether an "
+    "answer meets the constraints this question states on the answer's form that a "
+    "program can verify exactly: how many sentences, words, paragraphs, bullet points, "
+    "items or sections; words, phrases or letters that must or must not appear, and how "
+    "often; upper or lower case; how the answer starts or ends; a format such as JSON; "
+    "punctuation. For each unmet constraint it returns one short message that says what "
+    'was asked and what the answer has, e.g. "asked for exactly 3 sentences; the answer '
+    'has 1". It returns an empty list when every constraint is met. Do not check facts, '
+    "quality, tone or anything else a program cannot judge exactly; use only the standard "
+    "library. If the question states no such constraint, reply with the single word "
+    "NONE. Otherwise reply with the function in one ```python block."
+)
+REVISE_USER = (
+    "{question}\n\nHere is an answer to the question above:\n<<<\n{answer}\n>>>\n\n"
+    "A check of its form found:\n{failures}\n\n"
+    "Rewrite the answer so that it meets every requirement of the question, keeping what "
+    "is right in it. Reply with the new answer only."
+)
+# Sandbox limits for one checker run over a batch of answers (a SandboxLimits).
+LIMITS = {"timeout": 20.0, "cpu_seconds": 15, "memory_mb": 1024}
+_PER_ANSWER_SECONDS = 3
+_RESULT_MARK = "__moa_form__"
+
+
+def states_form(question: str) -> bool:
+    """Whether ``question`` uses any word about an answer's form (worth a checker)."""
+    return _FORM_WORDS.search(question) is not None
+
+
+def parse_checker(reply: str) -> str | None:
+    """The checker program of a writer's reply, or None when it wrote none (NONE, or
+    no ``check`` function that parses)."""
+    if reply.strip().upper().startswith("NONE"):
+        return None
+    code = extract_python(reply, CHECKER_NAME)
+    if code is None:
+        return None
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    defined = any(
+        isinstance(node, ast.FunctionDef) and node.name == CHECKER_NAME for node in tree.body
+    )
+    return code if defined else None
+
+
+@dataclass(frozen=True)
+class FormVerdict:
+    """What the checker said of one answer: its failures, or why it could not say."""
+
+    failures: tuple[str, ...] = ()
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the checker ran and found nothing unmet."""
+        return not self.error and not self.failures
+
+
+def harness(checker: str, answers: Sequence[str]) -> str:
+    """A program that defines ``checker`` and prints, as JSON, its verdict on each answer."""
+    data = json.dumps(list(answers))
+    return (
+        f"{checker}\n\n"
+        "import json as _json, signal as _signal\n"
+        "def _moa_alarm(*_):\n"
+        "    raise TimeoutError('the check took too long')\n"
+        "_signal.signal(_signal.SIGALRM, _moa_alarm)\n"
+        "_moa_verdicts = []\n"
+        f"for _moa_answer in _json.loads({data!r}):\n"
+        f"    _signal.alarm({_PER_ANSWER_SECONDS})\n"
+        "    try:\n"
+        f"        _moa_found = {CHECKER_NAME}(_moa_answer)\n"
+        "        if _moa_found is None:\n"
+        "            _moa_found = []\n"
+        "        if isinstance(_moa_found, str):\n"
+        "            _moa_found = [_moa_found] if _moa_found else []\n"
+        "        _moa_verdicts.append({'failures': [str(f) for f in _moa_found]})\n"
+        "    except BaseException as _moa_error:\n"
+        "        _moa_why = type(_moa_error).__name__ + ': ' + str(_moa_error)[:200]\n"
+        "        _moa_verdicts.append({'error': _moa_why})\n"
+        "    finally:\n"
+        "        _signal.alarm(0)\n"
+        f"print({_RESULT_MARK!r}, _json.dumps(_moa_verdicts))\n"
+    )
+
+
+async def run_checker(checker: str, answers: Sequence[str]) -> list[FormVerdict]:
+    """The checker's verdict on each of ``answers``, run once in the sandbox.
+
+    When the program itself fails (a syntax error, a refused call, the time
+    limit), every answer's verdict carries that error.
+    """
+    # Imported here: the sandbox is only needed when a run checks.
+    from .sandbox import SandboxLimits, run_program_async
+
+    if not answers:
+        return []
+    result = await run_program_async(
+        harness(checker, answers),
+        SandboxLimits(
+            timeout=LIMITS["timeout"],
+            cpu_seconds=int(LIMITS["cpu_seconds"]),
+            memory_mb=int(LIMITS["memory_mb"]),
+        ),
+    )
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(_RESULT_MARK):
+            verdicts = json.loads(line[len(_RESULT_MARK) :])
+            if len(verdicts) == len(answers):
+                return [
+                    FormVerdict(tuple(v.get("failures", ())), v.get("error", "")) for v in verdicts
+                ]
+    return [FormVerdict(error=result.detail or "the checker printed no verdict") for _ in answers]
+
+
+def failure_list(verdict: FormVerdict) -> str:
+    """The failures as lines for the reviser ("- asked for ...")."""
+    return "\n".join(f"- {failure}" for failure in verdict.failures)

@@ -1,0 +1,135 @@
+"""Checked: free text whose question states its form is chosen by a model-written checker.
+
+The strongest model writes ``check(answer) -> list[str]`` for the
+constraints on the answer's form the question states
+(:mod:`moa_local.checks.form`); it runs in the sandbox on every candidate.
+
+- Candidates that pass: the consensus among them (the only one, if one).
+- None passes: the candidate with the fewest failures (the greediest on a
+  tie) goes back to the strongest model once, with the failures in words
+  ("asked for exactly 3 sentences; the answer has 1"), and the revision is
+  checked too; it is the answer when it passes.
+- A checker that cannot run, or that fails every candidate and the
+  revision, says more about itself than about the answers: it is set aside
+  and the run ends as it would without it (:class:`~.consensus.Consensus`).
+  The same when the model writes no checker (it found nothing to check).
+
+Every step is traced (``form.checker``, ``form.verdicts``, ``form.selected``
+or ``form.set_aside``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ...backends.base import Message
+from ...checks import form
+from ...result import Proposal
+from ..generation import proposal_from
+from ..state import Answer, Run
+from .base import greedy_first
+from .consensus import Consensus, consensus_scores, most_agreed
+
+# Enough for a checker of a dozen constraints; the answer's own budget may be smaller.
+CHECKER_MAX_TOKENS = 1024
+
+
+class Checked:
+    """Keep the candidates that meet the stated form; revise once when none does."""
+
+    async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
+        """The consensus of the candidates that pass the checker, or a checked revision,
+        or (no usable checker) the consensus of all."""
+        checker = await write_checker(run)
+        if checker is None:
+            return await Consensus().choose(run, candidates)
+        ordered = greedy_first(candidates, run.plan)
+        verdicts = await form.run_checker(checker, [p.content for p in ordered])
+        _trace_verdicts(run, ordered, verdicts)
+        if all(v.error for v in verdicts):
+            return await _set_aside(run, candidates, f"it cannot run: {verdicts[0].error}")
+        passing = [p for p, v in zip(ordered, verdicts, strict=True) if v.passed]
+        if passing:
+            chosen = passing[most_agreed(consensus_scores([p.content for p in passing]))]
+            run.decide(
+                "form.selected",
+                chosen=chosen.agent,
+                reason=f"{len(passing)} of {len(ordered)} candidates meet the form asked for; "
+                + (f"{chosen.agent}'s agrees most" if len(passing) > 1 else "kept it"),
+            )
+            return Answer.of(chosen, candidates)
+        best = min(
+            range(len(ordered)),
+            key=lambda i: (bool(verdicts[i].error), len(verdicts[i].failures), i),
+        )
+        revision = await revise(run, ordered[best], verdicts[best])
+        if revision.ok:
+            [checked] = await form.run_checker(checker, [revision.content])
+            _trace_verdicts(run, [revision], [checked])
+            if checked.passed:
+                run.decide(
+                    "form.selected",
+                    chosen="reviser",
+                    reason=f"no candidate met the form asked for; the revision of "
+                    f"{ordered[best].agent}'s answer does",
+                )
+                return Answer(revision.content, among=tuple(candidates), aggregate=revision)
+        return await _set_aside(run, candidates, "it fails every candidate and the revision")
+
+
+async def write_checker(run: Run) -> str | None:
+    """The strongest model's checker for the question's form, traced; None without one."""
+    plan, generator = run.plan, run.generator
+    messages: tuple[Message, ...] = (
+        {"role": "system", "content": form.CHECKER_SYSTEM},
+        {"role": "user", "content": form.CHECKER_USER.format(question=run.prompt)},
+    )
+    request = generator.base_request(plan, plan.aggregator, messages, 0.0, 11, "checker")
+    request = replace(request, max_tokens=max(request.max_tokens, CHECKER_MAX_TOKENS))
+    outcome = await generator.complete(request, None, run.tracer)
+    proposal = proposal_from(plan.layers + 1, "checker_writer", request, outcome, False)
+    run.extra.append(proposal)
+    checker = form.parse_checker(proposal.content) if proposal.ok else None
+    run.tracer.emit(
+        "form.checker",
+        model=plan.aggregator.name,
+        written=checker is not None,
+        code=checker,
+        reason=None if checker else (proposal.error or "the reply holds no check function"),
+    )
+    return checker
+
+
+async def revise(run: Run, answer: Proposal, verdict: form.FormVerdict) -> Proposal:
+    """The strongest model's rewrite of ``answer`` given the checker's failures."""
+    plan, generator = run.plan, run.generator
+    content = form.REVISE_USER.format(
+        question=run.prompt, answer=answer.content, failures=form.failure_list(verdict)
+    )
+    messages: tuple[Message, ...] = (
+        *({"role": "system", "content": plan.system},)[: 1 if plan.system else 0],
+        {"role": "user", "content": content},
+    )
+    request = generator.base_request(plan, plan.aggregator, messages, 0.0, 12, "reviser")
+    outcome = await generator.complete(request, None, run.tracer)
+    proposal = proposal_from(plan.layers + 1, "reviser", request, outcome, False)
+    run.extra.append(proposal)
+    return proposal
+
+
+async def _set_aside(run: Run, candidates: Sequence[Proposal], why: str) -> Answer:
+    run.decide("form.set_aside", reason=f"the checker is set aside: {why}")
+    return await Consensus().choose(run, candidates)
+
+
+def _trace_verdicts(
+    run: Run, proposals: Sequence[Proposal], verdicts: Sequence[form.FormVerdict]
+) -> None:
+    run.tracer.emit(
+        "form.verdicts",
+        results=[
+            {"agent": p.agent, "failures": list(v.failures), "error": v.error}
+            for p, v in zip(proposals, verdicts, strict=True)
+        ],
+    )
