@@ -45,6 +45,22 @@ CHECKER_SYSTEM = (
     "You write small, exact Python checkers for the form of an answer. You never answer "
     "the question itself."
 )
+# The worked example is about another question, so that a small model learns the
+# shape (count, compare, say what was asked and what the answer has) without a
+# message to copy.
+CHECKER_EXAMPLE = """Question: List four fruits as bullet points, in lowercase, without a z.
+```python
+def check(answer):
+    failures = []
+    bullets = [l for l in answer.splitlines() if l.strip().startswith(("-", "*", "•"))]
+    if len(bullets) != 4:
+        failures.append(f"asked for 4 bullet points; the answer has {len(bullets)}")
+    if answer != answer.lower():
+        failures.append("asked for lowercase only; the answer has capital letters")
+    if "z" in answer.lower():
+        failures.append("asked to avoid the letter z; the answer uses it")
+    return failures
+```"""
 CHECKER_USER = (
     "Here is a question someone will answer:\n<<<\n{question}\n>>>\n\n"
     "Write a Python function `check(answer: str) -> list[str]` that checks whether an "
@@ -52,12 +68,12 @@ CHECKER_USER = (
     "program can verify exactly: how many sentences, words, paragraphs, bullet points, "
     "items or sections; words, phrases or letters that must or must not appear, and how "
     "often; upper or lower case; how the answer starts or ends; a format such as JSON; "
-    "punctuation. For each unmet constraint it returns one short message that says what "
-    'was asked and what the answer has, e.g. "asked for exactly 3 sentences; the answer '
-    'has 1". It returns an empty list when every constraint is met. Do not check facts, '
-    "quality, tone or anything else a program cannot judge exactly; use only the standard "
-    "library. If the question states no such constraint, reply with the single word "
-    "NONE. Otherwise reply with the function in one ```python block."
+    "punctuation. Count what the answer has and compare it with what the question asks. "
+    "For each unmet constraint return one short message that says what was asked and "
+    "what the answer has; return an empty list when every constraint is met. Check only "
+    "what the question states: not facts, quality or tone. Use only the standard library. "
+    "(When it states none, the function returns an empty list.) For example:\n\n"
+    "{example}\n\nReply with the function for the question above in one ```python block."
 )
 REVISE_USER = (
     "{question}\n\nHere is an answer to the question above:\n<<<\n{answer}\n>>>\n\n"

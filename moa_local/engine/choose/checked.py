@@ -83,7 +83,10 @@ async def write_checker(run: Run) -> str | None:
     plan, generator = run.plan, run.generator
     messages: tuple[Message, ...] = (
         {"role": "system", "content": form.CHECKER_SYSTEM},
-        {"role": "user", "content": form.CHECKER_USER.format(question=run.prompt)},
+        {
+            "role": "user",
+            "content": form.CHECKER_USER.format(question=run.prompt, example=form.CHECKER_EXAMPLE),
+        },
     )
     request = generator.base_request(plan, plan.aggregator, messages, 0.0, 11, "checker")
     request = replace(request, max_tokens=max(request.max_tokens, CHECKER_MAX_TOKENS))
@@ -97,6 +100,7 @@ async def write_checker(run: Run) -> str | None:
         written=checker is not None,
         code=checker,
         reason=None if checker else (proposal.error or "the reply holds no check function"),
+        reply=None if checker else proposal.content[:2000],
     )
     return checker
 
