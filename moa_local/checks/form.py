@@ -75,11 +75,12 @@ CHECKER_USER = (
     "(When it states none, the function returns an empty list.) For example:\n\n"
     "{example}\n\nReply with the function for the question above in one ```python block."
 )
+# The revision continues the chat in which the answer was given: a 1.5B model
+# rewrote more of its answer there than when shown it quoted in a new question.
 REVISE_USER = (
-    "{question}\n\nHere is an answer to the question above:\n<<<\n{answer}\n>>>\n\n"
-    "A check of its form found:\n{failures}\n\n"
-    "Rewrite the answer so that it meets every requirement of the question, keeping what "
-    "is right in it. Reply with the new answer only."
+    "A check of your answer found:\n{failures}\n\n"
+    "Write the whole answer again so that it meets every requirement of the question, "
+    "keeping what is right in it. Reply with the new answer only."
 )
 # Sandbox limits for one checker run over a batch of answers (a SandboxLimits).
 LIMITS = {"timeout": 20.0, "cpu_seconds": 15, "memory_mb": 1024}

@@ -18,6 +18,9 @@ ROUTERS = ("off", "agree", "on")
 # answer in the system message; "continue" continues the agent's own chat (its
 # answer stays an assistant turn, so its KV cache is reused) and adds the others'.
 LAYOUTS = ("references", "continue")
+# Free text checked against the form its question states: not at all, by the
+# constraints a program reads, or also by a checker the strongest model writes.
+CHECK_FORMS = ("off", "stated", "written")
 AGGREGATIONS = ("synthesize", "select", "auto", "vote", "confidence", "consensus")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")

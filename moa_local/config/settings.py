@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_type_hints
 
 from ..errors import ConfigError
-from .defaults import AGGREGATIONS, LAYOUTS, ROUTERS, STRATEGIES, TASKS
+from .defaults import AGGREGATIONS, CHECK_FORMS, LAYOUTS, ROUTERS, STRATEGIES, TASKS
 from .tables import HostConfig, ModelConfig
 from .validate import (
     Rule,
@@ -159,13 +159,16 @@ class Config:
         'With verify = "auto", also test code questions that state no examples, against '
         "tests the strongest model writes (under bubblewrap only).",
     )
-    # A model-written checker of the form a text question asks for (moa_local.checks.form).
-    check_form: bool = setting(
-        False,
-        boolean,
+    # Free text checked against the form its question states: "stated" reads the
+    # constraints with a program (moa_local.checks.stated_form), "written" also has
+    # the strongest model write a checker when none is read (moa_local.checks.form).
+    check_form: str = setting(
+        "off",
+        choice(CHECK_FORMS),
         "Check free-text answers against the form the question states (sentences, words, "
-        "case, JSON...) with a checker the strongest model writes, under bubblewrap (or "
-        "with --verify); revise once when no candidate passes.",
+        "case, JSON...) and revise once when none passes: stated reads it with a program, "
+        "written also lets the strongest model write a checker (under bubblewrap, or with "
+        "--verify).",
     )
     verify_samples: int = setting(
         3,

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 
 from ..backends.base import Message
-from ..checks import form, program_tests
+from ..checks import form, program_tests, stated_form
 from ..checks.isolation import INSTALL_BWRAP, default_isolation
 from ..checks.programs import extract_python
 from ..result import Proposal
@@ -50,23 +50,30 @@ def wants_verification(
     return True, None
 
 
-def wants_form_check(plan: Plan, prompt: str) -> tuple[bool, str | None]:
-    """Whether a text question's candidates go to a model-written form checker, and,
-    when the setting asks for it but the machine cannot, the line that says why.
+def wants_form_check(plan: Plan, prompt: str) -> tuple[str | None, str | None]:
+    """How a text question's candidates are checked against its stated form ("stated",
+    "written" or None), and, when the setting asks for a written checker that the
+    machine cannot run, the line that says why.
 
-    Only a question that uses words about an answer's form is checked, and
-    only under bubblewrap unless verify is explicitly true (the checker is a
-    program a model wrote).
+    Constraints a program reads in the question (:mod:`moa_local.checks.stated_form`)
+    run no model-written code. A model-written checker is asked for only with
+    ``check_form = "written"``, when the program reads none but the question
+    uses words about its form, and only under bubblewrap unless verify is
+    explicitly true.
     """
-    if not plan.check_form or not form.states_form(prompt):
-        return False, None
+    if plan.check_form == "off":
+        return None, None
+    if stated_form.stated_constraints(prompt):
+        return "stated", None
+    if plan.check_form != "written" or not form.states_form(prompt):
+        return None, None
     if plan.verify is not True and default_isolation().name != "bwrap":
-        return False, (
+        return None, (
             "the answer's form is not checked: model-written checkers run only under "
             f"bubblewrap; {INSTALL_BWRAP}, or turn verify on (--verify) to run them with "
             "rlimits only"
         )
-    return True, None
+    return "written", None
 
 
 class Verification:

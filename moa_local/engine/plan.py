@@ -90,8 +90,8 @@ class Plan:
     verify: bool | Literal["auto"]
     # With verify "auto": code questions without examples get tests the model writes.
     write_tests: bool
-    # Free text: a model-written checker of the form the question states.
-    check_form: bool
+    # Free text checked against its stated form: "off", "stated" or "written".
+    check_form: str
     # More samples a verified cascade draws while none passes the question's examples.
     verify_samples: int
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)

@@ -15,7 +15,9 @@ from moa_local.checks import form
 from moa_local.checks.isolation import ISOLATIONS, default_isolation
 from moa_local.trace import read_trace
 
-QUESTION = "Why is the sky blue? Answer in three sentences."
+# The stated-form reader does not read this count ("sentences" with no number
+# word it knows), so the model-written checker is what checks it.
+QUESTION = "Why is the sky blue? Answer in a few sentences, three of them."
 ONE = "Sunlight scatters off air molecules, and blue light scatters most."
 ONE_MORE = "Because air scatters blue light more than red light."
 THREE = (
@@ -50,7 +52,7 @@ class InTurn(EchoBackend):
         if request.tag == "checker":
             return self.checker
         if request.tag == "reviser":
-            self.revised.append(request.messages[-1]["content"])
+            self.revised.append("\n".join(m["content"] for m in request.messages))
             return self.revision
         self.proposals += 1
         return self.replies[min(self.proposals, len(self.replies)) - 1]
@@ -67,7 +69,7 @@ def make(backend: EchoBackend, **settings: Any) -> MoA:
         "strategy": "temperature",
         "num_proposers": 3,
         "layers": 1,
-        "check_form": True,
+        "check_form": "written",
         "aggregate": "auto",
         "router": "off",
         "trace_dir": "traces",
@@ -171,5 +173,22 @@ async def test_a_question_without_form_words_or_the_setting_off_writes_no_checke
     plain = InTurn([ONE, ONE_MORE, THREE])
     await make(plain).run("Why is the sky blue?")
     off = InTurn([ONE, ONE_MORE, THREE])
-    await make(off, check_form=False).run(QUESTION)
+    await make(off, check_form="off").run(QUESTION)
     assert "checker" not in plain.tags and "checker" not in off.tags
+
+
+async def test_a_stated_form_is_checked_without_a_model_written_checker() -> None:
+    # The README's question: the program reads "three sentences"; no checker is written,
+    # no sandbox is needed, and the failure the reviser reads is the program's.
+    backend = InTurn([ONE, ONE_MORE, ONE])
+    result = await make(backend, check_form="stated").run(
+        "Why is the sky blue? Answer in three sentences."
+    )
+    assert "checker" not in backend.tags and result.final_response == THREE
+    assert events(result, "form.checker")[0] == {
+        **events(result, "form.checker")[0],
+        "source": "stated",
+        "asked": ["exactly 3 sentences"],
+    }
+    [asked] = backend.revised
+    assert "- the question asks for exactly 3 sentences; the answer has 1" in asked

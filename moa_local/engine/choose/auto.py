@@ -6,8 +6,8 @@
   a number, a word): a :class:`~.vote.Vote`, self-consistency.
 - Free text: the candidate that agrees most with the others,
   :class:`~.consensus.Consensus`; with ``check_form``, when the question
-  states its form, :class:`~.checked.Checked` (a model-written checker
-  chooses, and one revision when no candidate passes).
+  states its form, :class:`~.checked.Checked` (the candidates that meet it,
+  and one revision when none does).
 
 Nothing is rewritten, so the answer is never worse for a rewrite: on
 HumanEval a 1.5B aggregator's synthesis turned working programs into broken
@@ -47,10 +47,10 @@ class Auto:
         chooser: Chooser = Vote()
         name = "vote"
         if kind == "text":
-            checked, why_not = wants_form_check(run.plan, run.prompt)
+            source, why_not = wants_form_check(run.plan, run.prompt)
             if why_not:
                 run.tracer.emit("form.off", reason=why_not)
-            chooser, name = (Checked(), "checked") if checked else (Consensus(), "consensus")
+            chooser, name = (Checked(source), "checked") if source else (Consensus(), "consensus")
         run.decide("aggregate.auto", kind=kind, chooser=name)
         return await chooser.choose(run, candidates)
 

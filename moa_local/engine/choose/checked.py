@@ -1,8 +1,11 @@
-"""Checked: free text whose question states its form is chosen by a model-written checker.
+"""Checked: free text whose question states its form is chosen by a check of that form.
 
-The strongest model writes ``check(answer) -> list[str]`` for the
-constraints on the answer's form the question states
-(:mod:`moa_local.checks.form`); it runs in the sandbox on every candidate.
+The check comes from one of two sources: the constraints a program reads in
+the question (``"stated"``, :mod:`moa_local.checks.stated_form`: "in three
+sentences", "no commas", "in JSON"), checked in process; or a checker the
+strongest model writes, ``check(answer) -> list[str]`` (``"written"``,
+:mod:`moa_local.checks.form`), run in the sandbox. Either way every
+candidate is checked.
 
 - Candidates that pass: the consensus among them (the only one, if one).
 - None passes: the candidate with the fewest failures (the greediest on a
@@ -21,10 +24,11 @@ or ``form.set_aside``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from ...backends.base import Message
-from ...checks import form
+from ...checks import form, stated_form
 from ...result import Proposal
 from ..generation import proposal_from
 from ..state import Answer, Run
@@ -35,17 +39,51 @@ from .consensus import Consensus, consensus_scores, most_agreed
 CHECKER_MAX_TOKENS = 1024
 
 
+class Checker(Protocol):
+    """What an answer leaves unmet of the form its question states."""
+
+    async def verdicts(self, answers: Sequence[str]) -> list[form.FormVerdict]:
+        """One verdict per answer, in order."""
+        ...
+
+
+@dataclass(frozen=True)
+class StatedChecker:
+    """The constraints a program read in the question, checked in process."""
+
+    constraints: tuple[stated_form.Constraint, ...]
+
+    async def verdicts(self, answers: Sequence[str]) -> list[form.FormVerdict]:
+        """Each answer's unmet constraints, in words."""
+        found = list(self.constraints)
+        return [form.FormVerdict(tuple(stated_form.failures(found, a))) for a in answers]
+
+
+@dataclass(frozen=True)
+class WrittenChecker:
+    """A checker the strongest model wrote, run in the sandbox."""
+
+    code: str
+
+    async def verdicts(self, answers: Sequence[str]) -> list[form.FormVerdict]:
+        """The checker's verdict on each answer (its error when it cannot run)."""
+        return await form.run_checker(self.code, answers)
+
+
 class Checked:
     """Keep the candidates that meet the stated form; revise once when none does."""
 
+    def __init__(self, source: str = "stated") -> None:
+        self.source = source  # "stated" or "written"
+
     async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
-        """The consensus of the candidates that pass the checker, or a checked revision,
-        or (no usable checker) the consensus of all."""
-        checker = await write_checker(run)
+        """The consensus of the candidates that pass the check, or a checked revision,
+        or (no usable check) the consensus of all."""
+        checker = await self._checker(run)
         if checker is None:
             return await Consensus().choose(run, candidates)
         ordered = greedy_first(candidates, run.plan)
-        verdicts = await form.run_checker(checker, [p.content for p in ordered])
+        verdicts = await checker.verdicts([p.content for p in ordered])
         _trace_verdicts(run, ordered, verdicts)
         if all(v.error for v in verdicts):
             return await _set_aside(run, candidates, f"it cannot run: {verdicts[0].error}")
@@ -65,7 +103,7 @@ class Checked:
         )
         revision = await revise(run, ordered[best], verdicts[best])
         if revision.ok:
-            [checked] = await form.run_checker(checker, [revision.content])
+            [checked] = await checker.verdicts([revision.content])
             _trace_verdicts(run, [revision], [checked])
             if checked.passed:
                 run.decide(
@@ -76,6 +114,14 @@ class Checked:
                 )
                 return Answer(revision.content, among=tuple(candidates), aggregate=revision)
         return await _set_aside(run, candidates, "it fails every candidate and the revision")
+
+    async def _checker(self, run: Run) -> Checker | None:
+        if self.source == "stated":
+            constraints = stated_form.stated_constraints(run.prompt)
+            run.tracer.emit("form.checker", source="stated", asked=[c.asked for c in constraints])
+            return StatedChecker(tuple(constraints)) if constraints else None
+        code = await write_checker(run)
+        return WrittenChecker(code) if code is not None else None
 
 
 async def write_checker(run: Run) -> str | None:
@@ -96,6 +142,7 @@ async def write_checker(run: Run) -> str | None:
     checker = form.parse_checker(proposal.content) if proposal.ok else None
     run.tracer.emit(
         "form.checker",
+        source="written",
         model=plan.aggregator.name,
         written=checker is not None,
         code=checker,
@@ -108,12 +155,11 @@ async def write_checker(run: Run) -> str | None:
 async def revise(run: Run, answer: Proposal, verdict: form.FormVerdict) -> Proposal:
     """The strongest model's rewrite of ``answer`` given the checker's failures."""
     plan, generator = run.plan, run.generator
-    content = form.REVISE_USER.format(
-        question=run.prompt, answer=answer.content, failures=form.failure_list(verdict)
-    )
     messages: tuple[Message, ...] = (
         *({"role": "system", "content": plan.system},)[: 1 if plan.system else 0],
-        {"role": "user", "content": content},
+        {"role": "user", "content": run.prompt},
+        {"role": "assistant", "content": answer.content},
+        {"role": "user", "content": form.REVISE_USER.format(failures=form.failure_list(verdict))},
     )
     request = generator.base_request(plan, plan.aggregator, messages, 0.0, 12, "reviser")
     outcome = await generator.complete(request, None, run.tracer)
