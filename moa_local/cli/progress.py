@@ -109,7 +109,16 @@ class ProgressPrinter:
         elif event == "verify.tests":
             echo(f"verify: {len(record['tests'])} tests for {record['entry_point']}")
         elif event == "verify.selected":
-            echo(f"verify: chose {record['chosen']} ({record['reason']})")
+            chosen = record["chosen"]
+            echo(f"verify: chose {chosen} ({record['reason']})" if chosen else record["reason"])
+        elif event == "form.off" or event == "form.set_aside":
+            echo(f"form: {record['reason']}")
+        elif event == "form.checker":
+            echo(_form_checker_line(record))
+        elif event == "form.revise":
+            echo(f"form: revising {record['agent']}'s answer ({'; '.join(record['failures'])})")
+        elif event == "form.selected":
+            echo(f"form: chose {record['chosen']} ({record['reason']})")
         elif event in ("aggregate.vote", "aggregate.consensus", "aggregate.select"):
             echo(f"chose {record['chosen']}: {record['reason']}")
         elif event == "aggregate.window":
@@ -131,3 +140,12 @@ def warnings_only(event: str, record: dict[str, Any]) -> None:
     """The observer of a quiet run: warnings still reach stderr."""
     if event == "trace.warning":
         err(f"warning: {record['message']}")
+
+
+def _form_checker_line(record: dict[str, Any]) -> str:
+    """What the form check of a text answer will hold it to, in one line."""
+    if record["source"] == "stated":
+        return f"form: the question asks for {', '.join(record['asked']) or 'nothing checkable'}"
+    if record["written"]:
+        return f"form: {record['model']} wrote a checker of the answer's form"
+    return f"form: no checker ({record['reason']})"

@@ -192,3 +192,20 @@ async def test_a_stated_form_is_checked_without_a_model_written_checker() -> Non
     }
     [asked] = backend.revised
     assert "- the question asks for exactly 3 sentences; the answer has 1" in asked
+
+
+async def test_the_terminal_says_what_is_checked_and_what_was_chosen(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from moa_local.cli.progress import ProgressPrinter
+
+    moa = make(InTurn([ONE, ONE_MORE, ONE]), check_form="stated")
+    moa.observers = [ProgressPrinter(verbose=False)]
+    await moa.run("Why is the sky blue? Answer in three sentences.")
+    lines = capsys.readouterr().err.splitlines()
+    assert "form: the question asks for exactly 3 sentences" in lines
+    assert any(
+        line.startswith("form: revising echo:x@") and "answer (the question asks" in line
+        for line in lines
+    )
+    assert lines[-1].startswith("form: chose reviser (no candidate met the form asked for")

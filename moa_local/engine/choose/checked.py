@@ -101,6 +101,9 @@ class Checked:
             range(len(ordered)),
             key=lambda i: (bool(verdicts[i].error), len(verdicts[i].failures), i),
         )
+        run.tracer.emit(
+            "form.revise", agent=ordered[best].agent, failures=list(verdicts[best].failures)
+        )
         revision = await revise(run, ordered[best], verdicts[best])
         if revision.ok:
             [checked] = await checker.verdicts([revision.content])
