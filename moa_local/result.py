@@ -74,6 +74,13 @@ class MoAResult(Mapping[str, Any]):
         return self.program
 
     @property
+    def truncated(self) -> bool:
+        """Whether the generation that wrote the final text stopped at ``max_tokens``
+        (the answer is cut, not finished)."""
+        writer = self.final_agent or self.chosen or self.aggregator
+        return writer.finish_reason == "length"
+
+    @property
     def num_proposals(self) -> int:
         """Proposals made across all layers, failed ones included."""
         return sum(len(layer) for layer in self.layer_history)
@@ -82,6 +89,7 @@ class MoAResult(Mapping[str, Any]):
         """The result as plain JSON-ready data."""
         return {
             "final_response": self.final_response,
+            "truncated": self.truncated,
             "layer_history": [[p.to_dict() for p in layer] for layer in self.layer_history],
             "aggregator": self.aggregator.to_dict(),
             "final_agent": self.final_agent.to_dict() if self.final_agent else None,

@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The keys issue #2 documents for a result (Python dict access and --json).
 RESULT_KEYS = (
     "final_response",
+    "truncated",
     "layer_history",
     "aggregator",
     "models_used",

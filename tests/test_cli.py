@@ -403,3 +403,14 @@ def test_answer_streams_before_the_run_ends(tmp_path: Path) -> None:
     process.wait(timeout=30)
     assert first.startswith(b"w0") and still_running
     assert (first + rest).decode().strip() == words
+
+
+def test_an_answer_cut_at_max_tokens_says_so(runner: CliRunner) -> None:
+    alone = ["-m", "echo:a?reply=one two three four five six", "--aggregator", "echo:a"]
+    cut = ask(runner, *alone, "--layers", "1", "--max-tokens", "3", "--json", "Q?")
+    assert cut.exit_code == 0, cut.output
+    assert json.loads(cut.stdout)["truncated"] is True
+    assert "note: the answer was cut at max_tokens (3); raise --max-tokens" in cut.stderr
+    whole = ask(runner, *alone, "--layers", "1", "--max-tokens", "50", "--json", "Q?")
+    assert json.loads(whole.stdout)["truncated"] is False
+    assert "cut at max_tokens" not in whole.stderr

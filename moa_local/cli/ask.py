@@ -141,6 +141,11 @@ def ask(
         click.echo("")
     else:
         click.echo(result.final_response)
+    if result.truncated and not quiet:
+        err(
+            f"note: the answer was cut at max_tokens ({moa.config.max_tokens}); "
+            "raise --max-tokens to let it finish"
+        )
     if not quiet:
         usage = result.usage
         err(
