@@ -251,11 +251,12 @@ def _backends() -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {"echo": {"usable": True, "detail": "built in"}}
     try:
         llama_version = version("llama-cpp-python")
-        from .backends.llamacpp import extra_buffers_off, gpu_offload_supported
+        from .backends.llamacpp import extra_buffers_off, gpu_backends, gpu_offload_supported
 
         gpu = gpu_offload_supported()
+        built = " and ".join(gpu_backends()) or "a GPU backend"
         detail = f"llama-cpp-python {llama_version}, " + (
-            "built with GPU offload" if gpu else "CPU only (no GPU backend built in)"
+            f"built with {built} (GPU offload)" if gpu else "CPU only (no GPU backend built in)"
         )
         if extra_buffers_off():
             detail += (

@@ -25,13 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, ModelError
-from ..machine.devices import detect_devices, nvidia_used_bytes, physical_cores, process_rss
-from ..models.estimate import NO_MEMORY, MemoryEstimate, shape_from_gguf
+from ..machine.devices import (
+    budget_for,
+    detect_devices,
+    nvidia_used_bytes,
+    physical_cores,
+    process_rss,
+)
+from ..machine.placement import gpu_layers_for
+from ..models.estimate import NO_MEMORY, MemoryEstimate, ModelShape, shape_from_gguf
 from ..models.estimate import estimate as estimate_memory
 from ..models.gguf_meta import read_metadata
 from ..models.references import ModelSpec
@@ -175,6 +183,21 @@ def _avoid_amx_tiles(llama_cpp: Any) -> None:
     _extra_buffers_off = True
 
 
+def gpu_backends(info: str | None = None) -> list[str]:
+    """The GPU backends this llama.cpp build has (CUDA, Metal, Vulkan...), from its system
+    info line ("CUDA : ARCHS = 890 | ... | CPU : SSE3 = 1 | ...")."""
+    if info is None:
+        try:
+            info = import_llama_cpp().llama_print_system_info().decode("utf-8", "replace")
+        except AttributeError:
+            return []
+    names = re.findall(r"(?:^|\|)\s*([A-Za-z][\w-]*)\s*:", info)
+    return [n for n in dict.fromkeys(names) if n.upper() in _GPU_BACKENDS]
+
+
+_GPU_BACKENDS = {"CUDA", "METAL", "VULKAN", "HIP", "ROCM", "SYCL", "OPENCL", "MUSA", "CANN"}
+
+
 def gpu_offload_supported() -> bool:
     """Whether this llama-cpp-python was built with a GPU backend."""
     llama_cpp = import_llama_cpp()
@@ -200,6 +223,8 @@ class LlamaCppBackend(LlamaCppGeneration):
         self._registry_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
         self._gpu: str | None = None
+        self._gpu_budget = 0  # bytes of the first GPU's budget, once it is looked up
+        self._shapes: dict[Path, ModelShape] = {}
 
     # -- loading -------------------------------------------------------------
 
@@ -240,11 +265,8 @@ class LlamaCppBackend(LlamaCppGeneration):
         return await asyncio.to_thread(self._estimate_blocking, spec)
 
     def _estimate_blocking(self, spec: ModelSpec) -> MemoryEstimate:
-        if spec.path is not None and spec.path.exists():
-            shape = shape_from_gguf(read_metadata(spec.path))
-        elif spec.catalog_entry is not None and spec.catalog_entry.shape is not None:
-            shape = spec.catalog_entry.shape
-        else:
+        shape = self._shape(spec)
+        if shape is None:
             return NO_MEMORY
         gpu = self._gpu_device()
         return estimate_memory(
@@ -263,15 +285,34 @@ class LlamaCppBackend(LlamaCppGeneration):
 
     def _gpu_device(self) -> str | None:
         if self._gpu is None:
-            gpus = [d.name for d in detect_devices() if d.kind != "cpu"]
-            self._gpu = gpus[0] if gpus and gpu_offload_supported() else ""
+            gpus = [d for d in detect_devices() if d.kind != "cpu"]
+            self._gpu_budget = budget_for(gpus[0]).bytes if gpus else 0
+            self._gpu = gpus[0].name if gpus and gpu_offload_supported() else ""
         return self._gpu or None
 
-    @staticmethod
-    def _gpu_layers(spec: ModelSpec) -> int:
+    def _gpu_layers(self, spec: ModelSpec) -> int:
+        """``n_gpu_layers`` as configured, else as many layers as the GPU's budget holds
+        (all when the model fits; :mod:`moa_local.machine.placement`)."""
         if spec.n_gpu_layers is not None:
             return spec.n_gpu_layers
-        return -1 if gpu_offload_supported() else 0
+        if not gpu_offload_supported():
+            return 0
+        if self._gpu_device() is None:
+            return -1  # a GPU NVML does not see (Metal, Vulkan): llama.cpp places it
+        shape = self._shape(spec)
+        if shape is None:
+            return -1
+        return gpu_layers_for(shape, spec.n_ctx, self._gpu_budget)
+
+    def _shape(self, spec: ModelSpec) -> ModelShape | None:
+        """The model's shape from its GGUF header (read once), else the catalog's."""
+        if spec.path is not None and spec.path.exists():
+            if spec.path not in self._shapes:
+                self._shapes[spec.path] = shape_from_gguf(read_metadata(spec.path))
+            return self._shapes[spec.path]
+        if spec.catalog_entry is not None:
+            return spec.catalog_entry.shape
+        return None
 
     def _load_once(self, spec: ModelSpec) -> LoadedModel:
         # A thread lock (not an asyncio one) so that the backend can serve
