@@ -111,6 +111,8 @@ class ProgressPrinter:
         elif event == "verify.selected":
             chosen = record["chosen"]
             echo(f"verify: chose {chosen} ({record['reason']})" if chosen else record["reason"])
+        elif event == "settle.stop" and record["reason"] != "free text":
+            echo(f"stopped after {record['samples']} samples: {record['reason']}")
         elif event == "form.off" or event == "form.set_aside":
             echo(f"form: {record['reason']}")
         elif event == "form.checker":

@@ -176,6 +176,14 @@ class Config:
         "More samples of the strongest model a verified question draws, one at a time, "
         "while none passes its examples.",
     )
+    # Adaptive consistency (moa_local.engine.settle): 0 draws the layer's agents at once.
+    max_samples: int = setting(
+        0,
+        integer(0),
+        "Questions with a short checkable answer: draw samples until the vote is settled "
+        "(two agree, or the leader cannot lose), at most this many; 0: the layer's agents "
+        "at once.",
+    )
     router: str = setting(
         "agree",
         choice(ROUTERS),

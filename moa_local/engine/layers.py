@@ -20,6 +20,7 @@ from ..backends.base import GenerateRequest
 from ..checks import program_tests
 from ..errors import GenerationError, MoALocalError
 from ..result import Proposal
+from . import settle
 from .generation import Prepared, completion_proposal
 from .state import Answer, Run
 
@@ -35,6 +36,8 @@ async def fill_layer(
     """
     if run.verification is not None and run.plan.router != "off":
         return await run_cascade(run, layer, agents)
+    if settle.wants_settling(run):
+        return await settle.run_until_settled(run, layer, agents, run_layer), None
     # The continue layout needs plain answers: verification notes on
     # references go in the references layout only.
     continuing = run.plan.layout == "continue" and run.history and run.verification is None

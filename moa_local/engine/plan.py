@@ -56,6 +56,7 @@ def policy_from(config: Config) -> dict[str, Any]:
         "write_tests": config.write_tests,
         "check_form": config.check_form,
         "verify_samples": config.verify_samples,
+        "max_samples": config.max_samples,
         "router": config.router,
         "layout": config.layout,
         "aggregate": config.aggregate,
@@ -94,6 +95,8 @@ class Plan:
     check_form: str
     # More samples a verified cascade draws while none passes the question's examples.
     verify_samples: int
+    # Checkable answers: samples drawn until the vote is settled, at most this many (0: off).
+    max_samples: int
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
     layout: str  # refinement layers: "references" or "continue" (own chat)
     aggregate: str  # a name of engine.choose.CHOOSERS: "synthesize", "select", "auto"
