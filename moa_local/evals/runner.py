@@ -318,9 +318,11 @@ async def _one(
     started = time.perf_counter()
     answer, error, usage = "", None, {"prompt_tokens": 0, "completion_tokens": 0}
     candidates: list[dict[str, Any]] = []
+    chosen_how: list[dict[str, Any]] = []
     try:
         result = await moa.run(problem.prompt)
         answer, usage = result.final_response, result.usage
+        chosen_how = [dict(d) for d in result.decisions]
         candidates = [
             {
                 "layer": p.layer,
@@ -359,6 +361,8 @@ async def _one(
         # Every proposal the run made, so that other ways to choose among them
         # can be scored afterwards (scripts/candidates.py) without generating again.
         "candidates": candidates,
+        # How the run chose (router, verification, form checks, votes), with reasons.
+        "decisions": chosen_how,
     }
 
 

@@ -248,3 +248,10 @@ def test_only_runs_the_named_problems(config_file: Path) -> None:
     assert sorted(suite.scored) == ["toy/0", "toy/2"] and summary.n == 2
     with pytest.raises(ConfigError, match="--only: no problem 7"):
         _evaluate(config_file, suite, "moa", only=[7])
+
+
+def test_each_logged_run_keeps_its_decisions(config_file: Path) -> None:
+    _evaluate(config_file, CountingSuite(), 'moa+aggregate="vote"', limit=1)
+    [record] = read_log(Path("logs/toy.jsonl"))
+    [decision] = record["decisions"]
+    assert decision["event"] == "aggregate.vote" and decision["chosen"] == "echo:a"
