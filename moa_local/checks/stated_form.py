@@ -40,10 +40,12 @@ _UNIT = (
     r"(?:numbered\s+)?(?:list\s+)?items?|lines?)\b"
 )
 _COUNT = re.compile(
-    rf"(?:\b{_COMPARISON}\s+|\b(?P<lead>in|into|with|using|of|use|write|give)\s+(?:only\s+)?)"
+    rf"(?:\b{_COMPARISON}\s+|\b(?P<lead>in|into|with|using|use|write|give)\s+(?:only\s+)?)"
     rf"{_NUMBER}\s+(?:(?:short|brief|complete|full|separate|distinct|concise)\s+)?{_UNIT}",
     re.IGNORECASE,
 )
+_MAX_PARTS = 100  # sentences, paragraphs, bullets, items or lines an answer may be asked for
+_MAX_WORDS = 5000
 _QUOTED = r"[\"'“‘](?P<text>[^\"'“”‘’\n]{1,120})[\"'”’]"
 _ENDS = re.compile(
     r"\b(?:end|finish|conclude)s?\s+(?:your\s+|the\s+|each\s+)?(?:entire\s+)?"
@@ -189,6 +191,8 @@ def _count(match: re.Match[str]) -> Constraint | None:
     )
     number = match.group("n").lower()
     n = int(number) if number.isdigit() else _NUMBER_WORDS[re.sub(r"\s+", " ", number)]
+    if n > (_MAX_WORDS if unit == "word" else _MAX_PARTS):
+        return None  # "1000 sentences" is what a question is about, not its answer's form
     comparison = re.sub(r"\s+", " ", (match.group("cmp") or "").lower())
     if not comparison and unit in ("word", "line") and match.group("lead") != "in":
         return None  # "write 5 words that rhyme" asks for words, not an answer of 5 words

@@ -47,6 +47,7 @@ def test_stated_constraints_are_read(question: str, asked: list[str]) -> None:
         "How many words are in this sentence?",
         "Why do some sentences end with a question mark?",
         "Explain what JSON is.",
+        "He edits a total number of 1000 sentences each week. How much does he earn?",
     ],
 )
 def test_questions_that_state_no_form_give_nothing(question: str) -> None:
