@@ -107,7 +107,10 @@ class ProgressPrinter:
         elif event == "verify.off":
             echo(record["reason"])
         elif event == "verify.tests":
-            echo(f"verify: {len(record['tests'])} tests for {record['entry_point']}")
+            if record["tests"] or record["source"] != "question":
+                echo(f"verify: {len(record['tests'])} tests for {record['entry_point']}")
+            else:
+                echo(f"verify: the question states no examples for {record['entry_point']}")
         elif event == "verify.selected":
             chosen = record["chosen"]
             echo(f"verify: chose {chosen} ({record['reason']})" if chosen else record["reason"])

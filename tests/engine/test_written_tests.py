@@ -138,3 +138,17 @@ async def test_nothing_runs_without_bubblewrap_or_with_write_tests_off(
     result = await make(off, write_tests=False).run(QUESTION)
     assert "tests" not in [r.tag for r in off.stats.requests]
     assert "write_tests = true" in events(result, "verify.off")[0]["reason"]
+
+
+def test_the_terminal_says_when_the_question_states_no_examples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from moa_local.cli.progress import ProgressPrinter
+
+    show = ProgressPrinter(verbose=False)
+    show("verify.tests", {"entry_point": "add_one", "source": "question", "tests": []})
+    show("verify.tests", {"entry_point": "add_one", "source": "written", "tests": [{}, {}]})
+    assert capsys.readouterr().err.splitlines() == [
+        "verify: the question states no examples for add_one",
+        "verify: 2 tests for add_one",
+    ]
