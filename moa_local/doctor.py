@@ -148,10 +148,23 @@ def _verification(config: Config) -> dict[str, Any]:
     elif setting is False:
         effect = "no code question is tested"
     elif describe_isolation()["isolation"] == "bwrap":
-        effect = "code questions that state examples are tested, under bubblewrap"
+        effect = (
+            "every code question is tested, under bubblewrap (on asserts the model writes "
+            "where it states no examples)"
+            if config.write_tests
+            else "code questions that state examples are tested, under bubblewrap "
+            "(write_tests = true: the others too)"
+        )
     else:
         effect = "no code question is tested: auto needs bubblewrap (--verify tests anyway)"
-    return {"setting": setting, "effect": effect}
+    form = {
+        "off": "free-text answers are not checked against a stated form",
+        "stated": "free text is checked against the form its question states, as a program "
+        "reads it (no model-written code)",
+        "written": "as stated, and the model writes a checker where the program reads none "
+        "(under bubblewrap)",
+    }[config.check_form]
+    return {"setting": setting, "effect": effect, "check_form": config.check_form, "form": form}
 
 
 def _model_names(config: Config) -> list[str]:

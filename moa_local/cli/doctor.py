@@ -110,6 +110,8 @@ def doctor(config_path: str | None, budget_mb: float | None, as_json: bool, sour
     verify = report["verify"]
     setting = verify["setting"] if isinstance(verify["setting"], str) else str(verify["setting"])
     click.echo(f"  verify = {setting.lower()}: {verify['effect']}")
+    if "form" in verify:
+        click.echo(f"  check_form = {verify['check_form']}: {verify['form']}")
 
 
 def _sources(as_json: bool) -> None:

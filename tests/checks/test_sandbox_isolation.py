@@ -193,6 +193,7 @@ def test_doctor_says_how_model_written_code_is_isolated(
     tested = "verify = auto: code questions that state examples are tested, under bubblewrap"
     untested = "verify = auto: no code question is tested: auto needs bubblewrap"
     assert (tested if probe.usable else untested) in text.stdout
+    assert "check_form = stated: free text is checked against the form its question" in text.stdout
     report = json.loads(CliRunner().invoke(main, ["doctor", "--json"]).stdout)["sandbox"]
     assert report == {
         "isolation": "bwrap" if probe.usable else "guard",
