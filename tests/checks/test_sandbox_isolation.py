@@ -190,7 +190,7 @@ def test_doctor_says_how_model_written_code_is_isolated(
     assert text.exit_code == 0, text.output
     assert "\nsandbox for model-written code\n" + line in text.stdout
     # What the default verify = "auto" does with that isolation.
-    tested = "verify = auto: code questions that state examples are tested, under bubblewrap"
+    tested = "verify = auto: every code question is tested, under bubblewrap (on asserts the model"
     untested = "verify = auto: no code question is tested: auto needs bubblewrap"
     assert (tested if probe.usable else untested) in text.stdout
     assert "check_form = stated: free text is checked against the form its question" in text.stdout

@@ -43,21 +43,36 @@ async def test_auto_verifies_a_question_with_examples_under_bubblewrap(
 
 
 @pytest.mark.parametrize(
-    ("isolation", "question", "hint"),
+    ("isolation", "question", "hint", "settings"),
     [
-        ("guard", QUESTION, "apt-get install bubblewrap"),
-        ("bwrap", NO_EXAMPLES, "states no examples"),
+        ("guard", QUESTION, "apt-get install bubblewrap", {}),
+        ("bwrap", NO_EXAMPLES, "states no examples", {"write_tests": False}),
     ],
 )
 async def test_auto_leaves_verification_off_and_says_how_to_turn_it_on(
-    monkeypatch: pytest.MonkeyPatch, isolation: str, question: str, hint: str
+    monkeypatch: pytest.MonkeyPatch,
+    isolation: str,
+    question: str,
+    hint: str,
+    settings: dict[str, Any],
 ) -> None:
-    result = await run_with(isolation, monkeypatch).run(question)
+    result = await run_with(isolation, monkeypatch, **settings).run(question)
     trace = read_trace(result.trace_file)
     off = [e for e in trace if e["event"] == "verify.off"]
     assert len(off) == 1 and hint in off[0]["reason"] and "--verify" in off[0]["reason"]
     assert "\n" not in off[0]["reason"]
     assert not [e for e in trace if e["event"].startswith("verify.") and e["event"] != "verify.off"]
+
+
+async def test_auto_tests_code_without_examples_on_written_tests_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = await run_with("bwrap", monkeypatch).run(NO_EXAMPLES)
+    assert "verify.off" not in events(result)
+    tests = [e for e in read_trace(result.trace_file) if e["event"] == "verify.tests"]
+    assert tests[-1]["source"] == "written"
+    assert tests[-1]["tests"] == [{"source": "assert add_one(2) == 3", "example": False}]
+    assert result.final_response == RIGHT  # the written test decides, not the greedy order
 
 
 async def test_verify_false_turns_it_off_without_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
