@@ -172,7 +172,7 @@ async def revise(run: Run, answer: Proposal, verdict: form.FormVerdict) -> Propo
 
 
 async def _set_aside(run: Run, candidates: Sequence[Proposal], why: str) -> Answer:
-    run.decide("form.set_aside", reason=f"the checker is set aside: {why}")
+    run.decide("form.set_aside", reason=f"the form check is set aside: {why}")
     return await Consensus().choose(run, candidates)
 
 
