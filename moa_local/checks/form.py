@@ -82,8 +82,6 @@ REVISE_USER = (
     "Write the whole answer again so that it meets every requirement of the question, "
     "keeping what is right in it. Reply with the new answer only."
 )
-# Sandbox limits for one checker run over a batch of answers (a SandboxLimits).
-LIMITS = {"timeout": 20.0, "cpu_seconds": 15, "memory_mb": 1024}
 _PER_ANSWER_SECONDS = 3
 _RESULT_MARK = "__moa_form__"
 
@@ -159,25 +157,13 @@ async def run_checker(checker: str, answers: Sequence[str]) -> list[FormVerdict]
     limit), every answer's verdict carries that error.
     """
     # Imported here: the sandbox is only needed when a run checks.
-    from .sandbox import SandboxLimits, run_program_async
+    from .sandbox import marked_result
 
     if not answers:
         return []
-    result = await run_program_async(
-        harness(checker, answers),
-        SandboxLimits(
-            timeout=LIMITS["timeout"],
-            cpu_seconds=int(LIMITS["cpu_seconds"]),
-            memory_mb=int(LIMITS["memory_mb"]),
-        ),
-    )
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(_RESULT_MARK):
-            verdicts = json.loads(line[len(_RESULT_MARK) :])
-            if len(verdicts) == len(answers):
-                return [
-                    FormVerdict(tuple(v.get("failures", ())), v.get("error", "")) for v in verdicts
-                ]
+    verdicts, result = await marked_result(harness(checker, answers), _RESULT_MARK)
+    if isinstance(verdicts, list) and len(verdicts) == len(answers):
+        return [FormVerdict(tuple(v.get("failures", ())), v.get("error", "")) for v in verdicts]
     return [FormVerdict(error=result.detail or "the checker printed no verdict") for _ in answers]
 
 

@@ -29,9 +29,6 @@ from .programs import extract_python, normalize_code
 
 EXAMPLE_WEIGHT = 3  # a passed example from the question counts as much as 3 generated tests
 MAX_TESTS = 12
-# Sandbox limits for one candidate's whole test run.
-# The sandbox limits of one candidate against all its tests (a SandboxLimits).
-LIMITS = {"timeout": 20.0, "cpu_seconds": 15, "memory_mb": 1024}
 _PER_TEST_SECONDS = 3
 _RESULT_MARK = "__moa_verify__"
 
@@ -165,23 +162,13 @@ def harness(code: str, tests: Sequence[TestCase]) -> str:
 async def run_tests(index: int, code: str | None, tests: Sequence[TestCase]) -> Verdict:
     """Run ``tests`` against one candidate's code in the sandbox."""
     # Imported here: the sandbox is only needed when a run verifies.
-    from .sandbox import SandboxLimits, run_program_async
+    from .sandbox import marked_result
 
     if code is None:
         return Verdict(index, tuple(False for _ in tests), error="no code in the answer")
-    result = await run_program_async(
-        harness(code, tests),
-        SandboxLimits(
-            timeout=LIMITS["timeout"],
-            cpu_seconds=int(LIMITS["cpu_seconds"]),
-            memory_mb=int(LIMITS["memory_mb"]),
-        ),
-    )
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(_RESULT_MARK):
-            passed = json.loads(line[len(_RESULT_MARK) :])
-            if len(passed) == len(tests):
-                return Verdict(index, tuple(bool(p) for p in passed))
+    passed, result = await marked_result(harness(code, tests), _RESULT_MARK)
+    if isinstance(passed, list) and len(passed) == len(tests):
+        return Verdict(index, tuple(bool(p) for p in passed))
     return Verdict(index, tuple(False for _ in tests), error=result.detail)
 
 

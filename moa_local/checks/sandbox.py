@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import resource
 import select
@@ -53,6 +54,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from .isolation import GUARD, get_isolation
 
@@ -191,6 +193,20 @@ async def run_program_async(
     its limits, in the worker thread.
     """
     return await asyncio.to_thread(run_program, source, limits, isolation)
+
+
+# One batch of checks: a candidate against all its tests, or a checker over all answers.
+CHECK_LIMITS = SandboxLimits(timeout=20.0, cpu_seconds=15, memory_mb=1024)
+
+
+async def marked_result(source: str, mark: str) -> tuple[Any, SandboxResult]:
+    """Run a check harness under :data:`CHECK_LIMITS`: the JSON value it printed last after
+    ``mark`` (None when it printed none), and how the program ended."""
+    result = await run_program_async(source, CHECK_LIMITS)
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(mark):
+            return json.loads(line[len(mark) :]), result
+    return None, result
 
 
 def _status(returncode: int | None, cpu_seconds: float, limits: SandboxLimits, stderr: str) -> str:
