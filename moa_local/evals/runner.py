@@ -318,6 +318,7 @@ async def _one(
     started = time.perf_counter()
     answer, error, usage = "", None, {"prompt_tokens": 0, "completion_tokens": 0}
     candidates: list[dict[str, Any]] = []
+    aggregator_cost: dict[str, Any] = {}
     chosen_how: list[dict[str, Any]] = []
     try:
         result = await moa.run(problem.prompt)
@@ -331,10 +332,19 @@ async def _one(
                 "content": p.content,
                 "error": p.error,
                 "mean_logprob": p.mean_logprob,
+                # What each candidate cost, so that ways to stop drawing can be
+                # priced afterwards (scripts/cascade_samples.py).
+                "completion_tokens": p.completion_tokens,
+                "seconds": round(p.seconds, 3),
+                "finish_reason": p.finish_reason,
             }
             for layer in result.layer_history
             for p in layer
         ]
+        aggregator_cost = {
+            "completion_tokens": result.aggregator.completion_tokens,
+            "seconds": round(result.aggregator.seconds, 3),
+        }
     except MoALocalError as exc:
         error = str(exc)
     seconds = time.perf_counter() - started
@@ -361,6 +371,7 @@ async def _one(
         # Every proposal the run made, so that other ways to choose among them
         # can be scored afterwards (scripts/candidates.py) without generating again.
         "candidates": candidates,
+        "aggregator": aggregator_cost,  # what the final generation cost (0: none was made)
         # How the run chose (router, verification, form checks, votes), with reasons.
         "decisions": chosen_how,
     }
