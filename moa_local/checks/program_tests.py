@@ -31,6 +31,7 @@ EXAMPLE_WEIGHT = 3  # a passed example from the question counts as much as 3 gen
 MAX_TESTS = 12
 _PER_TEST_SECONDS = 3
 _RESULT_MARK = "__moa_verify__"
+_OBSERVED_CHARS = 80  # of a failing call's repr: enough to tell two wrong answers apart
 
 TEST_WRITER_SYSTEM = "You are a meticulous software tester. You write short, correct test cases."
 TEST_WRITER_USER = (
@@ -61,6 +62,15 @@ class Verdict:
     candidate: int
     passed: tuple[bool, ...]
     error: str = ""
+    # What each failing test's call returned (its repr, cut short) or raised (the
+    # exception's name); "" for a passing test. Two programs that fail the same
+    # way behave the same on the examples, whatever their source looks like.
+    observed: tuple[str, ...] = ()
+
+    def behaviour(self) -> tuple[tuple[bool, ...], tuple[str, ...]] | None:
+        """What the candidate did on the tests, comparable between candidates (None:
+        it could not be run)."""
+        return None if self.error else (self.passed, self.observed)
 
     def score(self, tests: Sequence[TestCase]) -> int:
         """Weighted tests passed: examples from the question weigh more."""
@@ -136,26 +146,51 @@ def _valid_unique(tests: Sequence[str]) -> list[str]:
     return seen
 
 
+def probe(test: str) -> str:
+    """The expression whose value a failing ``test`` is reported by: the left side of
+    ``assert CALL == EXPECTED``, else the whole assert's condition ("" if none)."""
+    try:
+        statement = ast.parse(test).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return ""
+    if not isinstance(statement, ast.Assert):
+        return ""
+    condition = statement.test
+    if isinstance(condition, ast.Compare) and len(condition.ops) == 1:
+        return ast.unparse(condition.left)
+    return ast.unparse(condition)
+
+
 def harness(code: str, tests: Sequence[TestCase]) -> str:
-    """A program that defines ``code`` and reports, as JSON, which tests pass."""
-    sources = json.dumps([t.source for t in tests])
+    """A program that defines ``code`` and reports, as JSON, which tests pass and what
+    each failing one observed."""
+    cases = json.dumps([[t.source, probe(t.source)] for t in tests])
     return (
         f"{code}\n\n"
         "import json as _json, signal as _signal\n"
         "def _moa_alarm(*_):\n"
         "    raise TimeoutError('test took too long')\n"
         "_signal.signal(_signal.SIGALRM, _moa_alarm)\n"
-        "_moa_results = []\n"
-        f"for _moa_test in {sources}:\n"
+        "_moa_passed, _moa_observed = [], []\n"
+        f"for _moa_test, _moa_probe in {cases}:\n"
         f"    _signal.alarm({_PER_TEST_SECONDS})\n"
         "    try:\n"
         "        exec(_moa_test, globals())\n"
-        "        _moa_results.append(True)\n"
-        "    except BaseException:\n"
-        "        _moa_results.append(False)\n"
+        "        _moa_passed.append(True)\n"
+        "        _moa_observed.append('')\n"
+        "    except BaseException as _moa_error:\n"
+        "        _moa_passed.append(False)\n"
+        "        _moa_seen = type(_moa_error).__name__\n"
+        "        if _moa_probe and isinstance(_moa_error, AssertionError):\n"
+        "            try:\n"
+        f"                _moa_seen = repr(eval(_moa_probe, globals()))[:{_OBSERVED_CHARS}]\n"
+        "            except BaseException as _moa_again:\n"
+        "                _moa_seen = type(_moa_again).__name__\n"
+        "        _moa_observed.append(_moa_seen)\n"
         "    finally:\n"
         "        _signal.alarm(0)\n"
-        f"print({_RESULT_MARK!r}, _json.dumps(_moa_results))\n"
+        "_moa_found = {'passed': _moa_passed, 'observed': _moa_observed}\n"
+        f"print({_RESULT_MARK!r}, _json.dumps(_moa_found))\n"
     )
 
 
@@ -166,9 +201,10 @@ async def run_tests(index: int, code: str | None, tests: Sequence[TestCase]) -> 
 
     if code is None:
         return Verdict(index, tuple(False for _ in tests), error="no code in the answer")
-    passed, result = await marked_result(harness(code, tests), _RESULT_MARK)
-    if isinstance(passed, list) and len(passed) == len(tests):
-        return Verdict(index, tuple(bool(p) for p in passed))
+    found, result = await marked_result(harness(code, tests), _RESULT_MARK)
+    if isinstance(found, dict) and len(found.get("passed", ())) == len(tests):
+        observed = tuple(str(o) for o in found.get("observed", ()))
+        return Verdict(index, tuple(bool(p) for p in found["passed"]), observed=observed)
     return Verdict(index, tuple(False for _ in tests), error=result.detail)
 
 
