@@ -114,6 +114,12 @@ class ProgressPrinter:
         elif event == "verify.selected":
             chosen = record["chosen"]
             echo(f"verify: chose {chosen} ({record['reason']})" if chosen else record["reason"])
+        elif event == "first.stop":
+            echo(f"kept the first answer: {record['reason']}")
+        elif event == "first.more":
+            echo(f"more samples: the first answer does not settle it ({record['reason']})")
+        elif event == "answer.replaced":
+            echo(f"the answer shown first ({record['replaced']}) is replaced by {record['by']}'s")
         elif event == "settle.stop" and record["reason"] != "free text":
             echo(f"stopped after {record['samples']} samples: {record['reason']}")
         elif event == "form.off" or event == "form.set_aside":

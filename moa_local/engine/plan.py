@@ -10,7 +10,7 @@ the planner (:mod:`moa_local.planning`) gives the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,7 +55,9 @@ def policy_from(config: Config) -> dict[str, Any]:
         "verify": config.verify,
         "write_tests": config.write_tests,
         "check_form": config.check_form,
+        "unchecked_text": config.unchecked_text,
         "verify_samples": config.verify_samples,
+        "verify_stop": config.verify_stop,
         "max_samples": config.max_samples,
         "router": config.router,
         "layout": config.layout,
@@ -93,8 +95,12 @@ class Plan:
     write_tests: bool
     # Free text checked against its stated form: "off", "stated" or "written".
     check_form: str
+    # Free text with nothing to check: "greedy" (the first answer) or "consensus".
+    unchecked_text: str
     # More samples a verified cascade draws while none passes the question's examples.
     verify_samples: int
+    # When the cascade stops drawing although nothing passed: "never" or "repeat".
+    verify_stop: str
     # Checkable answers: samples drawn until the vote is settled, at most this many (0: off).
     max_samples: int
     router: str  # "off", "agree" (stop when answers agree) or "on" (also simple questions)
@@ -126,3 +132,9 @@ class Plan:
     def strength(self, model: str) -> tuple[int, int]:
         """How strong a model of this plan is (unknown models are weakest)."""
         return self.models[model].strength if model in self.models else (0, 0)
+
+    def greedy_order(self, agents: Sequence[Agent]) -> list[Agent]:
+        """``agents`` strongest model first, coolest first: the greedy sample leads."""
+        return sorted(
+            agents, key=lambda a: (-self.strength(self.spec_for(a).name)[0], self.temperature_of(a))
+        )

@@ -183,7 +183,15 @@ def finish(run: Run, answer: Answer, final_proposal: Proposal | None = None) -> 
     # stream (a chosen proposal, a verified program) is cut here.
     final_text = cut_at_stop(answer.text, run.plan.sampling.stop)
     if run.on_text is not None and not answer.emitted:
-        run.on_text(final_text)
+        shown = run.streamed
+        if shown is None:
+            run.on_text(final_text)
+        elif final_text != cut_at_stop(shown.content, run.plan.sampling.stop):
+            # The caller has read the first answer: say that this one replaces it.
+            who = answer.chosen.agent if answer.chosen is not None else "the revision"
+            run.decide("answer.replaced", replaced=shown.agent, by=who)
+            run.on_text(f"\n\n[the answer above is replaced; {who}'s answer:]\n\n")
+            run.on_text(final_text)
     everything = [*run.extra, *(p for layer in run.history for p in layer)]
     # Stopped before aggregation, the chosen proposal stands in for the aggregator.
     aggregate = answer.aggregate or answer.chosen

@@ -145,9 +145,7 @@ def _with_extra_samples(run: Run, agents: Sequence[Agent]) -> Iterator[Agent]:
     """The layer's agents greedy first, then extra samples of the strongest model's
     hottest agent, up to ``max_samples`` in all."""
     plan = run.plan
-    ordered = sorted(
-        agents, key=lambda a: (-plan.strength(plan.spec_for(a).name)[0], plan.temperature_of(a))
-    )
+    ordered = plan.greedy_order(agents)
     yield from ordered
     if not ordered:
         return

@@ -56,6 +56,13 @@ class Run:
     references: list[str] = field(default_factory=list)  # what the next step reads
     extra: list[Proposal] = field(default_factory=list)  # roles, tests, aggregation windows
     decisions: list[dict[str, object]] = field(default_factory=list)
+    # A candidate that already streamed to ``on_text`` before the choice (the first
+    # answer, :mod:`.first`): an answer that replaces it is introduced by a note.
+    streamed: Proposal | None = None
+    # The form check of a free-text answer, once made (:func:`.choose.checked.form_checker`):
+    # the first answer and the later choice share it, so a checker is written once.
+    # None until made; then a 1-tuple of the checker (None inside: nothing to check).
+    form_checker: tuple[object | None] | None = None
 
     def decide(self, event: str, **fields: object) -> None:
         """Record a router or verification decision in the trace and the result."""

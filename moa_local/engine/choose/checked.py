@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 from ...backends.base import Message
 from ...checks import form, stated_form
@@ -79,7 +79,7 @@ class Checked:
     async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
         """The consensus of the candidates that pass the check, or a checked revision,
         or (no usable check) the consensus of all."""
-        checker = await self._checker(run)
+        checker = await form_checker(run, self.source)
         if checker is None:
             return await Consensus().choose(run, candidates)
         ordered = greedy_first(candidates, run.plan)
@@ -118,13 +118,22 @@ class Checked:
                 return Answer(revision.content, among=tuple(candidates), aggregate=revision)
         return await _set_aside(run, candidates, "it fails every candidate and the revision")
 
-    async def _checker(self, run: Run) -> Checker | None:
-        if self.source == "stated":
-            constraints = stated_form.stated_constraints(run.prompt)
-            run.tracer.emit("form.checker", source="stated", asked=[c.asked for c in constraints])
-            return StatedChecker(tuple(constraints)) if constraints else None
-        code = await write_checker(run)
-        return WrittenChecker(code) if code is not None else None
+
+async def form_checker(run: Run, source: str) -> Checker | None:
+    """The check of this run's answers from ``source`` ("stated" or "written"), made
+    once per run and kept (None: nothing to check)."""
+    if run.form_checker is None:
+        run.form_checker = (await _make_checker(run, source),)
+    return cast("Checker | None", run.form_checker[0])
+
+
+async def _make_checker(run: Run, source: str) -> Checker | None:
+    if source == "stated":
+        constraints = stated_form.stated_constraints(run.prompt)
+        run.tracer.emit("form.checker", source="stated", asked=[c.asked for c in constraints])
+        return StatedChecker(tuple(constraints)) if constraints else None
+    code = await write_checker(run)
+    return WrittenChecker(code) if code is not None else None
 
 
 async def write_checker(run: Run) -> str | None:
