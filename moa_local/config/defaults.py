@@ -21,6 +21,11 @@ LAYOUTS = ("references", "continue")
 # Free text checked against the form its question states: not at all, by the
 # constraints a program reads, or also by a checker the strongest model writes.
 CHECK_FORMS = ("off", "stated", "written")
+# Free text with nothing a program can check: the greedy answer, or the consensus of
+# the layer's samples.
+UNCHECKED_TEXT = ("greedy", "consensus")
+# When the verified cascade stops drawing although no sample passed (engine/stops.py).
+VERIFY_STOPS = ("never", "repeat")
 AGGREGATIONS = ("synthesize", "select", "auto", "vote", "confidence", "consensus")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")

@@ -30,7 +30,16 @@ from types import MappingProxyType
 from typing import Any, Literal, get_type_hints
 
 from ..errors import ConfigError
-from .defaults import AGGREGATIONS, CHECK_FORMS, LAYOUTS, ROUTERS, STRATEGIES, TASKS
+from .defaults import (
+    AGGREGATIONS,
+    CHECK_FORMS,
+    LAYOUTS,
+    ROUTERS,
+    STRATEGIES,
+    TASKS,
+    UNCHECKED_TEXT,
+    VERIFY_STOPS,
+)
 from .tables import HostConfig, ModelConfig
 from .validate import (
     Rule,
@@ -180,11 +189,27 @@ class Config:
         "written also lets the strongest model write a checker (under bubblewrap, or with "
         "--verify).",
     )
+    # The first answer first (moa_local.engine.first): with the router on, free text is
+    # answered by the greedy sample, streamed, and more samples are drawn only when its
+    # stated form fails or it states a short answer to vote on. Measured (docs/quality.md):
+    # on IFBench dev the consensus of three equalled one answer at twice its time.
+    unchecked_text: str = setting(
+        "greedy",
+        choice(UNCHECKED_TEXT),
+        "Free text with nothing a program can check (no stated form): the greedy answer "
+        "alone (greedy), or the consensus of the layer's samples (consensus).",
+    )
     verify_samples: int = setting(
         3,
         integer(0),
         "More samples of the strongest model a verified question draws, one at a time, "
         "while none passes its examples.",
+    )
+    verify_stop: str = setting(
+        "never",
+        choice(VERIFY_STOPS),
+        "When a verified question stops drawing samples although none passed: never (all "
+        "verify_samples), or repeat (a sample fails the examples exactly as an earlier one).",
     )
     # Adaptive consistency (moa_local.engine.settle): 0 draws the layer's agents at once.
     max_samples: int = setting(

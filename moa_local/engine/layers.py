@@ -20,9 +20,10 @@ from ..backends.base import GenerateRequest
 from ..checks import program_tests
 from ..errors import GenerationError, MoALocalError
 from ..result import Proposal
-from . import settle
+from . import first, settle
 from .generation import Prepared, completion_proposal
 from .state import Answer, Run
+from .stops import STOP_RULES
 
 
 async def fill_layer(
@@ -32,12 +33,16 @@ async def fill_layer(
 
     With verification and a router, the agents answer one after another and
     the first candidate that settles the question ends the run (see
-    :func:`run_cascade`). Otherwise they answer together.
+    :func:`run_cascade`); a vote with ``max_samples`` draws until settled
+    (:mod:`.settle`); free text with a router starts with the greedy answer
+    (:mod:`.first`). Otherwise they answer together.
     """
     if run.verification is not None and run.plan.router != "off":
         return await run_cascade(run, layer, agents)
     if settle.wants_settling(run):
         return await settle.run_until_settled(run, layer, agents, run_layer), None
+    if first.wants_first_answer(run):
+        return await first.run_first_answer(run, layer, agents, run_layer)
     # The continue layout needs plain answers: verification notes on
     # references go in the references layout only.
     continuing = run.plan.layout == "continue" and run.history and run.verification is None
@@ -130,7 +135,8 @@ async def run_cascade(
     costs nothing when no candidate settles.
 
     When the question states examples and no agent passed them, up to
-    ``verify_samples`` more samples are drawn, one at a time (the
+    ``verify_samples`` more samples are drawn, one at a time, unless the
+    plan's stop rule (``verify_stop``, :mod:`.stops`) ends the drawing first (the
     sample-and-filter of AlphaCode and CodeT: the examples are a trusted
     filter, so another sample is the cheapest chance of a passing program).
     They join the layer's candidates. Returns the layer's proposals and the
@@ -140,6 +146,8 @@ async def run_cascade(
     assert verification is not None
     proposals: list[Proposal] = []
     run.history.append(proposals)
+    failed: list[program_tests.Verdict] = []  # on the question's examples, in order drawn
+    stop_rule = STOP_RULES[run.plan.verify_stop]
     for index, agent in enumerate(_with_more_samples(run, agents)):
         if index >= len(agents) and not verification.collect_examples([]):
             break  # more samples only against the question's own examples
@@ -160,6 +168,12 @@ async def run_cascade(
                 reason=f"{candidate.agent} {verdict.summary(tests)}",
             )
             return proposals, Answer.of(candidate, [p for p in proposals if p.ok])
+        if examples_only:
+            failed.append(verdict)
+            why = stop_rule(failed)
+            if why is not None:
+                run.decide("router.decision", action="stop drawing", layer=layer, reason=why)
+                break
     return proposals, None
 
 

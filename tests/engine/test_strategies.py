@@ -357,7 +357,7 @@ def sampled(backend: EchoBackend, **settings: Any) -> MoA:
 
 async def test_more_samples_are_drawn_until_one_passes_the_examples() -> None:
     backend = InTurn([WRONG, WRONG, WRONG, WRONG, RIGHT, RIGHT])
-    result = await sampled(backend, verify_samples=3).run(QUESTION)
+    result = await sampled(backend, verify_samples=3, verify_stop="never").run(QUESTION)
     assert result.final_response == RIGHT
     assert backend.proposals == 5  # the three agents, then two more samples: the second passed
     decision = events(result, "router.decision")[-1]
@@ -366,6 +366,26 @@ async def test_more_samples_are_drawn_until_one_passes_the_examples() -> None:
     hottest = max(r.temperature for r in backend.stats.requests[:3])
     assert hottest >= 0.7 and [r.temperature for r in extra] == [hottest, hottest]
     assert len({r.seed for r in backend.stats.requests if r.tag.startswith("echo:x")}) == 5
+
+
+# add_one(1) returns 3 here too, written another way: the same behaviour as WRONG.
+WRONG_ALIKE = "```python\ndef add_one(value):\n    value += 1\n    return value + 1\n```"
+WRONG_OTHER = "```python\ndef add_one(x):\n    return x * 5\n```"
+
+
+async def test_the_cascade_stops_drawing_when_a_sample_fails_as_an_earlier_one_did() -> None:
+    backend = InTurn([WRONG, WRONG_OTHER, WRONG_ALIKE, RIGHT])
+    result = await sampled(backend, verify_samples=3, verify_stop="repeat").run(QUESTION)
+    # The third sample returns 3 for add_one(1), as the first did: no fourth is drawn.
+    assert backend.proposals == 3
+    [stop] = [e for e in events(result, "router.decision") if e["action"] == "stop drawing"]
+    assert stop["reason"].startswith("sample 3 fails the examples exactly as sample 1")
+
+
+async def test_samples_that_fail_differently_keep_the_cascade_drawing() -> None:
+    backend = InTurn([WRONG, WRONG_OTHER, "```python\ndef add_one(x):\n    return 0\n```", RIGHT])
+    result = await sampled(backend, verify_samples=3, verify_stop="repeat").run(QUESTION)
+    assert backend.proposals == 4 and result.final_response == RIGHT
 
 
 async def test_no_more_samples_when_turned_off_or_without_examples() -> None:
