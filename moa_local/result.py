@@ -35,6 +35,11 @@ class Proposal:
         """Whether the generation succeeded."""
         return self.error is None
 
+    @property
+    def cut(self) -> bool:
+        """Whether the generation stopped at ``max_tokens``, before its end."""
+        return self.finish_reason == "length"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, as in traces and ``--json``."""
         return asdict(self)

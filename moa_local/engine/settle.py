@@ -136,6 +136,9 @@ def _short_answers(run: Run, proposals: Sequence[Proposal]) -> list[str | None]:
     for proposal in proposals:
         if not proposal.ok:
             continue
+        if proposal.cut:  # where the cut fell is not an answer
+            found.append(None)
+            continue
         answer = final_answer(proposal.content, question=run.prompt)
         found.append(answer if answer and len(answer) <= MAX_SHORT_ANSWER else None)
     return found

@@ -17,9 +17,12 @@ CLOSE = "Rayleigh scattering sends more blue light across the sky than red light
 ODD = "Because the ocean reflects its colour onto the air above it."
 
 
-async def run(replies: dict[str, str], aggregate: str = "consensus") -> tuple[Any, Scripted]:
+async def run(
+    replies: dict[str, str], aggregate: str = "consensus", **settings: Any
+) -> tuple[Any, Scripted]:
     backend = Scripted({**replies, "judge": "1"})
     moa = MoA(
+        **settings,
         proposers=[f"echo:{name}" for name in replies],
         aggregator="echo:judge",
         layers=1,
@@ -52,6 +55,15 @@ async def test_the_outlier_loses_even_when_it_is_the_greedy_candidate() -> None:
     event = decision(result, "aggregate.consensus")
     assert event["chosen"] == "echo:b"
     assert event["agreement"]["echo:a"] < event["agreement"]["echo:c"]
+
+
+async def test_a_candidate_cut_at_max_tokens_is_not_chosen_while_a_whole_one_is_there() -> None:
+    cut = SHARED + " And then a long tail that the budget cuts off before it ends."
+    also = "Rayleigh scattering sends blue light across the sky, more than the red light."
+    result, _ = await run({"a": ODD, "b": cut, "c": CLOSE, "d": also}, max_tokens=14)
+    event = decision(result, "aggregate.consensus")
+    assert event["chosen"] in ("echo:c", "echo:d") and "echo:b" not in event["agreement"]
+    assert "1 cut at max_tokens set aside" in event["reason"]
 
 
 async def test_a_tie_keeps_the_greedy_candidate() -> None:

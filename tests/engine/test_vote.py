@@ -12,6 +12,7 @@ from moa_local.answers import final_answer
 from moa_local.backends.base import GenerateRequest
 from moa_local.backends.echo import EchoBackend
 from moa_local.engine.choose.confidence import TEMPERATURE, weights
+from moa_local.engine.choose.vote import CUT
 from moa_local.trace import read_trace
 
 
@@ -66,9 +67,12 @@ class Scripted(EchoBackend):
         return self.replies[request.model.name.removeprefix("echo:")]
 
 
-async def vote(replies: dict[str, str], question: str = "How many?") -> tuple[Any, dict]:
+async def vote(
+    replies: dict[str, str], question: str = "How many?", **settings: Any
+) -> tuple[Any, dict]:
     backend = Scripted(replies)
     moa = MoA(
+        **settings,
         proposers=[f"echo:{name}" for name in replies],
         aggregator=f"echo:{next(iter(replies))}",
         layers=1,
@@ -91,6 +95,19 @@ async def test_the_most_common_answer_wins_however_it_is_written() -> None:
     assert list(event["answers"].values()) == ["5", "4", "4"]
     assert "2 of 3" in event["reason"]
     assert result.decisions[-1]["event"] == "aggregate.vote"
+
+
+async def test_a_candidate_cut_at_max_tokens_has_no_vote() -> None:
+    # b is cut after four words, where it reads 5: a vote of 5 would win with c's.
+    replies = {
+        "a": "Answer: 3",
+        "b": "Answer: 5\nBut wait, let me redo it. Answer: 3",
+        "c": "Answer: 5",
+    }
+    result, event = await vote(replies, max_tokens=4)
+    assert event["answers"] == {"echo:a": "3", "echo:b": CUT, "echo:c": "5"}
+    assert result.final_response == "Answer: 3"  # a tie of the whole ones: the greedy one
+    assert "tied" in event["reason"]
 
 
 async def test_a_tie_keeps_the_greedy_candidate() -> None:

@@ -30,18 +30,22 @@ class Consensus:
 
     async def choose(self, run: Run, candidates: Sequence[Proposal]) -> Answer:
         """The candidate with the highest total similarity to the rest; traced."""
+        # A candidate cut at max_tokens is not chosen while a whole one is there.
         ordered = greedy_first(candidates, run.plan)
-        agreement = consensus_scores([p.content for p in ordered])
-        chosen = ordered[most_agreed(agreement)]
+        whole = [p for p in ordered if not p.cut] or ordered
+        agreement = consensus_scores([p.content for p in whole])
+        chosen = whole[most_agreed(agreement)]
+        cut = len(ordered) - len(whole)
         run.decide(
             "aggregate.consensus",
             chosen=chosen.agent,
             reason=(
-                f"{chosen.agent}'s answer agrees most with the other {len(ordered) - 1}"
-                if len(ordered) > 1
+                f"{chosen.agent}'s answer agrees most with the other {len(whole) - 1}"
+                if len(whole) > 1
                 else "the only candidate"
-            ),
-            agreement={p.agent: round(a, 3) for p, a in zip(ordered, agreement, strict=True)},
+            )
+            + (f" ({cut} cut at max_tokens set aside)" if cut else ""),
+            agreement={p.agent: round(a, 3) for p, a in zip(whole, agreement, strict=True)},
         )
         return Answer.of(chosen, candidates)
 

@@ -8,6 +8,10 @@ and its greediest member (strongest model, lowest temperature) is returned
 as it was written. When groups tie, the greediest candidate among them wins,
 which is the greedy sample when it is in one of them. When no answer can be
 read, the greedy sample is returned. Nothing is rewritten, and no model runs.
+
+A candidate cut at ``max_tokens`` has no vote: the answer read from it is
+wherever the cut fell (the number before the formula's end), not the one it
+would have given.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from ...checks import program_tests
 from ...result import Proposal
 from ..state import Answer, Run
 from .base import greedy_first
+
+CUT = "(cut at max_tokens: no vote)"  # how the trace shows a cut candidate's answer
 
 
 class Vote:
@@ -54,7 +60,9 @@ def read_answers(run: Run, candidates: Sequence[Proposal]) -> list[str | None]:
     in the order of ``candidates``."""
     entry = program_tests.entry_point(run.prompt) if run.is_code else None
     return [
-        final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
+        None
+        if p.cut
+        else final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
         for p in candidates
     ]
 
@@ -63,7 +71,10 @@ def by_agent(
     candidates: Sequence[Proposal], answers: Sequence[str | None], is_code: bool
 ) -> dict[str, str | None]:
     """The answers as the trace shows them, by the agent that gave each."""
-    return {p.agent: shown(a, is_code) for p, a in zip(candidates, answers, strict=True)}
+    return {
+        p.agent: CUT if p.cut else shown(a, is_code)
+        for p, a in zip(candidates, answers, strict=True)
+    }
 
 
 def shown(answer: str | None, is_code: bool) -> str | None:
