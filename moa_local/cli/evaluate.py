@@ -216,6 +216,7 @@ def bench(
         "(naive)",
         "identical",
         "twins",
+        "samples/prompt",
     )
     rows = [
         (
@@ -232,6 +233,7 @@ def bench(
             str(r.naive_decode_tokens),
             f"{r.identical_outputs:.0%} of {r.generations}",
             str(r.greedy_twins),
+            f"{r.samples_per_prompt:.2f}",
         )
         for r in results
     ]

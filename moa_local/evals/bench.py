@@ -19,6 +19,10 @@ runs (sampled tokens may differ in the last bits when decoded together, and
 a router or a vote may then go another way): both runs' prefilled and decoded
 tokens are reported, so unequal work shows.
 
+The plan runs as ``ask`` would, stops included: the first answer kept for
+free text, a verified cascade ended by a passing program, a vote settled;
+the generations each prompt drew are reported (``samples_per_prompt``).
+
 For each plan: the wall time of both, the optimized run's decoded tokens per
 second, the tokens it prefilled (prompt tokens no earlier sequence of the
 model had computed) and decoded, and a compute lower bound: those prefilled
@@ -192,6 +196,9 @@ class PlanResult:
     naive_decode_tokens: int
     identical_outputs: float
     generations: int
+    # Generations per prompt in the optimized run: what the plan's stops drew (the
+    # first answer kept, a cascade stopped at a passing program, a vote settled).
+    samples_per_prompt: float
     greedy_twins: int
     acceptance_rate: float | None
     differences: list[str] = field(default_factory=list)
@@ -303,7 +310,7 @@ def run_bench(
     )
     opt_s, opt_gen, _ = asyncio.run(_run_mode(True, configured, texts, on_progress, progress))
     return [
-        _result(name, naive_s[name], opt_s[name], naive_gen[name], opt_gen[name], rates)
+        _result(name, naive_s[name], opt_s[name], naive_gen[name], opt_gen[name], rates, len(texts))
         for name, _ in configured
     ]
 
@@ -323,6 +330,7 @@ def _result(
     naive: list[Generation],
     optimized: list[Generation],
     rates: dict[str, Rates],
+    prompts: int,
 ) -> PlanResult:
     same = sum(a.text == b.text for a, b in zip(naive, optimized, strict=False))
     pairs = max(len(naive), len(optimized))
@@ -353,6 +361,7 @@ def _result(
         naive_decode_tokens=sum(g.completion_tokens for g in naive),
         identical_outputs=round(same / pairs, 3) if pairs else 1.0,
         generations=pairs,
+        samples_per_prompt=round(len(optimized) / max(prompts, 1), 2),
         greedy_twins=sum(g.twin for g in optimized),
         acceptance_rate=round(accepted / drafted, 3) if drafted else None,
         differences=differences,

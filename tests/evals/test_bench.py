@@ -42,8 +42,10 @@ def test_the_real_default_is_timed_on_equal_tokens(tiny_model: Path) -> None:
         assert result.naive_prefill_tokens > result.prefill_tokens  # the shared prompt, once
     # The default samples at 0.0, 0.4 and 0.8: no request repeats another.
     assert sampled.greedy_twins == 0
-    # Three greedy samples of one prompt are one generation and two copies.
-    assert greedy.greedy_twins == 4 and greedy.identical_outputs == 1.0
+    # The fact prompt is free text: its first answer is kept (one generation). The code
+    # prompt's three greedy samples are one generation and two copies.
+    assert greedy.generations == 4 and greedy.samples_per_prompt == 2.0
+    assert greedy.greedy_twins == 2 and greedy.identical_outputs == 1.0
     assert set(sampled.to_dict()) >= {
         "plan",
         "naive_s",
@@ -56,6 +58,7 @@ def test_the_real_default_is_timed_on_equal_tokens(tiny_model: Path) -> None:
         "decode_tokens",
         "naive_decode_tokens",
         "greedy_twins",
+        "samples_per_prompt",
     }
 
 
