@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..backends.base import Message
 from ..checks import form, program_tests, stated_form
@@ -90,6 +91,10 @@ class Verification:
         self.tests: list[program_tests.TestCase] | None = None  # None until the examples are read
         self.tests_written = False
         self.entry: str | None = None  # the function the tests call
+        # Each program is run once per set of tests: the cascade, the references'
+        # notes and the final choice ask about the same candidates, and a program
+        # that loops costs the whole sandbox timeout each time.
+        self._verdicts: dict[tuple[str | None, tuple[str, ...]], program_tests.Verdict] = {}
 
     @property
     def known_tests(self) -> list[program_tests.TestCase]:
@@ -146,11 +151,15 @@ class Verification:
     ) -> list[program_tests.Verdict]:
         """How each program does on ``tests`` (default: those collected so far), untraced."""
         tests = self.known_tests if tests is None else tests
-        return list(
-            await asyncio.gather(
-                *(program_tests.run_tests(i, program, tests) for i, program in enumerate(programs))
-            )
-        )
+        sources = tuple(t.source for t in tests)
+
+        async def one(index: int, program: str | None) -> program_tests.Verdict:
+            key = (program, sources)
+            if key not in self._verdicts:
+                self._verdicts[key] = await program_tests.run_tests(index, program, tests)
+            return replace(self._verdicts[key], candidate=index)
+
+        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(programs))))
 
     async def annotate(self, layer: int, references: Sequence[str]) -> list[str]:
         """``references``, each headed by how its program did on the tests."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from moa_local import MoA
 from moa_local.backends.base import GenerateRequest
 from moa_local.backends.echo import EchoBackend
@@ -386,6 +388,26 @@ async def test_samples_that_fail_differently_keep_the_cascade_drawing() -> None:
     backend = InTurn([WRONG, WRONG_OTHER, "```python\ndef add_one(x):\n    return 0\n```", RIGHT])
     result = await sampled(backend, verify_samples=3, verify_stop="repeat").run(QUESTION)
     assert backend.proposals == 4 and result.final_response == RIGHT
+
+
+async def test_each_program_runs_once_against_the_same_tests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moa_local.checks import program_tests
+
+    runs: list[str | None] = []
+    real = program_tests.run_tests
+
+    async def counted(index: int, code: str | None, tests: Any) -> Any:
+        runs.append(code)
+        return await real(index, code, tests)
+
+    monkeypatch.setattr(program_tests, "run_tests", counted)
+    backend = InTurn([WRONG, WRONG_OTHER, WRONG])
+    await sampled(backend, verify_samples=0).run(QUESTION)
+    # The cascade, the references' notes and the final choice all ask about the same
+    # two programs (and the aggregate, WRONG again): each ran once.
+    assert sorted(set(runs), key=runs.index) == runs and len(runs) == 2
 
 
 async def test_no_more_samples_when_turned_off_or_without_examples() -> None:
