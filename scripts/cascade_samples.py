@@ -35,7 +35,7 @@ from typing import Any
 from moa_local.checks import program_tests
 from moa_local.checks.program_tests import Verdict
 from moa_local.checks.programs import extract_python
-from moa_local.engine.stops import repeated_failure
+from moa_local.engine.stops import repeated_failure, stalled
 from moa_local.evals.runner import read_log
 from moa_local.evals.suites import load_suite
 
@@ -88,8 +88,8 @@ def all_fail_alike(verdicts: Sequence[Verdict]) -> bool:
 
 
 def passes_nothing_twice(verdicts: Sequence[Verdict]) -> bool:
-    """Stop when the last two candidates passed no example at all."""
-    return len(verdicts) >= 2 and not any(any(v.passed) for v in verdicts[-2:])
+    """``verify_stop = "stalled"``: the last two candidates passed no example at all."""
+    return stalled(verdicts) is not None
 
 
 RULES: dict[str, Rule] = {
@@ -100,7 +100,7 @@ RULES: dict[str, Rule] = {
     "verify_stop=repeat": repeats_a_failure,
     "repeat, extra samples only": repeats_a_failure_in_extras,
     "all fail alike": all_fail_alike,
-    "nothing passed twice": passes_nothing_twice,
+    "verify_stop=stalled": passes_nothing_twice,
 }
 
 

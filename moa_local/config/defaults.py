@@ -25,7 +25,7 @@ CHECK_FORMS = ("off", "stated", "written")
 # the layer's samples.
 UNCHECKED_TEXT = ("greedy", "consensus")
 # When the verified cascade stops drawing although no sample passed (engine/stops.py).
-VERIFY_STOPS = ("never", "repeat")
+VERIFY_STOPS = ("never", "repeat", "stalled")
 AGGREGATIONS = ("synthesize", "select", "auto", "vote", "confidence", "consensus")
 BACKENDS = ("llamacpp", "echo", "ollama", "openai")
 HOST_KINDS = ("ollama", "openai")

@@ -209,7 +209,8 @@ class Config:
         "never",
         choice(VERIFY_STOPS),
         "When a verified question stops drawing samples although none passed: never (all "
-        "verify_samples), or repeat (a sample fails the examples exactly as an earlier one).",
+        "verify_samples), repeat (a sample fails the examples exactly as an earlier one), "
+        "stalled (two samples in a row pass none of them).",
     )
     # Adaptive consistency (moa_local.engine.settle): 0 draws the layer's agents at once.
     max_samples: int = setting(

@@ -12,7 +12,10 @@ help (``verify_stop``):
 - ``repeat``: stop when a sample fails the examples exactly as an earlier one
   did (the same tests failed, the same values returned or the same errors
   raised), whatever its source looks like: the model is circling one wrong
-  reading of the question.
+  reading of the question;
+- ``stalled``: stop when two samples in a row pass none of the examples: a
+  sample that passes some is near an answer, one that passes none has
+  misread the question, and two such in a row say the next will too.
 
 Rules are general: they read behaviour on the question's own examples, never
 which problem it is. ``scripts/cascade_samples.py`` prices each on a logged
@@ -47,4 +50,11 @@ def repeated_failure(verdicts: Sequence[Verdict]) -> str | None:
     return None
 
 
-STOP_RULES: dict[str, StopRule] = {"never": never, "repeat": repeated_failure}
+def stalled(verdicts: Sequence[Verdict]) -> str | None:
+    """Why to stop when the last two samples passed none of the examples (else None)."""
+    if len(verdicts) < 2 or any(any(v.passed) for v in verdicts[-2:]):
+        return None
+    return f"samples {len(verdicts) - 1} and {len(verdicts)} pass none of the examples"
+
+
+STOP_RULES: dict[str, StopRule] = {"never": never, "repeat": repeated_failure, "stalled": stalled}

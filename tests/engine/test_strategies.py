@@ -384,6 +384,14 @@ async def test_the_cascade_stops_drawing_when_a_sample_fails_as_an_earlier_one_d
     assert stop["reason"].startswith("sample 3 fails the examples exactly as sample 1")
 
 
+async def test_the_cascade_stops_when_two_samples_in_a_row_pass_no_example() -> None:
+    backend = InTurn([WRONG, WRONG_OTHER, RIGHT])
+    result = await sampled(backend, verify_samples=3, verify_stop="stalled").run(QUESTION)
+    assert backend.proposals == 2
+    [stop] = [e for e in events(result, "router.decision") if e["action"] == "stop drawing"]
+    assert stop["reason"] == "samples 1 and 2 pass none of the examples"
+
+
 async def test_samples_that_fail_differently_keep_the_cascade_drawing() -> None:
     backend = InTurn([WRONG, WRONG_OTHER, "```python\ndef add_one(x):\n    return 0\n```", RIGHT])
     result = await sampled(backend, verify_samples=3, verify_stop="repeat").run(QUESTION)
