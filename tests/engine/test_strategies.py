@@ -418,6 +418,19 @@ async def test_each_program_runs_once_against_the_same_tests(
     assert sorted(set(runs), key=runs.index) == runs and len(runs) == 2
 
 
+async def test_auto_rewrites_nothing_when_no_sample_passes_the_examples() -> None:
+    backend = InTurn([WRONG_OTHER, WRONG, WRONG_OTHER])
+    result = await sampled(backend, verify_samples=0, aggregate="auto").run(QUESTION)
+    assert "aggregator" not in [r.tag for r in backend.stats.requests]
+    [selected] = events(result, "verify.selected")
+    assert selected["chosen"] == "echo:x@0.30" and "aggregate" not in selected["reason"]
+    assert result.final_response == WRONG_OTHER
+    # With synthesize the aggregator writes its own program, which competes (and ties win).
+    synthesized = InTurn([WRONG_OTHER, WRONG, WRONG_OTHER])
+    result = await sampled(synthesized, verify_samples=0, aggregate="synthesize").run(QUESTION)
+    assert "aggregator" in [r.tag for r in synthesized.stats.requests]
+
+
 async def test_no_more_samples_when_turned_off_or_without_examples() -> None:
     off = InTurn([WRONG])
     result = await sampled(off, verify_samples=0).run(QUESTION)
