@@ -433,7 +433,7 @@ async def test_auto_rewrites_nothing_when_no_sample_passes_the_examples() -> Non
 
 async def test_no_more_samples_when_turned_off_or_without_examples() -> None:
     off = InTurn([WRONG])
-    result = await sampled(off, verify_samples=0).run(QUESTION)
+    result = await sampled(off, verify_samples=0, verify_stop="never").run(QUESTION)
     assert off.proposals == 3 and result.final_response == WRONG
     no_examples = InTurn([WRONG])
     await sampled(no_examples, verify_samples=3).run(
