@@ -414,3 +414,27 @@ def test_an_answer_cut_at_max_tokens_says_so(runner: CliRunner) -> None:
     whole = ask(runner, *alone, "--layers", "1", "--max-tokens", "50", "--json", "Q?")
     assert json.loads(whole.stdout)["truncated"] is False
     assert "cut at max_tokens" not in whole.stderr
+
+
+def test_a_streamed_first_answer_then_its_replacement_read_right(runner: CliRunner) -> None:
+    # The first answer (one sentence) streams, misses the three sentences asked for, and
+    # the second model's answer replaces it: the terminal shows both with a note between,
+    # --json holds only the final one.
+    one = "Air scatters blue light most."
+    three = "Sunlight holds every colour. Air scatters blue most. So the sky looks blue."
+    flags = [
+        *("-m", f"echo:a?reply={one}", "-m", f"echo:b?reply={three}"),
+        *("--aggregator", f"echo:a?reply={one}", "--strategy", "model", "--layers", "1"),
+        *("--aggregate", "auto", "--router", "agree"),
+    ]
+    question = "Why is the sky blue? Answer in exactly three sentences."
+    shown = ask(runner, *flags, question)
+    assert shown.exit_code == 0, shown.output
+    second = f"echo:b?reply={three}"  # an echo model's name holds its options
+    assert (
+        shown.stdout == f"{one}\n\n[the answer above is replaced; {second}'s answer:]\n\n{three}\n"
+    )
+    assert "more samples: the first answer does not settle it" in shown.stderr
+    assert f"is replaced by {second}'s" in shown.stderr
+    as_json = ask(runner, *flags, "--json", question)
+    assert json.loads(as_json.stdout)["final_response"] == three
