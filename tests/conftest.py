@@ -52,6 +52,7 @@ ENGINE_TEST_SHAPE = {
     "layout": "references",
     "aggregate": "synthesize",
     "verify": False,
+    "max_samples": 0,
 }
 
 

@@ -8,7 +8,8 @@ the caller as it is made, and:
 - the question states its form ("in three sentences", "no commas") and the
   answer meets it: it is the answer;
 - it states a short answer (an option, a number, a word): the layer's other
-  agents answer too, and the vote decides (self-consistency);
+  agents answer too, and the vote decides (self-consistency); with
+  ``max_samples`` they are drawn until the vote is settled (:mod:`.settle`);
 - the form fails: the other agents answer, and the form check chooses among
   all of them (:class:`~.choose.checked.Checked`: one revision when none passes);
 - nothing can be checked: with ``unchecked_text = "greedy"`` it is the answer
@@ -30,8 +31,10 @@ from ..result import Proposal
 from .choose.auto import MAX_CHECKABLE_CHARS
 from .choose.checked import form_checker
 from .evidence import wants_form_check
-from .settle import LayerRunner
+from .settle import LayerRunner, run_until_settled
 from .state import Answer, Run
+
+SHORT_ANSWER = "it states a short answer"
 
 
 def wants_first_answer(run: Run) -> bool:
@@ -62,6 +65,10 @@ async def run_first_answer(
     if reason is None:
         return proposals, _shown(first) if run.streamed else Answer.of(first, proposals)
     run.decide("first.more", layer=layer, agent=first.agent, reason=reason)
+    if reason.startswith(SHORT_ANSWER) and run.plan.max_samples > 0:
+        # A vote: the samples are drawn until it is settled, the first one counted.
+        await run_until_settled(run, layer, agents, run_layer, drawn_so_far=proposals)
+        return proposals, None
     proposals += await run_layer(run, layer, ordered[1:], run.references, first_index=1)
     return proposals, None
 
@@ -92,8 +99,8 @@ async def _streamed_answer(run: Run, layer: int, agent: Agent) -> Proposal:
 async def _why_more(run: Run, first: Proposal) -> str | None:
     """Why the first answer does not settle the question (None: it does)."""
     stated = final_answer(first.content, question=run.prompt)
-    if stated and len(stated) <= MAX_CHECKABLE_CHARS:
-        return f"it states a short answer ({stated}): the samples vote"
+    if stated and len(stated) <= MAX_CHECKABLE_CHARS and not first.cut:
+        return f"{SHORT_ANSWER} ({stated}): the samples vote"
     source, why_not = wants_form_check(run.plan, run.prompt)
     if why_not:
         run.tracer.emit("form.off", reason=why_not)

@@ -39,10 +39,10 @@ async def fill_layer(
     """
     if run.verification is not None and run.plan.router != "off":
         return await run_cascade(run, layer, agents)
-    if settle.wants_settling(run):
-        return await settle.run_until_settled(run, layer, agents, run_layer), None
     if first.wants_first_answer(run):
         return await first.run_first_answer(run, layer, agents, run_layer)
+    if settle.wants_settling(run):
+        return await settle.run_until_settled(run, layer, agents, run_layer), None
     # The continue layout needs plain answers: verification notes on
     # references go in the references layout only.
     continuing = run.plan.layout == "continue" and run.history and run.verification is None

@@ -67,20 +67,33 @@ class LayerRunner(Protocol):
 
 
 async def run_until_settled(
-    run: Run, layer: int, agents: Sequence[Agent], run_layer: LayerRunner
+    run: Run,
+    layer: int,
+    agents: Sequence[Agent],
+    run_layer: LayerRunner,
+    drawn_so_far: list[Proposal] | None = None,
 ) -> list[Proposal]:
-    """The layer's samples, drawn until the vote is settled (see the module docstring)."""
+    """The layer's samples, drawn until the vote is settled (see the module docstring).
+
+    ``drawn_so_far`` is the layer's list when its first samples are already drawn
+    (the first answer, :mod:`.first`), in the order of :meth:`Plan.greedy_order`.
+    """
     plan = run.plan
     queue = list(_with_extra_samples(run, agents))
-    proposals: list[Proposal] = []
-    run.history.append(proposals)
-    first = queue[:2]
-    proposals += await run_layer(run, layer, first, run.references)
-    drawn = len(first)
+    if drawn_so_far is None:
+        proposals: list[Proposal] = []
+        run.history.append(proposals)
+    else:
+        proposals = drawn_so_far
+    start = len(proposals)
+    first = queue[start:2]
+    if first:
+        proposals += await run_layer(run, layer, first, run.references, first_index=start)
+    drawn = initial = start + len(first)
     while True:
         answers = _short_answers(run, proposals)
         stated = [a for a in answers if a is not None]
-        if drawn == len(first) and 2 * len(stated) < max(1, len(proposals)):
+        if drawn == initial and 2 * len(stated) < max(1, len(proposals)):
             # Free text: no vote to settle; the plan's agents answer as they would.
             rest = queue[drawn : len(agents)]
             if rest:

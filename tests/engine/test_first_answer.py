@@ -147,3 +147,21 @@ def test_the_terminal_says_why_the_first_answer_was_kept_or_not(
     moa = make(InTurn([ONE]), observers=[ProgressPrinter(verbose=False)])
     asyncio.run(moa.run(FREE, on_text=lambda text: None))
     assert "kept the first answer: nothing to check" in capsys.readouterr().err
+
+
+async def test_with_max_samples_the_vote_is_drawn_until_settled_the_first_answer_counted() -> None:
+    question = "What is 3 + 4? End with 'Answer: N'."
+    agreed = InTurn(["Answer: 7", "Answer: 7", "Answer: 8"])
+    result, shown = await ask(make(agreed, max_samples=5), question)
+    assert agreed.asked == 2 and shown == "Answer: 7"
+    assert decisions(result, "settle.stop")[0]["reason"] == "all 2 samples give the same answer"
+    split = InTurn(["Answer: 8", "Answer: 7", "Answer: 7", "Answer: 7"])
+    result, _ = await ask(make(split, max_samples=5), question)
+    assert split.asked == 4 and result.final_response == "Answer: 7"
+    assert "can no longer lose" in decisions(result, "settle.stop")[0]["reason"]
+
+
+async def test_free_text_with_max_samples_still_costs_one_answer() -> None:
+    backend = InTurn([ONE, THREE, THREE])
+    result, _ = await ask(make(backend, max_samples=5), FREE)
+    assert backend.asked == 1 and result.final_response == ONE
