@@ -86,9 +86,14 @@ class ProgressPrinter:
             )
             echo(f"roles by {record['model']}: {names}{note}")
         elif event == "layer.start":
-            echo(
-                f"layer {record['layer']}/{self.layers}: {len(record['agents'])} proposers working"
-            )
+            count = len(record["agents"])
+            if record.get("first_answer") and count > 1:
+                echo(
+                    f"layer {record['layer']}/{self.layers}: the first answer first "
+                    f"({count - 1} more proposers if it does not settle the question)"
+                )
+            else:
+                echo(f"layer {record['layer']}/{self.layers}: {count} proposers working")
         elif event == "proposal.done":
             if record["error"]:
                 echo(f"  x {record['agent']}: {record['error']}")

@@ -35,6 +35,7 @@ from ..trace import Tracer
 from .choose import chooser_for, route, stop_when_agreed
 from .context import check_prompt_fits
 from .evidence import Verification, wants_verification
+from .first import wants_first_answer
 from .generation import Generator, live, proposal_from
 from .layers import fill_layer, make_roles
 from .plan import Plan, TextCallback
@@ -131,6 +132,8 @@ class Engine:
                 layer=layer,
                 agents=[a.name for a in agents],
                 references=len(run.references),
+                # The greedy agent answers alone first (engine/first.py): the rest may not run.
+                first_answer=wants_first_answer(run),
             )
             proposals, settled = await fill_layer(run, layer, agents)
             if settled is not None:

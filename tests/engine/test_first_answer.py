@@ -142,6 +142,7 @@ def test_the_terminal_says_why_the_first_answer_was_kept_or_not(
     moa = make(InTurn([ONE, THREE, ONE]), observers=[ProgressPrinter(verbose=False)])
     asyncio.run(moa.run(THREE_ASKED, on_text=lambda text: None))
     err = capsys.readouterr().err
+    assert "layer 1/1: the first answer first (2 more proposers if it does not settle" in err
     assert "more samples: the first answer does not settle it (it misses the form" in err
     assert "is replaced by echo:x@0.40's" in err
     moa = make(InTurn([ONE]), observers=[ProgressPrinter(verbose=False)])
