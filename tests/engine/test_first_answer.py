@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from moa_local import MoA
-from moa_local.backends.base import GenerateRequest
 from moa_local.backends.echo import EchoBackend
 from moa_local.cli.progress import ProgressPrinter
 from moa_local.trace import read_trace
+from tests.engine.test_settle import InTurn
 
 FREE = "Tell me about the colour of the sky."
 THREE_ASKED = "Why is the sky blue? Answer in exactly three sentences."
@@ -21,18 +21,6 @@ THREE = (
     "Sunlight holds every colour. Air molecules scatter short blue waves more than red "
     "ones. So blue light reaches our eyes from every part of the sky."
 )
-
-
-class InTurn(EchoBackend):
-    """One echo model whose answers are ``replies`` in the order they are asked for."""
-
-    def __init__(self, replies: list[str]) -> None:
-        super().__init__()
-        self.replies, self.asked = replies, 0
-
-    def answer(self, request: GenerateRequest) -> str:  # type: ignore[override]
-        self.asked += 1
-        return self.replies[min(self.asked, len(self.replies)) - 1]
 
 
 def make(backend: EchoBackend, **settings: Any) -> MoA:
@@ -65,7 +53,7 @@ def decisions(result: Any, event: str) -> list[dict[str, Any]]:
 async def test_unchecked_free_text_costs_one_answer_and_streams_it() -> None:
     backend = InTurn([ONE, THREE, THREE])
     result, shown = await ask(make(backend), FREE)
-    assert backend.asked == 1
+    assert backend.samples == 1
     assert result.final_response == ONE
     assert shown == ONE
     [stop] = decisions(result, "first.stop")
@@ -75,7 +63,7 @@ async def test_unchecked_free_text_costs_one_answer_and_streams_it() -> None:
 async def test_consensus_for_unchecked_text_draws_the_layer_and_replaces_visibly() -> None:
     backend = InTurn([ONE, THREE, THREE])
     result, shown = await ask(make(backend, unchecked_text="consensus"), FREE)
-    assert backend.asked == 3
+    assert backend.samples == 3
     assert result.final_response == THREE
     assert shown.startswith(ONE)
     assert "[the answer above is replaced;" in shown
@@ -86,7 +74,7 @@ async def test_consensus_for_unchecked_text_draws_the_layer_and_replaces_visibly
 async def test_a_first_answer_that_meets_the_stated_form_ends_the_run() -> None:
     backend = InTurn([THREE, ONE, ONE])
     result, shown = await ask(make(backend), THREE_ASKED)
-    assert backend.asked == 1
+    assert backend.samples == 1
     assert result.final_response == THREE == shown
     [stop] = decisions(result, "first.stop")
     assert "meets the form" in stop["reason"]
@@ -95,7 +83,7 @@ async def test_a_first_answer_that_meets_the_stated_form_ends_the_run() -> None:
 async def test_a_first_answer_that_misses_the_form_draws_more_and_the_check_chooses() -> None:
     backend = InTurn([ONE, THREE, ONE])
     result, shown = await ask(make(backend), THREE_ASKED)
-    assert backend.asked == 3
+    assert backend.samples == 3
     [more] = decisions(result, "first.more")
     assert "misses the form" in more["reason"] and "has 1" in more["reason"]
     # The final answer is the checked one; the stream says it replaces the first.
@@ -106,7 +94,7 @@ async def test_a_first_answer_that_misses_the_form_draws_more_and_the_check_choo
 async def test_a_short_stated_answer_draws_the_samples_and_the_vote_decides() -> None:
     backend = InTurn(["So Answer: 8", "Answer: 7", "Answer: 7"])
     result, shown = await ask(make(backend), "What is 3 + 4? End with 'Answer: N'.")
-    assert backend.asked == 3
+    assert backend.samples == 3
     assert result.final_response == "Answer: 7"
     assert "the samples vote" in decisions(result, "first.more")[0]["reason"]
     assert shown.endswith("Answer: 7") and shown.startswith("So Answer: 8")
@@ -123,7 +111,7 @@ async def test_a_vote_that_keeps_the_first_answer_shows_it_once() -> None:
 async def test_without_the_router_the_layer_answers_together_and_nothing_streams_early() -> None:
     backend = InTurn([ONE, THREE, THREE])
     result, shown = await ask(make(backend, router="off"), FREE)
-    assert backend.asked == 3
+    assert backend.samples == 3
     assert not decisions(result, "first.stop")
     assert shown == result.final_response
 
@@ -154,15 +142,15 @@ async def test_with_max_samples_the_vote_is_drawn_until_settled_the_first_answer
     question = "What is 3 + 4? End with 'Answer: N'."
     agreed = InTurn(["Answer: 7", "Answer: 7", "Answer: 8"])
     result, shown = await ask(make(agreed, max_samples=5), question)
-    assert agreed.asked == 2 and shown == "Answer: 7"
+    assert agreed.samples == 2 and shown == "Answer: 7"
     assert decisions(result, "settle.stop")[0]["reason"] == "all 2 samples give the same answer"
     split = InTurn(["Answer: 8", "Answer: 7", "Answer: 7", "Answer: 7"])
     result, _ = await ask(make(split, max_samples=5), question)
-    assert split.asked == 4 and result.final_response == "Answer: 7"
+    assert split.samples == 4 and result.final_response == "Answer: 7"
     assert "can no longer lose" in decisions(result, "settle.stop")[0]["reason"]
 
 
 async def test_free_text_with_max_samples_still_costs_one_answer() -> None:
     backend = InTurn([ONE, THREE, THREE])
     result, _ = await ask(make(backend, max_samples=5), FREE)
-    assert backend.asked == 1 and result.final_response == ONE
+    assert backend.samples == 1 and result.final_response == ONE
