@@ -82,6 +82,14 @@ REVISE_USER = (
     "Write the whole answer again so that it meets every requirement of the question, "
     "keeping what is right in it. Reply with the new answer only."
 )
+# A count of parts the answer misses is asked for as a numbered list, which a
+# program writes in the asked form (:class:`.stated_form.Parts`).
+REVISE_PARTS_USER = (
+    "A check of your answer found:\n{failures}\n\n"
+    "Write the whole answer again as a numbered list of exactly {count} {units}, one per "
+    "line (1. to {count}.), meeting every other requirement of the question and keeping "
+    "what is right in it. Reply with the list only."
+)
 _PER_ANSWER_SECONDS = 3
 _RESULT_MARK = "__moa_form__"
 

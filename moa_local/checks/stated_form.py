@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 _NUMBER_WORDS = {
@@ -96,6 +96,48 @@ _SENTENCE_END = re.compile(
 )
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d+[.)])\s+\S")
+_NUMBERED = re.compile(r"^\s*(?:\*\*)?\d+[.)](?:\*\*)?\s+(?P<text>\S.*)$")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A count of parts a question asks for (sentences, paragraphs, bullets, items or
+    lines) that a reviser can meet as a numbered list, one part per entry, which a
+    program then writes in the asked form.
+
+    A small model miscounts its own sentences: asked again for "three sentences"
+    it rewrote one sentence as one sentence, but it numbers a list of three
+    correctly; counting is the program's job.
+    """
+
+    unit: str  # "sentence", "paragraph", "bullet point", "item" or "line"
+    low: int | None
+    high: int | None
+
+    def have(self, answer: str) -> int:
+        """How many of the unit ``answer`` has."""
+        return len(_COUNTERS[self.unit](answer))
+
+    def target(self, answer: str) -> int:
+        """The count a revision of ``answer`` is asked for: the nearest allowed one."""
+        count = self.have(answer)
+        if self.low is not None:
+            count = max(count, self.low)
+        if self.high is not None:
+            count = min(count, self.high)
+        return max(count, 1)
+
+    def render(self, parts: Sequence[str]) -> str:
+        """``parts`` (a numbered list's entries) written in the asked form."""
+        if self.unit == "sentence":
+            return " ".join(p if _SENTENCE_END.search(p) else p + "." for p in parts)
+        if self.unit == "paragraph":
+            return "\n\n".join(parts)
+        if self.unit == "bullet point":
+            return "\n".join(f"- {p}" for p in parts)
+        if self.unit == "item":
+            return "\n".join(f"{i}. {p}" for i, p in enumerate(parts, 1))
+        return "\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -105,6 +147,7 @@ class Constraint:
 
     asked: str  # e.g. "exactly 3 sentences"
     check: Callable[[str], str | None]
+    parts: Parts | None = None  # a count a reviser can meet as a numbered list
 
 
 def stated_constraints(question: str) -> list[Constraint]:
@@ -135,6 +178,26 @@ def stated_constraints(question: str) -> list[Constraint]:
 def failures(constraints: list[Constraint], answer: str) -> list[str]:
     """What ``answer`` leaves unmet of ``constraints``, in words (empty: all met)."""
     return [failure for c in constraints if (failure := c.check(answer)) is not None]
+
+
+def parts_to_revise(constraints: list[Constraint], answer: str) -> Parts | None:
+    """The first count of parts ``answer`` misses, which a revision can meet as a
+    numbered list (None: it misses none)."""
+    for constraint in constraints:
+        if constraint.parts is not None and constraint.check(answer) is not None:
+            return constraint.parts
+    return None
+
+
+def numbered_entries(reply: str) -> list[str]:
+    """The entries of a numbered list in ``reply`` ("1. ...", "2) ..."), without their
+    numbers; lines outside the list (a preface, a closing remark) are left out."""
+    entries = []
+    for line in reply.splitlines():
+        entry = _NUMBERED.match(line)
+        if entry is not None:
+            entries.append(entry.group("text").strip())
+    return entries
 
 
 def sentences(text: str) -> list[str]:
@@ -214,7 +277,8 @@ def _count(match: re.Match[str]) -> Constraint | None:
             return None
         return f"the question asks for {asked}; the answer has {have}"
 
-    return Constraint(asked, check)
+    shaped = unit != "word" and not (low is None and high == 0)
+    return Constraint(asked, check, Parts(unit, low, high) if shaped else None)
 
 
 def _bounds(comparison: str, n: int) -> tuple[int | None, int | None]:

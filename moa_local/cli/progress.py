@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -61,15 +61,64 @@ def progress_factory(quiet: bool) -> ProgressFactory:
     return factory
 
 
+class AnswerStream:
+    """The answer streamed to stdout, which remembers whether its last line is open.
+
+    The first answer streams before the run ends, so progress lines (on stderr)
+    follow it; on a terminal both streams share the screen, and a progress line
+    must not continue the answer's last line.
+    """
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out
+        self.open_line = False
+        self.written = 0
+
+    def start(self) -> None:
+        """Begins a new answer."""
+        self.open_line, self.written = False, 0
+
+    @property
+    def out(self) -> TextIO:
+        """Where the answer goes (stdout unless given)."""
+        return self._out if self._out is not None else sys.stdout
+
+    def write(self, text: str) -> None:
+        """Writes ``text`` of the answer at once."""
+        self.out.write(text)
+        self.out.flush()
+        self.written += len(text)
+        if text:
+            self.open_line = not text.endswith("\n")
+
+    def break_line(self) -> None:
+        """Ends the answer's open line when stdout is a terminal (progress follows)."""
+        if self.open_line and self.out.isatty():
+            self.write("\n")
+
+    def end(self) -> None:
+        """Ends the answer with a newline, unless its last line is already ended (an
+        empty answer is an empty line)."""
+        if self.open_line or not self.written:
+            self.write("\n")
+
+
 class ProgressPrinter:
     """Prints a run's progress on stderr from its trace events."""
 
-    def __init__(self, verbose: bool) -> None:
+    def __init__(self, verbose: bool, answer: AnswerStream | None = None) -> None:
         self.verbose = verbose
         self.layers = 0
+        self.answer = answer
 
     def __call__(self, event: str, record: dict[str, Any]) -> None:
-        echo = err
+        answer = self.answer
+
+        def echo(line: str) -> None:
+            if answer is not None:
+                answer.break_line()
+            err(line)
+
         if event == "run.start":
             self.layers = record["layers"]
             if self.verbose:
@@ -132,7 +181,11 @@ class ProgressPrinter:
         elif event == "form.checker":
             echo(_form_checker_line(record))
         elif event == "form.revise":
-            echo(f"form: revising {record['agent']}'s answer ({'; '.join(record['failures'])})")
+            as_list = (
+                f", as a numbered list of {record['numbered']}" if record.get("numbered") else ""
+            )
+            failures = "; ".join(record["failures"])
+            echo(f"form: revising {record['agent']}'s answer ({failures}){as_list}")
         elif event == "form.selected":
             echo(f"form: chose {record['chosen']} ({record['reason']})")
         elif event in ("aggregate.vote", "aggregate.consensus", "aggregate.select"):

@@ -8,7 +8,9 @@ import pytest
 from moa_local.checks.stated_form import (
     bullets,
     failures,
+    numbered_entries,
     paragraphs,
+    parts_to_revise,
     sentences,
     stated_constraints,
     words,
@@ -86,3 +88,42 @@ def test_each_check_says_what_was_asked_and_what_the_answer_has() -> None:
     [as_json] = stated_constraints("Reply in JSON.")
     assert as_json.check('```json\n{"a": 1}\n```') is None
     assert "does not parse as JSON" in (as_json.check("{a: 1}") or "")
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "entries", "rendered"),
+    [
+        ("Why is the sky blue? Answer in three sentences.", "Air scatters blue light.",
+         ["Air scatters blue light.", "Blue waves are short", "So blue fills the sky!"],
+         "Air scatters blue light. Blue waves are short. So blue fills the sky!"),
+        ("Explain tides in 2 paragraphs.", "The moon pulls.",
+         ["The moon pulls the sea.", "The sun does too."],
+         "The moon pulls the sea.\n\nThe sun does too."),
+        ("Give exactly 2 bullet points on tides.", "The moon pulls.",
+         ["The moon pulls.", "The sun pulls."], "- The moon pulls.\n- The sun pulls."),
+    ],
+)  # fmt: skip
+def test_a_missed_count_is_revised_as_a_numbered_list_and_written_in_the_asked_form(
+    question: str, answer: str, entries: list[str], rendered: str
+) -> None:
+    constraints = stated_constraints(question)
+    parts = parts_to_revise(constraints, answer)
+    assert parts is not None and parts.target(answer) == len(entries)
+    reply = "Here it is:\n" + "\n".join(f"{i}. {e}" for i, e in enumerate(entries, 1))
+    assert numbered_entries(reply) == entries
+    assert parts.render(numbered_entries(reply)) == rendered
+    assert failures(constraints, rendered) == []
+
+
+def test_the_revision_asks_for_the_nearest_count_the_question_allows() -> None:
+    [at_least] = stated_constraints("Describe the sea in at least 4 sentences.")
+    [at_most] = stated_constraints("Describe the sea in at most 2 paragraphs.")
+    assert at_least.parts is not None and at_least.parts.target("One. Two.") == 4
+    assert at_most.parts is not None and at_most.parts.target("A.\n\nB.\n\nC.") == 2
+    assert parts_to_revise([at_least], "One. Two. Three. Four.") is None  # met: nothing to do
+
+
+def test_word_counts_and_other_forms_are_not_revised_as_lists() -> None:
+    constraints = stated_constraints("In at most 10 words and no commas: why is the sky blue?")
+    assert [c.asked for c in constraints] == ["at most 10 words", "no commas"]
+    assert parts_to_revise(constraints, "a, b, c, d, e, f, g, h, i, j, k, l") is None

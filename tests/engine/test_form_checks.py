@@ -194,6 +194,23 @@ async def test_a_stated_form_is_checked_without_a_model_written_checker() -> Non
     assert "- the question asks for exactly 3 sentences; the answer has 1" in asked
 
 
+async def test_a_missed_sentence_count_is_revised_as_a_numbered_list_the_program_joins() -> None:
+    # A small model asked again for "three sentences" wrote one; asked for a numbered
+    # list of three, it numbers three, and the program writes them as prose.
+    listed = "1. Sunlight holds every colour.\n2. Air scatters blue most.\n3. So the sky is blue."
+    backend = InTurn([ONE, ONE_MORE, ONE], revision=listed)
+    result = await make(backend, check_form="stated").run(
+        "Why is the sky blue? Answer in three sentences."
+    )
+    [asked] = backend.revised
+    assert "numbered list of exactly 3 sentences" in asked
+    assert events(result, "form.revise")[0]["numbered"] == 3
+    assert result.final_response == (
+        "Sunlight holds every colour. Air scatters blue most. So the sky is blue."
+    )
+    assert events(result, "form.selected")[0]["chosen"] == "reviser"
+
+
 async def test_the_terminal_says_what_is_checked_and_what_was_chosen(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -11,7 +11,10 @@ candidate is checked.
 - None passes: the candidate with the fewest failures (the greediest on a
   tie) goes back to the strongest model once, with the failures in words
   ("asked for exactly 3 sentences; the answer has 1"), and the revision is
-  checked too; it is the answer when it passes.
+  checked too; it is the answer when it passes. When the answer misses a
+  count of sentences, paragraphs, bullets, items or lines that the program
+  read, the revision is asked for as a numbered list of that many parts and
+  the program writes it in the asked form (:class:`~moa_local.checks.stated_form.Parts`).
 - A checker that cannot run, or that fails every candidate and the
   revision, says more about itself than about the answers: it is set aside
   and the run ends as it would without it (:class:`~.consensus.Consensus`).
@@ -46,6 +49,10 @@ class Checker(Protocol):
         """One verdict per answer, in order."""
         ...
 
+    def parts_to_revise(self, answer: str) -> stated_form.Parts | None:
+        """A count of parts ``answer`` misses that a numbered list can meet (None: none)."""
+        ...
+
 
 @dataclass(frozen=True)
 class StatedChecker:
@@ -58,6 +65,10 @@ class StatedChecker:
         found = list(self.constraints)
         return [form.FormVerdict(tuple(stated_form.failures(found, a))) for a in answers]
 
+    def parts_to_revise(self, answer: str) -> stated_form.Parts | None:
+        """The first count of parts ``answer`` misses."""
+        return stated_form.parts_to_revise(list(self.constraints), answer)
+
 
 @dataclass(frozen=True)
 class WrittenChecker:
@@ -68,6 +79,10 @@ class WrittenChecker:
     async def verdicts(self, answers: Sequence[str]) -> list[form.FormVerdict]:
         """The checker's verdict on each answer (its error when it cannot run)."""
         return await form.run_checker(self.code, answers)
+
+    def parts_to_revise(self, answer: str) -> stated_form.Parts | None:
+        """None: a written checker's failures are words, not counts a program knows."""
+        return None
 
 
 class Checked:
@@ -101,10 +116,14 @@ class Checked:
             range(len(ordered)),
             key=lambda i: (bool(verdicts[i].error), len(verdicts[i].failures), i),
         )
+        parts = checker.parts_to_revise(ordered[best].content)
         run.tracer.emit(
-            "form.revise", agent=ordered[best].agent, failures=list(verdicts[best].failures)
+            "form.revise",
+            agent=ordered[best].agent,
+            failures=list(verdicts[best].failures),
+            numbered=parts.target(ordered[best].content) if parts else None,
         )
-        revision = await revise(run, ordered[best], verdicts[best])
+        revision = await revise(run, ordered[best], verdicts[best], parts)
         if revision.ok:
             [checked] = await checker.verdicts([revision.content])
             _trace_verdicts(run, [revision], [checked])
@@ -164,18 +183,32 @@ async def write_checker(run: Run) -> str | None:
     return checker
 
 
-async def revise(run: Run, answer: Proposal, verdict: form.FormVerdict) -> Proposal:
-    """The strongest model's rewrite of ``answer`` given the checker's failures."""
+async def revise(
+    run: Run, answer: Proposal, verdict: form.FormVerdict, parts: stated_form.Parts | None = None
+) -> Proposal:
+    """The strongest model's rewrite of ``answer`` given the checker's failures; with
+    ``parts``, asked for as a numbered list of that many parts, which is written in the
+    asked form (a reply with no numbered list is kept as it is)."""
     plan, generator = run.plan, run.generator
+    failures = form.failure_list(verdict)
+    if parts is None:
+        ask = form.REVISE_USER.format(failures=failures)
+    else:
+        count = parts.target(answer.content)
+        units = parts.unit if count == 1 else f"{parts.unit}s"
+        ask = form.REVISE_PARTS_USER.format(failures=failures, count=count, units=units)
     messages: tuple[Message, ...] = (
         *({"role": "system", "content": plan.system},)[: 1 if plan.system else 0],
         {"role": "user", "content": run.prompt},
         {"role": "assistant", "content": answer.content},
-        {"role": "user", "content": form.REVISE_USER.format(failures=form.failure_list(verdict))},
+        {"role": "user", "content": ask},
     )
     request = generator.base_request(plan, plan.aggregator, messages, 0.0, 12, "reviser")
     outcome = await generator.complete(request, None, run.tracer)
     proposal = proposal_from(plan.layers + 1, "reviser", request, outcome, False)
+    entries = stated_form.numbered_entries(proposal.content) if proposal.ok else []
+    if parts is not None and entries:
+        proposal = replace(proposal, content=parts.render(entries))
     run.extra.append(proposal)
     return proposal
 
