@@ -36,7 +36,7 @@ from .common import (
     with_preset,
 )
 from .group import main
-from .progress import ProgressPrinter, progress_factory, warnings_only
+from .progress import AnswerStream, ProgressPrinter, progress_factory, warnings_only
 
 
 async def _cancelled_by_sigterm(moa: MoA, work: Any) -> Any:
@@ -116,29 +116,25 @@ def ask(
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
+    answer = AnswerStream()
     moa = MoA(
         config=with_preset(config_path, preset),
         auto_pull=not no_pull,
         progress=progress_factory(quiet),
-        observers=[warnings_only] if quiet else [ProgressPrinter(verbose)],
+        observers=[warnings_only] if quiet else [ProgressPrinter(verbose, answer)],
         **given_settings(settings),
     )
     if verbose and not quiet:
         err(f"config: {moa.config.source_label}")
     moa.prepare()
     stream = not (as_json or no_stream)
-
-    def write(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
     result = asyncio.run(
-        _cancelled_by_sigterm(moa, moa.run(prompt, on_text=write if stream else None))
+        _cancelled_by_sigterm(moa, moa.run(prompt, on_text=answer.write if stream else None))
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif stream:
-        click.echo("")
+        answer.end()
     else:
         click.echo(result.final_response)
     if result.truncated and not quiet:

@@ -39,7 +39,7 @@ from .common import (
     with_preset,
 )
 from .group import main
-from .progress import ProgressPrinter, progress_factory, warnings_only
+from .progress import AnswerStream, ProgressPrinter, progress_factory, warnings_only
 
 
 class TerminalLines:
@@ -73,8 +73,14 @@ class PipeLines:
 class ChatSession:
     """One chat: the mixture it talks to, the conversation, and the commands."""
 
-    def __init__(self, build: Callable[[str | None], MoA], preset: str | None) -> None:
+    def __init__(
+        self,
+        build: Callable[[str | None], MoA],
+        preset: str | None,
+        answer_stream: AnswerStream | None = None,
+    ) -> None:
         self.build = build
+        self.answer_stream = answer_stream or AnswerStream()
         self.preset = preset
         self.moa = build(preset)
         self.conversation = Conversation()
@@ -106,13 +112,10 @@ class ChatSession:
     async def answer(self, message: str) -> None:
         """Answer ``message`` with the conversation so far; Ctrl-C stops only this answer."""
         loop = asyncio.get_running_loop()
-
-        def write(text: str) -> None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
+        stream = self.answer_stream
+        stream.start()
         task = asyncio.ensure_future(
-            self.moa.run(message, on_text=write, history=self.conversation.history())
+            self.moa.run(message, on_text=stream.write, history=self.conversation.history())
         )
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, task.cancel)
@@ -121,17 +124,17 @@ class ChatSession:
         except asyncio.CancelledError:
             if not task.cancelled():
                 raise
-            write("\n")
+            stream.end()
             err("(stopped; this turn is not kept)")
             return
         except MoALocalError as exc:
-            write("\n")
+            stream.end()
             err(f"error: {exc}")
             return
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
-        write("\n")
+        stream.end()
         self.conversation.add(message, result)
 
     async def command(self, name: str, argument: str) -> bool:
@@ -219,17 +222,18 @@ def chat(
     each line is one message and the answers go to stdout, one per message.
     """
     given = given_settings(settings)
+    answer_stream = AnswerStream()
 
     def build(preset_name: str | None) -> MoA:
         return MoA(
             config=with_preset(config_path, preset_name),
             auto_pull=not no_pull,
             progress=progress_factory(quiet),
-            observers=[warnings_only] if quiet else [ProgressPrinter(verbose)],
+            observers=[warnings_only] if quiet else [ProgressPrinter(verbose, answer_stream)],
             **given,
         )
 
-    session = ChatSession(build, preset)
+    session = ChatSession(build, preset, answer_stream)
     session.moa.prepare()  # models resolved (and pulled) before the first message
     interactive = sys.stdin.isatty()
     lines = TerminalLines() if interactive else PipeLines()

@@ -4,13 +4,14 @@ replacement reads right in the stream and in the result (scripted echo models)."
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
 
 from moa_local import MoA
 from moa_local.backends.echo import EchoBackend
-from moa_local.cli.progress import ProgressPrinter
+from moa_local.cli.progress import AnswerStream, ProgressPrinter
 from moa_local.trace import read_trace
 from tests.engine.test_settle import InTurn
 
@@ -136,6 +137,30 @@ def test_the_terminal_says_why_the_first_answer_was_kept_or_not(
     moa = make(InTurn([ONE]), observers=[ProgressPrinter(verbose=False)])
     asyncio.run(moa.run(FREE, on_text=lambda text: None))
     assert "kept the first answer: nothing to check" in capsys.readouterr().err
+
+
+class Screen(io.StringIO):
+    """A terminal that stdout and stderr share."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_after_the_streamed_first_answer_starts_on_a_line_of_its_own(
+    terminal: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    out = Screen() if terminal else io.StringIO()
+    answer = AnswerStream(out)
+    moa = make(InTurn([ONE]), observers=[ProgressPrinter(False, answer)])
+    asyncio.run(moa.run(FREE, on_text=answer.write))
+    assert "echo:x@0.00: " in capsys.readouterr().err  # a progress line followed the answer
+    # On a terminal the answer's line is ended before it; a pipe gets the answer alone.
+    assert out.getvalue() == (ONE + "\n" if terminal else ONE)
+    answer.end()
+    assert out.getvalue() == ONE + "\n"
 
 
 async def test_with_max_samples_the_vote_is_drawn_until_settled_the_first_answer_counted() -> None:
