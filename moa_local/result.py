@@ -72,6 +72,9 @@ class MoAResult(Mapping[str, Any]):
     # The candidates it was chosen among (the last layer's, mostly); none
     # when nothing was chosen, as when the model answered alone.
     candidates: tuple[Proposal, ...] = ()
+    # What the check of the form the question states found in each answer it
+    # checked: layer, agent, passed, failures (in words), error.
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def code(self) -> str | None:
@@ -109,6 +112,7 @@ class MoAResult(Mapping[str, Any]):
             "decisions": [dict(d) for d in self.decisions],
             "chosen": _place(self.chosen) if self.chosen else None,
             "candidates": [_place(p) for p in self.candidates],
+            "checks": [dict(c) for c in self.checks],
         }
 
     def __getitem__(self, key: str) -> Any:

@@ -31,6 +31,8 @@ RESULT_KEYS = (
     # Which candidate the answer is (None for new text) and which it was chosen among.
     "chosen",
     "candidates",
+    # What the check of the question's stated form found in each answer it checked.
+    "checks",
 )
 
 

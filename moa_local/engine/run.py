@@ -227,6 +227,7 @@ def finish(run: Run, answer: Answer, final_proposal: Proposal | None = None) -> 
         decisions=run.decisions,
         chosen=answer.chosen,
         candidates=answer.among,
+        checks=list(run.checks.values()),
     )
 
 

@@ -63,6 +63,30 @@ class Run:
     # the first answer and the later choice share it, so a checker is written once.
     # None until made; then a 1-tuple of the checker (None inside: nothing to check).
     form_checker: tuple[object | None] | None = None
+    # What the form check found in each answer it checked, by (layer, agent): the
+    # result's ``checks``.
+    checks: dict[tuple[int, str], dict[str, object]] = field(default_factory=dict)
+
+    def record_checks(
+        self,
+        proposals: Sequence[Proposal],
+        failures: Sequence[Sequence[str]],
+        errors: Sequence[str],
+    ) -> None:
+        """Keep what a check found in each of ``proposals`` (its failures, or the error
+        that stopped the check) for the result, and trace it."""
+        results = []
+        for proposal, found, error in zip(proposals, failures, errors, strict=True):
+            entry: dict[str, object] = {
+                "layer": proposal.layer,
+                "agent": proposal.agent,
+                "passed": not found and not error,
+                "failures": list(found),
+                "error": error or None,
+            }
+            self.checks[(proposal.layer, proposal.agent)] = entry
+            results.append(entry)
+        self.tracer.emit("form.verdicts", results=results)
 
     def decide(self, event: str, **fields: object) -> None:
         """Record a router or verification decision in the trace and the result."""

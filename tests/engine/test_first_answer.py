@@ -79,6 +79,9 @@ async def test_a_first_answer_that_meets_the_stated_form_ends_the_run() -> None:
     assert result.final_response == THREE == shown
     [stop] = decisions(result, "first.stop")
     assert "meets the form" in stop["reason"]
+    assert result.to_dict()["checks"] == [
+        {"layer": 1, "agent": "echo:x@0.00", "passed": True, "failures": [], "error": None}
+    ]
 
 
 async def test_a_first_answer_that_misses_the_form_draws_more_and_the_check_chooses() -> None:

@@ -209,6 +209,13 @@ async def test_a_missed_sentence_count_is_revised_as_a_numbered_list_the_program
         "Sunlight holds every colour. Air scatters blue most. So the sky is blue."
     )
     assert events(result, "form.selected")[0]["chosen"] == "reviser"
+    # --json's checks: what the check found in each answer, the revision's included.
+    checks = result.to_dict()["checks"]
+    assert [c["agent"] for c in checks] == [*(p.agent for p in result.layer_history[0]), "reviser"]
+    assert [c["failures"] for c in checks[:3]] == [
+        ["the question asks for exactly 3 sentences; the answer has 1"]
+    ] * 3
+    assert [c["passed"] for c in checks] == [False, False, False, True]
 
 
 async def test_the_terminal_says_what_is_checked_and_what_was_chosen(

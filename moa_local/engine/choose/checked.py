@@ -99,7 +99,7 @@ class Checked:
             return await Consensus().choose(run, candidates)
         ordered = greedy_first(candidates, run.plan)
         verdicts = await checker.verdicts([p.content for p in ordered])
-        _trace_verdicts(run, ordered, verdicts)
+        trace_verdicts(run, ordered, verdicts)
         if all(v.error for v in verdicts):
             return await _set_aside(run, candidates, f"it cannot run: {verdicts[0].error}")
         passing = [p for p, v in zip(ordered, verdicts, strict=True) if v.passed]
@@ -126,7 +126,7 @@ class Checked:
         revision = await revise(run, ordered[best], verdicts[best], parts)
         if revision.ok:
             [checked] = await checker.verdicts([revision.content])
-            _trace_verdicts(run, [revision], [checked])
+            trace_verdicts(run, [revision], [checked])
             if checked.passed:
                 run.decide(
                     "form.selected",
@@ -218,13 +218,7 @@ async def _set_aside(run: Run, candidates: Sequence[Proposal], why: str) -> Answ
     return await Consensus().choose(run, candidates)
 
 
-def _trace_verdicts(
+def trace_verdicts(
     run: Run, proposals: Sequence[Proposal], verdicts: Sequence[form.FormVerdict]
 ) -> None:
-    run.tracer.emit(
-        "form.verdicts",
-        results=[
-            {"agent": p.agent, "failures": list(v.failures), "error": v.error}
-            for p, v in zip(proposals, verdicts, strict=True)
-        ],
-    )
+    run.record_checks(proposals, [v.failures for v in verdicts], [v.error for v in verdicts])
