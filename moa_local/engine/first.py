@@ -114,7 +114,7 @@ async def _why_more(run: Run, first: Proposal) -> str | None:
             )
             return None
         failures = "; ".join(verdict.failures) or verdict.error
-        return f"it misses the form asked for ({failures})"
+        return f"it misses the form asked for: {failures}"
     if run.plan.unchecked_text == "greedy":
         run.decide(
             "first.stop",
