@@ -29,7 +29,7 @@ from ..agents import Agent
 from ..answers import final_answer
 from ..result import Proposal
 from .choose.auto import MAX_CHECKABLE_CHARS
-from .choose.checked import form_checker, trace_verdicts
+from .choose.checked import form_checker
 from .evidence import wants_form_check
 from .settle import LayerRunner, run_until_settled
 from .state import Answer, Run
@@ -107,7 +107,7 @@ async def _why_more(run: Run, first: Proposal) -> str | None:
     checker = await form_checker(run, source) if source else None
     if checker is not None:
         [verdict] = await checker.verdicts([first.content])
-        trace_verdicts(run, [first], [verdict])
+        run.record_checks([first], [verdict])
         if verdict.passed:
             run.decide(
                 "first.stop", agent=first.agent, reason="it meets the form the question asks for"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 
+from ..checks.form import FormVerdict
 from ..models.references import ModelSpec
 from ..result import Proposal
 from ..trace import Tracer
@@ -67,22 +68,17 @@ class Run:
     # result's ``checks``.
     checks: dict[tuple[int, str], dict[str, object]] = field(default_factory=dict)
 
-    def record_checks(
-        self,
-        proposals: Sequence[Proposal],
-        failures: Sequence[Sequence[str]],
-        errors: Sequence[str],
-    ) -> None:
-        """Keep what a check found in each of ``proposals`` (its failures, or the error
-        that stopped the check) for the result, and trace it."""
+    def record_checks(self, proposals: Sequence[Proposal], verdicts: Sequence[FormVerdict]) -> None:
+        """Keep what a form check found in each of ``proposals`` (its failures, or the
+        error that stopped the check) for the result, and trace it."""
         results = []
-        for proposal, found, error in zip(proposals, failures, errors, strict=True):
+        for proposal, verdict in zip(proposals, verdicts, strict=True):
             entry: dict[str, object] = {
                 "layer": proposal.layer,
                 "agent": proposal.agent,
-                "passed": not found and not error,
-                "failures": list(found),
-                "error": error or None,
+                "passed": verdict.passed,
+                "failures": list(verdict.failures),
+                "error": verdict.error or None,
             }
             self.checks[(proposal.layer, proposal.agent)] = entry
             results.append(entry)

@@ -99,7 +99,7 @@ class Checked:
             return await Consensus().choose(run, candidates)
         ordered = greedy_first(candidates, run.plan)
         verdicts = await checker.verdicts([p.content for p in ordered])
-        trace_verdicts(run, ordered, verdicts)
+        run.record_checks(ordered, verdicts)
         if all(v.error for v in verdicts):
             return await _set_aside(run, candidates, f"it cannot run: {verdicts[0].error}")
         passing = [p for p, v in zip(ordered, verdicts, strict=True) if v.passed]
@@ -126,7 +126,7 @@ class Checked:
         revision = await revise(run, ordered[best], verdicts[best], parts)
         if revision.ok:
             [checked] = await checker.verdicts([revision.content])
-            trace_verdicts(run, [revision], [checked])
+            run.record_checks([revision], [checked])
             if checked.passed:
                 run.decide(
                     "form.selected",
@@ -216,9 +216,3 @@ async def revise(
 async def _set_aside(run: Run, candidates: Sequence[Proposal], why: str) -> Answer:
     run.decide("form.set_aside", reason=f"the form check is set aside: {why}")
     return await Consensus().choose(run, candidates)
-
-
-def trace_verdicts(
-    run: Run, proposals: Sequence[Proposal], verdicts: Sequence[form.FormVerdict]
-) -> None:
-    run.record_checks(proposals, [v.failures for v in verdicts], [v.error for v in verdicts])
