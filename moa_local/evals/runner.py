@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import prompts
-from ..checks import program_tests
+from ..checks import form, program_tests
 from ..config import AGGREGATIONS, SETTINGS, Config, apply_overrides, preset_overrides, validate
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
@@ -136,12 +136,22 @@ def _preset(name: str, config: Config) -> dict[str, Any]:
     return preset_overrides(config, name)
 
 
+# Modules whose public upper-case strings are wording sent to a model: the
+# mixture's prompts, the test writer's, and the form check's (its checker and
+# its revisions). A change to any of them measures the mixture afresh.
+WORDING_MODULES = (prompts, program_tests, form)
+
+
 def prompt_texts(single: bool) -> list[str]:
     """The wording a config's answers depend on (a single model: only the proposer's)."""
     if single:
         return [prompts.DEFAULT_PROPOSER_SYSTEM, prompts.CODE_PROPOSER_SYSTEM]
-    texts = [v for k, v in sorted(vars(prompts).items()) if k.isupper() and isinstance(v, str)]
-    return [*texts, program_tests.TEST_WRITER_SYSTEM, program_tests.TEST_WRITER_USER]
+    return [
+        value
+        for module in WORDING_MODULES
+        for name, value in sorted(vars(module).items())
+        if name.isupper() and not name.startswith("_") and isinstance(value, str)
+    ]
 
 
 # What a single model's answer depends on: the model it runs (the aggregator,

@@ -255,3 +255,24 @@ def test_each_logged_run_keeps_its_decisions(config_file: Path) -> None:
     [record] = read_log(Path("logs/toy.jsonl"))
     [decision] = record["decisions"]
     assert decision["event"] == "aggregate.vote" and decision["chosen"] == "echo:a"
+
+
+def test_fingerprint_covers_the_form_checks_wording_for_the_mixture_only(
+    monkeypatch: pytest.MonkeyPatch, config_file: Path
+) -> None:
+    from moa_local.checks import form
+    from moa_local.evals.runner import fingerprint
+    from moa_local.moa import MoA
+
+    config = load_config(config_file)
+
+    def prints() -> tuple[str, str]:
+        mixture = MoA(config=config, trace_dir="", single=False)
+        alone = MoA(config=config, trace_dir="", single=True)
+        return fingerprint(mixture, False), fingerprint(alone, True)
+
+    before = prints()
+    monkeypatch.setattr(form, "REVISE_PARTS_USER", form.REVISE_PARTS_USER + " Be brief.")
+    after = prints()
+    assert after[0] != before[0]  # the revision's wording decides the mixture's answers
+    assert after[1] == before[1]  # a single model never sees it
