@@ -3,7 +3,8 @@
 Replies reason first and answer last, in many wordings: ``Answer: (B)``,
 ``**Final answer:** 12``, ``The correct answer is: three``, ``So the answer
 is 1,234.`` at the end of a sentence, ``#### 72`` (GSM8K's own mark),
-``\\boxed{7}``. :func:`read_answer` is the reader: it takes the answer part
+``\\boxed{7}`` (preferred inside a statement, and read from the display-math
+lines after a bare ``The answer is:``). :func:`read_answer` is the reader: it takes the answer part
 of a reply (the last stating line, else the last line) and puts it in the
 canonical form equal answers share (:func:`canonical`):
 
@@ -39,12 +40,16 @@ from .checks.programs import extract_python, is_whole, normalize_code
 # answer is: x", "So the answer is x", "Answer = x".
 ANSWER_LINE = re.compile(
     r"[\s>#*_-]*(?:(?:so|thus|therefore|hence)\s*,?\s*)?(?:the\s+)?"
-    r"(?:(?:correct|final|right)\s+)?answer\s*[*_]*\s*(?:is\b\s*[*_]*\s*[:：=]?|[:：=])\s*(.*)",
+    r"(?:(?:correct|final|right)\s+)?answer\s*[*_]*\s*(?:is\b\s*[*_]*\s*[:：=]?|[:：=])[\s*_]*(.*)",
     re.IGNORECASE,
 )
 _HASHES = re.compile(r"\s*####\s*(.*)")  # GSM8K's "#### 72"
 _SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=\S)")
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+# "\boxed{18}", "\boxed{\$18}", "\boxed{18 \text{ dollars}}" (one level of braces inside).
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_LATEX_WORDS = re.compile(r"\\(?:text|mathrm|textbf|mbox)\{([^{}]*)\}")
+# LaTeX math delimiters a model puts around an answer on lines of their own.
+_MATH_DELIMITERS = re.compile(r"\\\[|\\\]|\\\(|\\\)|\$\$")
 _MARKUP = re.compile(r"\*\*|__|`|\$")
 # "(B) text", "B) text", "(B)", "B", "B.", "b:" (one letter, with or without text after).
 _OPTION = re.compile(r"\(?([A-Za-z])\)(?:\s.*)?|\(?([A-Z])\)?[.:]?|\(([a-z])\)")
@@ -119,11 +124,27 @@ def stated_answer(reply: str) -> str | None:
     for position in range(len(lines) - 1, -1, -1):
         chosen = _stated_in(lines[position])
         if chosen is not None:
-            if not chosen and position + 1 < len(lines):
-                chosen = lines[position + 1]
-            return _unmarked(chosen)
+            # "The answer is:" then the answer on the next lines, often as display
+            # math ("\\[", "\\boxed{0}", "\\]") or in a sentence around a box.
+            following = lines[position + 1 :]
+            if not _unmarked(chosen) and following:
+                chosen = _math_block(following)
+            boxed = _BOXED.findall(chosen)
+            return _unmarked(boxed[-1] if boxed else chosen)
     boxed = _BOXED.findall(reply)
-    return boxed[-1].strip() if boxed else None
+    return _unmarked(boxed[-1]) if boxed else None
+
+
+def _math_block(lines: Sequence[str]) -> str:
+    """The first of ``lines``, or, when it opens display math, the block up to its close."""
+    if _MATH_DELIMITERS.sub("", lines[0]).strip():
+        return lines[0]
+    block = []
+    for line in lines[1:]:
+        if not _MATH_DELIMITERS.sub("", line).strip():
+            break
+        block.append(line)
+    return " ".join(block)
 
 
 def _stated_in(line: str) -> str | None:
@@ -286,5 +307,7 @@ def _lines(reply: str) -> list[str]:
 
 
 def _unmarked(text: str) -> str:
-    """``text`` without markdown emphasis, code quotes, math dollars and ``\\boxed{}``."""
-    return _MARKUP.sub("", _BOXED.sub(r"\1", text)).strip()
+    """``text`` without markdown emphasis, code quotes, LaTeX math marks and ``\\boxed{}``."""
+    text = _LATEX_WORDS.sub(r"\1", _BOXED.sub(r"\1", text))
+    text = _MATH_DELIMITERS.sub("", text).replace("\\$", "$").replace("\\%", "%")
+    return _MARKUP.sub("", text).strip()

@@ -67,6 +67,7 @@ class BigBenchSuite:
     name = "bigbench"
     dev_range = range(0, sys.maxsize, 2)  # within each task
     confirm_range = range(1, sys.maxsize, 2)
+    quick_scorer = True  # an exact reading of the answer (suite.rescores_logged)
 
     def __init__(self, tasks: Sequence[str] = DEFAULT_TASKS, data: BigBenchData | None = None):
         self.tasks = list(dict.fromkeys(tasks))

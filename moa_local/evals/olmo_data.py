@@ -104,6 +104,7 @@ class OlmoSuite:
     member: str
     dev_range: range
     confirm_range: range
+    quick_scorer = True  # an exact reading of the answer (evals.suite.rescores_logged)
 
     def __init__(self, data: OlmoEvalData | None = None) -> None:
         self.data = data if data is not None else OlmoEvalData()

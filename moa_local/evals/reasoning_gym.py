@@ -79,6 +79,7 @@ class ReasoningGymSuite:
     name = "reasoning-gym"
     dev_range = range(0, DEV_ITEMS)  # within each task
     confirm_range = range(DEV_ITEMS, 2 * DEV_ITEMS)
+    quick_scorer = True  # each task's own scorer on the read answer (suite.rescores_logged)
 
     def __init__(self, tasks: Sequence[str] = DEFAULT_TASKS, seed: int = DEV_SEED):
         package = _package()

@@ -39,7 +39,7 @@ from ..config import AGGREGATIONS, SETTINGS, Config, apply_overrides, preset_ove
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
 from ..reporting import ProgressFactory, silent_progress
-from .suite import SPLITS, Problem, Suite
+from .suite import SPLITS, Problem, Suite, rescores_logged
 
 # Bumped when the way problems are asked or scored changes, so old log lines
 # are not mixed with new ones.
@@ -282,6 +282,8 @@ def evaluate(
             for record in read_log(log_path)
             if record.get("fingerprint") == print_label
         }
+        if rescores_logged(suite):
+            done = {p.id: _rescored(suite, p, done[p.id]) for p in problems if p.id in done}
         todo = [p for p in problems if p.id not in done]
         bar = progress(config.label, len(problems), len(problems) - len(todo)) if progress else None
         try:
@@ -296,6 +298,14 @@ def evaluate(
         records = [done[p.id] for p in problems if p.id in done]
         summaries.append(summarize(config.label, suite.name, split, records, str(log_path)))
     return summaries
+
+
+def _rescored(suite: Suite, problem: Problem, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` scored again by the suite's current scorer (a run error stays one)."""
+    if record.get("outcome") == "run_error":
+        return record
+    score = suite.score(problem, record.get("answer") or "")
+    return {**record, "outcome": score.outcome, "score": score.value, "details": score.details}
 
 
 async def _run_config(

@@ -65,6 +65,19 @@ class Suite(Protocol):
         ...
 
 
+def rescores_logged(suite: Suite) -> bool:
+    """Whether answers logged for ``suite`` are scored again whenever a log is read.
+
+    A suite whose scorer only reads the answer and runs nothing says so with
+    ``quick_scorer = True`` (GSM8K, ARC, reasoning-gym, BIG-bench). Its logged
+    scores then follow the current reader: an answer phrasing read right only
+    since (``\\boxed{230}`` after "Final Answer:") counts in every record at
+    once, and configs logged on different days compare fairly. HumanEval runs
+    programs and IFBench its verifier, so their logged scores stand.
+    """
+    return bool(getattr(suite, "quick_scorer", False))
+
+
 def split_indices(suite: Suite, split: str) -> range:
     """The indices (within each group) of ``split`` of ``suite``; the rest of "all" beyond
     dev and confirm is the final test, not run during development."""

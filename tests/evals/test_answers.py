@@ -32,6 +32,17 @@ OPTIONS = ["London", "Berlin", "Paris", "Rome"]
         ("Answer: I have 3 things.", "3"),
         ("Answer: twenty-one", "21"),
         ("Work...\n\\boxed{12}\nThat is all.", "12"),
+        # Qwen2.5's own endings on GSM8K: the answer on display-math lines after the
+        # statement, or boxed inside a sentence after a "**Final Answer:**" heading.
+        ("So she has nothing left. The answer is:\n\\[\n\\boxed{0}\n\\]", "0"),
+        ("Therefore, the final answer is:\n\\[\n220\n\\]", "220"),
+        (
+            "3. **Final Answer:**\n   - The distance covered by each train in the two days"
+            " is \\(\\boxed{230}\\) miles.",
+            "230",
+        ),
+        ("Answer: \\(\\boxed{\\$18}\\)", "18"),
+        ("The answer is \\boxed{18 \\text{ dollars}}.", "18"),
         ("Answer: 3 or 4", "3 or 4"),  # two numbers: no one number
         ("Answer: 2nd", "2nd"),  # a number glued to letters is not a number
     ],

@@ -276,3 +276,31 @@ def test_fingerprint_covers_the_form_checks_wording_for_the_mixture_only(
     after = prints()
     assert after[0] != before[0]  # the revision's wording decides the mixture's answers
     assert after[1] == before[1]  # a single model never sees it
+
+
+class RereadingSuite(CountingSuite):
+    """The counting suite, its scorer fixed to read "pear" as right too."""
+
+    def score(self, problem: Problem, answer: str) -> Score:
+        if "pear" in answer:
+            self.scored.append(problem.id)
+            return Score("pass", 1.0)
+        return super().score(problem, answer)
+
+
+class QuickRereadingSuite(RereadingSuite):
+    """The same, with a scorer that only reads the answer (suite.rescores_logged)."""
+
+    quick_scorer = True
+
+
+def test_logged_answers_of_a_quick_scorer_are_scored_again_when_read(config_file: Path) -> None:
+    first = _evaluate(config_file, CountingSuite(), "single:echo:a", limit=2)
+    assert first[0].score == 50.0  # problem 1 ("Say pear") is wrong under the old scorer
+    # A suite that runs programs to score keeps its logged scores.
+    kept = _evaluate(config_file, RereadingSuite(), "single:echo:a", limit=2)
+    assert kept[0].score == 50.0
+    # A reader fixed since reads every logged answer right, without running a model.
+    fixed = _evaluate(config_file, QuickRereadingSuite(), "single:echo:a", limit=2)
+    assert fixed[0].score == 100.0 and fixed[0].n == 2
+    assert len(read_log(Path("logs/toy.jsonl"))) == 2  # nothing ran again
