@@ -25,7 +25,7 @@ from ..evals.suite import SPLITS
 from ..evals.suites import SUITES
 from .common import budget_option, config_option, config_with_budget, err, setting_option
 from .group import main
-from .progress import progress_factory
+from .progress import ProblemLines, progress_factory
 
 
 @main.command("eval")
@@ -101,6 +101,8 @@ def eval_command(
     heading = getattr(suite, "heading", "")
 
     def bar(label: str, total: int, done: int) -> Any:
+        if not sys.stderr.isatty():
+            return ProblemLines(label, total, done)
         return tqdm(
             total=total,
             initial=done,
@@ -109,7 +111,6 @@ def eval_command(
             file=sys.stderr,
             leave=True,
             dynamic_ncols=True,
-            disable=None,
         )
 
     summaries = evaluate(

@@ -6,6 +6,8 @@
 - :class:`ProgressPrinter` is a run's observer: it turns trace events into
   short lines (layers, proposals, aggregation, router and verify decisions).
 - :func:`warnings_only` is the observer of a quiet run.
+- :class:`ProblemLines` is an eval's progress when stderr is a log: a line
+  per finished problem in place of a bar.
 """
 
 from __future__ import annotations
@@ -36,6 +38,36 @@ class _SummaryLine:
         seconds = max(time.monotonic() - self.started, 1e-3)
         rate = self.done / seconds / (1 << 20)
         err(f"{self.description}: {mib(self.done)} in {seconds:.1f} s ({rate:.1f} MiB/s)")
+
+
+class ProblemLines:
+    """An eval's progress for a stderr that is not a terminal: one line per finished problem.
+
+    An eval runs for hours, often under ``nohup`` with stderr in a file; a
+    tqdm bar is off there, and a line per problem (each takes seconds at
+    least) says how far it is and how fast it goes:
+    ``moa: 13/50 problems (12 this run, 52.7 s each)``.
+    """
+
+    def __init__(self, label: str, total: int, done: int, out: TextIO | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.done = done
+        self.ran = 0
+        self.started = time.monotonic()
+        self.out = out if out is not None else sys.stderr
+
+    def update(self, n: int) -> None:
+        """``n`` more problems finished."""
+        self.done += n
+        self.ran += n
+        each = (time.monotonic() - self.started) / self.ran
+        counts = f"{self.done}/{self.total} problems"
+        print(f"{self.label}: {counts} ({self.ran} this run, {each:.1f} s each)", file=self.out)
+        self.out.flush()
+
+    def close(self) -> None:
+        """Nothing to end: every line is already whole."""
 
 
 def progress_factory(quiet: bool) -> ProgressFactory:

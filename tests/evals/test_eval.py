@@ -200,6 +200,15 @@ def test_eval_command_end_to_end_on_humaneval_with_echo_models(config_file: Path
         assert item["failures"] == {"no_code": 2}  # echo answers hold no code
     assert Path("logs/eval/humaneval.jsonl").exists()
     assert Path("logs/eval/humaneval-dev.png").exists()
+    # stderr is a log here, not a terminal: a line per finished problem, not a bar.
+    progress = [line for line in result.stderr.splitlines() if " problems (" in line]
+    assert [line.split(" (")[0] for line in progress] == [
+        "single:echo:a: 1/2 problems",
+        "single:echo:a: 2/2 problems",
+        "pair: 1/2 problems",
+        "pair: 2/2 problems",
+    ]
+    assert progress[1].startswith("single:echo:a: 2/2 problems (2 this run, ")
 
 
 def test_the_humaneval_confirmation_split_follows_dev() -> None:
