@@ -25,8 +25,10 @@ def router_effect(summary: Summary, summaries: Sequence[Summary]) -> str:
 
 
 def table(summaries: Sequence[Summary]) -> str:
-    """A fixed-width table: one row per config, then, for a grouped suite (BIG-bench),
-    a second one of each group's score: one row per group, one column per config."""
+    """A fixed-width table: one row per config, a line per config after the first naming
+    the problems it won and lost against the first (:func:`against_first`), then, for a
+    grouped suite (BIG-bench), a table of each group's score: one row per group, one
+    column per config."""
     with_instructions = any(s.instruction_score is not None for s in summaries)
     effects = [router_effect(s, summaries) for s in summaries]
     headers = ["config", "score", "n", "s/item", "tok/item", "shortcut", "failures"]
@@ -51,9 +53,40 @@ def table(summaries: Sequence[Summary]) -> str:
         if any(effects):
             row.append(effect or "-")
         rows.append(row)
-    text = _columns([h.upper() for h in headers], rows)
+    text = "\n".join([_columns([h.upper() for h in headers], rows), *against_first(summaries)])
     groups = group_table(summaries)
     return f"{text}\n\n{groups}" if groups else text
+
+
+_LISTED = 12  # problems named in a comparison line; more are counted
+
+
+def against_first(summaries: Sequence[Summary]) -> list[str]:
+    """One line per config after the first: the problems it won and lost against the
+    first config, on the problems both scored ("moa against single:m on 30: won 2
+    (gsm8k/5, gsm8k/29), lost none")."""
+    if len(summaries) < 2:
+        return []
+    base = summaries[0]
+    lines = []
+    for other in summaries[1:]:
+        shared = [i for i in other.item_scores if i in base.item_scores]
+        won = [i for i in shared if other.item_scores[i] > base.item_scores[i]]
+        lost = [i for i in shared if other.item_scores[i] < base.item_scores[i]]
+        lines.append(
+            f"{other.config} against {base.config} on {len(shared)}: "
+            f"won {_listed(won)}, lost {_listed(lost)}"
+        )
+    return lines
+
+
+def _listed(ids: Sequence[str]) -> str:
+    if not ids:
+        return "none"
+    named = ", ".join(ids[:_LISTED]) + (
+        f", ... {len(ids) - _LISTED} more" if len(ids) > _LISTED else ""
+    )
+    return f"{len(ids)} ({named})"
 
 
 def group_table(summaries: Sequence[Summary]) -> str:

@@ -78,6 +78,8 @@ class Summary:
     # A grouped suite (BIG-bench: one group per task): each group's score and n.
     groups: dict[str, dict[str, float]] | None = None
     log: str = ""
+    # Each problem's score (0 to 1) by its id, for comparing configs problem by problem.
+    item_scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for ``--json``."""
@@ -463,4 +465,5 @@ def summarize(
         instruction_score=instruction_score,
         groups=groups,
         log=log,
+        item_scores={r["id"]: float(r.get("score", 0)) for r in records},
     )

@@ -357,11 +357,17 @@ def test_a_download_with_the_wrong_hash_is_not_kept(monkeypatch: pytest.MonkeyPa
 
 
 def test_summaries_of_a_grouped_suite_average_the_groups() -> None:
-    def record(group: str, score: float) -> dict[str, Any]:
+    def record(number: int, group: str, score: float) -> dict[str, Any]:
         outcome = "pass" if score else "wrong"
-        return {"group": group, "score": score, "outcome": outcome, "seconds": 1.0}
+        return {
+            "id": f"{group}/{number}",
+            "group": group,
+            "score": score,
+            "outcome": outcome,
+            "seconds": 1.0,
+        }
 
-    records = [record("a", 1.0), record("a", 0.0), record("a", 0.0), record("b", 1.0)]
+    records = [record(0, "a", 1.0), record(1, "a", 0.0), record(2, "a", 0.0), record(0, "b", 1.0)]
     summary = summarize("cfg", "toy", "dev", records)
     assert summary.groups == {"a": {"score": 33.3, "n": 3}, "b": {"score": 100.0, "n": 1}}
     assert summary.score == 66.7  # not 50.0, the mean over items

@@ -172,6 +172,28 @@ def test_table_and_chart(config_file: Path) -> None:
     assert "ROUTER" not in text
     png = report.chart(summaries, Path("out/chart.png"), "toy")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Both configs fail only problem 1: neither wins nor loses one against the other.
+    assert text.splitlines()[3] == "moa against single:echo:a on 3: won none, lost none"
+
+
+def test_the_table_names_the_problems_won_and_lost_against_the_first_config() -> None:
+    from moa_local.evals.runner import summarize
+
+    def records(scores: dict[int, float]) -> list[dict[str, Any]]:
+        return [
+            {"id": f"toy/{i}", "outcome": "pass" if v else "wrong", "score": v, "seconds": 1.0}
+            for i, v in scores.items()
+        ]
+
+    alone = summarize("single:m", "toy", "dev", records({0: 1, 1: 0, 2: 0, 3: 1, 4: 1}))
+    mixture = summarize("moa", "toy", "dev", records({0: 1, 1: 1, 2: 1, 3: 0}))
+    assert report.against_first([alone, mixture]) == [
+        "moa against single:m on 4: won 2 (toy/1, toy/2), lost 1 (toy/3)"
+    ]
+    assert (
+        report.table([alone, mixture]).splitlines()[-1] == report.against_first([alone, mixture])[0]
+    )
+    assert report.against_first([alone]) == []
 
 
 def test_eval_command_end_to_end_on_humaneval_with_echo_models(config_file: Path) -> None:
@@ -236,8 +258,9 @@ def test_eval_command_rejects_bad_input_in_one_line(config_file: Path) -> None:
 def test_table_shows_time_saved_and_score_cost_of_the_router(config_file: Path) -> None:
     summaries = _evaluate(config_file, CountingSuite(), "pair,pair+agree")
     text = report.table(summaries)
-    header, _, routed = text.splitlines()
+    header, _, routed, compared = text.splitlines()
     assert header.split()[-1] == "ROUTER"
+    assert compared == "pair+agree against pair on 3: won none, lost none"
     assert "s saved" in routed and "pts vs pair" in routed
     assert "+0.0 pts" in routed  # echo answers are the same either way
 
