@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
-from .runner import Summary
+from .summary import Summary
 
 
 def router_effect(summary: Summary, summaries: Sequence[Summary]) -> str:

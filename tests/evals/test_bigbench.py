@@ -24,8 +24,9 @@ from moa_local.errors import ConfigError, PullError
 from moa_local.evals import bigbench_data, downloads
 from moa_local.evals.bigbench import DEFAULT_TASKS, BigBenchSuite, choose_option, score_answer
 from moa_local.evals.bigbench_data import ARCHIVE_NAME, TASKS_ROOT, BigBenchData
-from moa_local.evals.runner import first_of_each_group, summarize
+from moa_local.evals.runner import first_of_each_group
 from moa_local.evals.suite import Problem
+from moa_local.evals.summary import summarize
 
 CONFIG = """
 [defaults]

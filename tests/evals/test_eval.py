@@ -177,7 +177,7 @@ def test_table_and_chart(config_file: Path) -> None:
 
 
 def test_the_table_names_the_problems_won_and_lost_against_the_first_config() -> None:
-    from moa_local.evals.runner import summarize
+    from moa_local.evals.summary import summarize
 
     def records(scores: dict[int, float]) -> list[dict[str, Any]]:
         return [
