@@ -29,6 +29,11 @@ class Proposal:
     # The mean log-probability of the answer's tokens under the model that wrote
     # it (a length-normalized confidence); None where the backend gives none.
     mean_logprob: float | None = None
+    # The arithmetic check (moa_local.checks.arithmetic): the wrong last step this
+    # answer's text has been repaired for, or a wrong earlier step it keeps (then it
+    # does not vote); empty when neither.
+    repaired: str = ""
+    slip: str = ""
 
     @property
     def ok(self) -> bool:

@@ -205,7 +205,13 @@ class ProgressPrinter:
         elif event == "first.more":
             echo(f"more samples: the first answer does not settle it ({record['reason']})")
         elif event == "answer.replaced":
-            echo(f"the answer shown first ({record['replaced']}) is replaced by {record['by']}'s")
+            replaced, by = record["replaced"], record["by"]
+            if replaced == by:
+                echo(f"the answer shown first ({replaced}) is corrected")
+            else:
+                echo(f"the answer shown first ({replaced}) is replaced by {by}'s")
+        elif event in ("arithmetic.repaired", "arithmetic.slip"):
+            echo(f"arithmetic: {record['agent']}: {record['reason']}")
         elif event == "settle.stop" and record["reason"] != "free text":
             echo(f"stopped after {record['samples']} samples: {record['reason']}")
         elif event == "form.off" or event == "form.set_aside":

@@ -189,6 +189,16 @@ class Config:
         "written also lets the strongest model write a checker (under bubblewrap, or with "
         "--verify).",
     )
+    # Worked answers' arithmetic checked by a program (moa_local.checks.arithmetic): a
+    # wrong last step is computed again, a sample with a wrong earlier step does not
+    # vote. Small models reason better than they add: "204 + 160 + 330 = 794".
+    check_arithmetic: bool = setting(
+        True,
+        boolean,
+        "Check the arithmetic a worked answer writes out (\"204 + 160 + 330 = 794\"): a "
+        "wrong last step is computed again, and a sample with a wrong earlier step does "
+        "not vote.",
+    )
     # The first answer first (moa_local.engine.first): with the router on, free text is
     # answered by the greedy sample, streamed, and more samples are drawn only when its
     # stated form fails or it states a short answer to vote on. Measured (docs/quality.md):

@@ -28,6 +28,7 @@ from dataclasses import replace
 from ..agents import Agent
 from ..answers import final_answer
 from ..result import Proposal
+from .arithmetic import checked
 from .choose.auto import MAX_CHECKABLE_CHARS
 from .choose.checked import form_checker
 from .evidence import wants_form_check
@@ -63,7 +64,9 @@ async def run_first_answer(
     proposals.append(first)
     reason = await _why_more(run, first) if first.ok else "the first answer failed"
     if reason is None:
-        return proposals, _shown(first) if run.streamed else Answer.of(first, proposals)
+        # A repaired first answer is not the text that streamed: it is shown again.
+        shown = run.streamed is not None and run.streamed.content == first.content
+        return proposals, _shown(first) if shown else Answer.of(first, proposals)
     run.decide("first.more", layer=layer, agent=first.agent, reason=reason)
     if reason.startswith(SHORT_ANSWER) and run.plan.max_samples > 0:
         # A vote: the samples are drawn until it is settled, the first one counted.
@@ -93,7 +96,7 @@ async def _streamed_answer(run: Run, layer: int, agent: Agent) -> Proposal:
     run.tracer.emit("proposal.done", **proposal.to_dict())
     if stream is not None and proposal.ok:
         run.streamed = proposal
-    return proposal
+    return checked(run, proposal)
 
 
 async def _why_more(run: Run, first: Proposal) -> str | None:

@@ -20,7 +20,7 @@ from ..backends.base import GenerateRequest
 from ..checks import program_tests
 from ..errors import GenerationError, MoALocalError
 from ..result import Proposal
-from . import first, settle
+from . import arithmetic, first, settle
 from .generation import Prepared, completion_proposal
 from .state import Answer, Run
 from .stops import STOP_RULES
@@ -118,7 +118,7 @@ async def run_layer(
     async with asyncio.TaskGroup() as group:
         for items in ordered:
             group.create_task(run_group(items))
-    return [proposal for proposal in results if proposal is not None]
+    return arithmetic.checked_all(run, [proposal for proposal in results if proposal is not None])
 
 
 async def run_cascade(

@@ -55,6 +55,7 @@ def policy_from(config: Config) -> dict[str, Any]:
         "verify": config.verify,
         "write_tests": config.write_tests,
         "check_form": config.check_form,
+        "check_arithmetic": config.check_arithmetic,
         "unchecked_text": config.unchecked_text,
         "verify_samples": config.verify_samples,
         "verify_stop": config.verify_stop,
@@ -95,6 +96,8 @@ class Plan:
     write_tests: bool
     # Free text checked against its stated form: "off", "stated" or "written".
     check_form: str
+    # Worked arithmetic checked: a wrong last step recomputed, a wrong earlier step no vote.
+    check_arithmetic: bool
     # Free text with nothing to check: "greedy" (the first answer) or "consensus".
     unchecked_text: str
     # More samples a verified cascade draws while none passes the question's examples.

@@ -191,9 +191,13 @@ def finish(run: Run, answer: Answer, final_proposal: Proposal | None = None) -> 
             run.on_text(final_text)
         elif final_text != cut_at_stop(shown.content, run.plan.sampling.stop):
             # The caller has read the first answer: say that this one replaces it.
-            who = answer.chosen.agent if answer.chosen is not None else "the revision"
+            chosen = answer.chosen
+            who = chosen.agent if chosen is not None else "the revision"
             run.decide("answer.replaced", replaced=shown.agent, by=who)
-            run.on_text(f"\n\n[the answer above is replaced; {who}'s answer:]\n\n")
+            if chosen is not None and chosen.agent == shown.agent and chosen.repaired:
+                run.on_text(f"\n\n[the answer above is corrected: {chosen.repaired}]\n\n")
+            else:
+                run.on_text(f"\n\n[the answer above is replaced; {who}'s answer:]\n\n")
             run.on_text(final_text)
     everything = [*run.extra, *(p for layer in run.history for p in layer)]
     # Stopped before aggregation, the chosen proposal stands in for the aggregator.

@@ -9,6 +9,8 @@ CPU, costs little more than one), then one sample at a time, and the layer
 stops as soon as the answer is settled:
 
 - every sample so far gives the same answer (two of two is enough);
+- a sample with a wrong step of arithmetic before its answer does not count
+  (:mod:`.arithmetic`);
 - the leading answer can no longer lose: its lead is larger than the samples
   still allowed (``max_samples`` in all);
 - the adaptive-consistency rule of Aggarwal et al. (2023): under a uniform
@@ -100,7 +102,10 @@ async def run_until_settled(
                 proposals += await run_layer(run, layer, rest, run.references, first_index=drawn)
             run.decide("settle.stop", layer=layer, samples=len(proposals), reason="free text")
             return proposals
-        reason = settled(Counter(stated), plan.max_samples - drawn)
+        # A sample with a wrong step does not count towards settling (more are drawn);
+        # the vote that follows counts it only when nothing else states an answer.
+        votes = [a for p, a in zip(_answered(proposals), answers, strict=True) if a and not p.slip]
+        reason = settled(Counter(votes), plan.max_samples - drawn)
         if reason is not None or drawn >= min(plan.max_samples, len(queue)):
             run.decide(
                 "settle.stop",
@@ -143,12 +148,15 @@ def majority_probability(leader: int, runner_up: int) -> float:
     return 1 - at_most_half
 
 
+def _answered(proposals: Sequence[Proposal]) -> list[Proposal]:
+    """The successful ones of ``proposals``, those :func:`_short_answers` reads."""
+    return [proposal for proposal in proposals if proposal.ok]
+
+
 def _short_answers(run: Run, proposals: Sequence[Proposal]) -> list[str | None]:
     """Each successful proposal's short final answer (None: none, or prose)."""
     found: list[str | None] = []
-    for proposal in proposals:
-        if not proposal.ok:
-            continue
+    for proposal in _answered(proposals):
         if proposal.cut:  # where the cut fell is not an answer
             found.append(None)
             continue

@@ -296,7 +296,7 @@ AUTO = {"strategy": "model", "layers": 1, "aggregate": "auto"}
 
 
 async def test_auto_votes_when_the_candidates_state_short_answers() -> None:
-    replies = {"a": "3 + 4 = 8.\nAnswer: 8", "b": "Adding: 7.\nAnswer: seven", "c": "Answer: 7"}
+    replies = {"a": "Counting: 8.\nAnswer: 8", "b": "Adding: 7.\nAnswer: seven", "c": "Answer: 7"}
     backend = Scripted({**replies, "agg": "1"})
     moa = make(backend, proposers=["echo:a", "echo:b", "echo:c"], aggregator="echo:agg", **AUTO)
     result = await moa.run("What is 3 + 4? End with 'Answer: N'.")

@@ -11,7 +11,9 @@ read, the greedy sample is returned. Nothing is rewritten, and no model runs.
 
 A candidate cut at ``max_tokens`` has no vote: the answer read from it is
 wherever the cut fell (the number before the formula's end), not the one it
-would have given.
+would have given. Nor has one whose worked arithmetic has a wrong step before
+its answer (``Proposal.slip``, :mod:`moa_local.engine.arithmetic`), unless every
+candidate that states an answer has one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..state import Answer, Run
 from .base import greedy_first
 
 CUT = "(cut at max_tokens: no vote)"  # how the trace shows a cut candidate's answer
+SLIPPED = "(a wrong step of arithmetic: no vote)"
 
 
 class Vote:
@@ -59,12 +62,23 @@ def read_answers(run: Run, candidates: Sequence[Proposal]) -> list[str | None]:
     """Each candidate's final answer in canonical form (None where none can be read),
     in the order of ``candidates``."""
     entry = program_tests.entry_point(run.prompt) if run.is_code else None
-    return [
+    answers = [
         None
         if p.cut
         else final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
         for p in candidates
     ]
+    return without_slips(candidates, answers)
+
+
+def without_slips(
+    candidates: Sequence[Proposal], answers: Sequence[str | None]
+) -> list[str | None]:
+    """``answers`` with those of candidates marked with a wrong step of arithmetic left
+    out (None), unless no other candidate states an answer."""
+    if not any(a is not None and not p.slip for p, a in zip(candidates, answers, strict=True)):
+        return list(answers)
+    return [None if p.slip else a for p, a in zip(candidates, answers, strict=True)]
 
 
 def by_agent(
@@ -72,7 +86,7 @@ def by_agent(
 ) -> dict[str, str | None]:
     """The answers as the trace shows them, by the agent that gave each."""
     return {
-        p.agent: CUT if p.cut else shown(a, is_code)
+        p.agent: CUT if p.cut else SLIPPED if p.slip and a is None else shown(a, is_code)
         for p, a in zip(candidates, answers, strict=True)
     }
 
