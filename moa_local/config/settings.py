@@ -195,7 +195,7 @@ class Config:
     check_arithmetic: bool = setting(
         True,
         boolean,
-        "Check the arithmetic a worked answer writes out (\"204 + 160 + 330 = 794\"): a "
+        'Check the arithmetic a worked answer writes out ("204 + 160 + 330 = 794"): a '
         "wrong last step is computed again, and a sample with a wrong earlier step does "
         "not vote.",
     )
