@@ -10,7 +10,8 @@ other choices would have scored on the same candidates:
   ``s_per_item`` and, for a grouped suite, each group's score beside it;
 - ``greedy``: the lowest-temperature proposal of layer 1 (the model alone);
 - ``vote``: what ``aggregate = "vote"`` returns (the same reader,
-  :func:`moa_local.answers.final_answer`, the greedy one on a tie);
+  :func:`moa_local.answers.final_answer`, the greedy one on a tie; a candidate
+  cut at ``max_tokens`` or marked with a wrong step of arithmetic has no vote);
 - ``consensus``: what ``aggregate = "consensus"`` returns (the candidate whose
   words agree most with the others, the greediest on a tie);
 - ``confidence@T``: what ``aggregate = "confidence"`` returns with softmax
@@ -54,7 +55,14 @@ def weighted(
 ) -> int:
     """Index of the greediest candidate of the answer with the largest total weight."""
     order = sorted(range(len(candidates)), key=lambda i: candidates[i]["temperature"])
-    keys = [final_answer(c["content"], code=code, question=question) for c in candidates]
+    keys = [
+        None
+        if c.get("finish_reason") == "length"
+        else final_answer(c["content"], code=code, question=question)
+        for c in candidates
+    ]
+    if any(key is not None and not c.get("slip") for key, c in zip(keys, candidates, strict=True)):
+        keys = [None if c.get("slip") else key for key, c in zip(keys, candidates, strict=True)]
     totals: dict[str, float] = defaultdict(float)
     for key, w in zip(keys, weight, strict=True):
         if key is not None:

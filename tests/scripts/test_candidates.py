@@ -66,3 +66,16 @@ def test_greedy_vote_and_oracle_are_scored_by_the_suite_scorer(
     assert row["answer"] == 50.0 and row["greedy"] == 0.0
     assert row["vote"] == 50.0 and row["oracle"] == 100.0
     assert row["s_per_item"] == 4.0
+
+
+def test_the_vote_leaves_out_cut_and_slipped_candidates_as_the_real_one_does() -> None:
+    script = _script()
+    wrong_twice = [
+        {**_candidate("2 * 160 = 330, so 534.\nAnswer: 534", 0.0), "slip": "2 * 160 = 320"},
+        {**_candidate("Answer: 534", 0.4), "finish_reason": "length"},
+        _candidate("Answer: 694", 0.8),
+    ]
+    assert script.vote(wrong_twice, "What is the total?", False) == 2
+    # Every candidate that states an answer slipped: they all count again.
+    all_slipped = [{**c, "slip": "a step"} for c in wrong_twice[:1] * 2]
+    assert script.vote(all_slipped, "What is the total?", False) == 0
