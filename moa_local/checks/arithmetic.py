@@ -46,6 +46,10 @@ _SPACING = re.compile(r"\\left|\\right|\\[,!;: ]|\\quad|\\qquad")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # Units after a number or a closing parenthesis: "200 GB", "15 miles/hour", "3 dollars".
 _UNITS = re.compile(r"(?<=[\d)])\s+[A-Za-z]+(?:/[A-Za-z]+)?\b\.?")
+# Words that scale the number before them: "$1.5 million + $500,000", "20 percent of".
+_SCALED = re.compile(
+    r"\d\s*(?:million|billion|trillion|thousand|hundred|dozens?|percent|k|m|bn|mn)\b", re.I
+)
 _ARITHMETIC = re.compile(r"[\d\s.+\-*/()^]+")
 _LABEL_END = re.compile(r".*[:：]")  # "Total cost: 1 + 2" reads from after the colon
 # Words before a computation: "First, 2 * 160", "which is 60 - 20". The last one has
@@ -194,6 +198,8 @@ def _numbers_only(expression: str) -> str | None:
     """``expression`` as Python arithmetic, or None when anything but numbers,
     operators, parentheses, units after a number and markup is in it."""
     text = _LATEX_WORDS.sub(r" \1", expression)
+    if _SCALED.search(text):
+        return None  # read as units they would be dropped, and the value with them
     previous = None
     while previous != text:
         previous = text

@@ -85,6 +85,9 @@ def test_right_steps_are_not_slips(right: str) -> None:
         r"   T \times \frac{1}{2} = 7.5",  # a LaTeX command is not a word before it
         "Toys times 1/2 = 7.5",  # nor is a word that says an operation
         "half of 20 - 4 = 9",
+        "$1.5 million + $500,000 = $2 million",  # a scale is not a unit to drop
+        "20 percent × 200 = 40",
+        "3 dozen × 12 = 36 eggs",
         "assert add(2, 3) == 6",  # code compares, it does not state
         "2 ** 9 ** 9 ** 9 = 1",  # far too large to be a step: not read, and no hang
     ],
