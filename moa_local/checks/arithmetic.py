@@ -51,7 +51,7 @@ _SCALED = re.compile(
     r"\d\s*(?:million|billion|trillion|thousand|hundred|dozens?|percent|k|m|bn|mn)\b", re.I
 )
 _ARITHMETIC = re.compile(r"[\d\s.+\-*/()^]+")
-_LABEL_END = re.compile(r".*[:：]")  # "Total cost: 1 + 2" reads from after the colon
+_COLON = re.compile(r"[:：]")  # "Total cost: 1 + 2" reads from after the colon
 # Words before a computation: "First, 2 * 160", "which is 60 - 20". The last one has
 # two letters or more ("y - 2 + 3" is algebra), is no LaTeX command ("T \times 3"),
 # and says no operation ("T times 3", "half of 20").
@@ -99,7 +99,7 @@ def find_slips(text: str) -> list[Slip]:
             sides = _EQUALS.split(span)
             if len(sides) < 2:
                 continue
-            sides[0] = _LIST_MARK.sub("", _LABEL_END.sub("", sides[0]))
+            sides[0] = _LIST_MARK.sub("", _COLON.split(sides[0])[-1])
             sides[-1] = _SENTENCE_END.split(sides[-1])[0]
             if evaluate(sides[0], computation=True) is None:
                 sides[0] = _LEADING_WORDS.sub("", sides[0])
@@ -180,17 +180,17 @@ def evaluate(expression: str, *, computation: bool) -> float | None:
     ``computation``, only when it computes something (an operator between numbers),
     else only when it is one number. None otherwise."""
     text = _numbers_only(expression)
-    if text is None:
-        return None
+    if text is None or len(re.findall(r"\d+(?:\.\d+)?", text)) > MAX_OPERANDS:
+        return None  # a step has a few numbers; a run of thousands would recurse too deep
     try:
         tree = ast.parse(text, mode="eval").body
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     if computation != isinstance(tree, ast.BinOp):
         return None
     try:
-        return _value(tree, [0])
-    except (ArithmeticError, ValueError):
+        return _value(tree)
+    except (ArithmeticError, ValueError, RecursionError):
         return None
 
 
@@ -218,18 +218,15 @@ def _numbers_only(expression: str) -> str | None:
     return text.replace("^", "**")
 
 
-def _value(node: ast.expr, operands: list[int]) -> float:
+def _value(node: ast.expr) -> float:
     """The value of a parsed arithmetic expression; ValueError for anything else."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        operands[0] += 1
-        if operands[0] > MAX_OPERANDS:
-            raise ValueError("too long to be one step")
         return float(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        value = _value(node.operand, operands)
+        value = _value(node.operand)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left, right = _value(node.left, operands), _value(node.right, operands)
+        left, right = _value(node.left), _value(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise ValueError("exponent too large")
         return float(_OPERATORS[type(node.op)](left, right))

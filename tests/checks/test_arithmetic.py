@@ -90,6 +90,8 @@ def test_right_steps_are_not_slips(right: str) -> None:
         "3 dozen × 12 = 36 eggs",
         "assert add(2, 3) == 6",  # code compares, it does not state
         "2 ** 9 ** 9 ** 9 = 1",  # far too large to be a step: not read, and no hang
+        " + ".join(["1"] * 5000) + " = 7",  # a repetition loop, not a step: no recursion error
+        "(" * 500 + "1" + ")" * 500 + " + 1 = 3",
     ],
 )
 def test_what_a_program_cannot_settle_is_not_read(unreadable: str) -> None:
