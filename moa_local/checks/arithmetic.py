@@ -12,15 +12,17 @@ set equal to another (``-15 = -7.5``) is not a step.
 
 :func:`repair` fixes a reply whose one slip is its last step, the one its
 stated answer comes from: the result is written again as computed, in that
-line and in every later line that repeats it (the ``Answer:`` line). A slip
+step and in the lines after it up to the one that states the answer. A slip
 in an earlier step cannot be repaired this way (the steps after it build on
-the wrong number), nor one whose computed result is negative where the
-written one is not (``40 - 200 = 20``: the writer meant another step), so
-the reply is only known to be wrong.
+the wrong number), so the reply is only known to be wrong.
 
-Not slips: a result rounded on purpose to a whole number (``45 / 7 = 6``,
-the floor or the ceiling), and a result within rounding of the computed value
-(``10 / 3 = 3.33``).
+Not slips: a result within the rounding its decimals show (``10 / 3 = 3.3``),
+a whole number that is the floor or the ceiling on purpose (``45 / 7 = 6``),
+a result of the other sign (``12/25 - 12/20 = 5 days``, ``2010-2015``: a date
+or a range, not a computation). Not read: a percentage added or taken away
+(``$50 - 10% = $45``), a number with a scale word (``$1.5 million``), a time
+(``1:30 x 2``), prose before a step unless it leads into it ("which is",
+"First,": ``Step 3 - 5 + 2 = 7`` is left alone).
 """
 
 from __future__ import annotations
@@ -41,27 +43,39 @@ _FRACTION = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
 _LATEX_WORDS = re.compile(r"\\(?:text|mathrm|textbf|mathbf|mbox)\{([^{}]*)\}")
 _TIMES = re.compile(r"\\times|\\cdot|×|⋅|(?<=[\d)])\s*[xX]\s*(?=[\d($\\])")
 _DIVIDED = re.compile(r"\\div|÷")
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*\\?%")
+_PERCENT = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*\\?%")
+# A percentage added or taken away is relative ("$50 - 10% = $45"), not a hundredth.
+_RELATIVE_PERCENT = re.compile(r"[+\-−]\s*\(?\d+(?:\.\d+)?\s*\\?%")
 _SPACING = re.compile(r"\\left|\\right|\\[,!;: ]|\\quad|\\qquad")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# Words that say an operation: never units to drop, never the prose before a step.
+_OPERATION_WORDS = (
+    r"(?:times|plus|minus|over|divided|multiplied|and|or|of|to|by|per|less|more|than|"
+    r"squared|cubed|square|cube|root|twice|thrice|half|double|triple|percent)\b"
+)
 # Units after a number or a closing parenthesis: "200 GB", "15 miles/hour", "3 dollars".
-_UNITS = re.compile(r"(?<=[\d)])\s+[A-Za-z]+(?:/[A-Za-z]+)?\b\.?")
+_UNITS = re.compile(
+    rf"(?<=[\d)])\s+(?!{_OPERATION_WORDS})[A-Za-z]+(?:/[A-Za-z]+)?\b\.?", re.IGNORECASE
+)
 # Words that scale the number before them: "$1.5 million + $500,000", "20 percent of".
 _SCALED = re.compile(
     r"\d\s*(?:million|billion|trillion|thousand|hundred|dozens?|percent|k|m|bn|mn)\b", re.I
 )
 _ARITHMETIC = re.compile(r"[\d\s.+\-*/()^]+")
-_COLON = re.compile(r"[:：]")  # "Total cost: 1 + 2" reads from after the colon
-# Words before a computation: "First, 2 * 160", "which is 60 - 20". The last one has
-# two letters or more ("y - 2 + 3" is algebra), is no LaTeX command ("T \times 3"),
-# and says no operation ("T times 3", "half of 20").
-_LEADING_WORDS = re.compile(
-    r"^.*(?<![\\A-Za-z])(?!(?:times|plus|minus|of|by|over|per|than|and|or|into)\b)"
-    r"[A-Za-z]{2,}\b[,:;]?\s+"
-)
+# A label before a step ends at a colon followed by a space ("Total cost: 1 + 2"), never
+# at one between digits ("1:30 × 2" is a time).
+_COLON = re.compile(r"[:：](?=\s|$)")
 _LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")  # "1. 3 + 4 = 7", "- 3 + 4 = 7"
+# Prose before a step, read past only when it ends in a word that leads into a result
+# or a comma: "First, 2 * 160", "which is 60 - 20". Anything else before the numbers
+# ("Step 3 - 5", "Apples - 5 * 2", "y - 2 + 3") may be part of what is computed.
+_LEADING_WORDS = re.compile(
+    r"^.*(?:\b(?:is|are|was|were|be|equals|gives|makes|gets?|then|so|thus|therefore|"
+    r"hence|which|that)\b|[A-Za-z]{2,},)\s+",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"(?<=\d)\.(?=\s|$)|[,;](?=\s)|\s(?:and|so|which|because)\s")
-_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+_DECIMALS = re.compile(r"\.(\d+)")
 
 MAX_EXPONENT = 64  # "2^1000000" is not a step of a worked answer, and would hang the reader
 MAX_OPERANDS = 40
@@ -80,6 +94,8 @@ class Slip:
     """One step whose stated result is not what its computation gives."""
 
     line: int  # the index of the reply's line that holds it (``text.splitlines()``)
+    start: int  # where the written result is in that line: ``line[start:end]``
+    end: int
     computation: str  # the left side, as the reply writes it
     stated: str  # the result as written ("$794")
     stated_value: float
@@ -95,18 +111,32 @@ def find_slips(text: str) -> list[Slip]:
     """Every step of ``text`` whose written result differs from its computation, in order."""
     found: list[Slip] = []
     for index, line in enumerate(text.splitlines()):
-        for span in _math_spans(line):
-            sides = _EQUALS.split(span)
-            if len(sides) < 2:
-                continue
-            sides[0] = _LIST_MARK.sub("", _COLON.split(sides[0])[-1])
-            sides[-1] = _SENTENCE_END.split(sides[-1])[0]
-            if evaluate(sides[0], computation=True) is None:
-                sides[0] = _LEADING_WORDS.sub("", sides[0])
-            for left, right in itertools.pairwise(sides):
-                slip = _slip(index, left, right)
-                if slip is not None:
-                    found.append(slip)
+        for span_start, span_end in _math_spans(line):
+            found += _slips_in(index, line, span_start, span_end)
+    return found
+
+
+def _slips_in(index: int, line: str, span_start: int, span_end: int) -> list[Slip]:
+    """The slips of the equation ``line[span_start:span_end]``, if it is one."""
+    cuts = [m.start() for m in _EQUALS.finditer(line, span_start, span_end)]
+    if not cuts:
+        return []
+    # Each side as (start, end) offsets in the line.
+    sides = list(zip([span_start, *(c + 1 for c in cuts)], [*cuts, span_end], strict=True))
+    first = _LIST_MARK.sub("", _COLON.split(line[sides[0][0] : sides[0][1]])[-1])
+    if evaluate(first, computation=True) is None:
+        first = _LEADING_WORDS.sub("", first)
+    last_start, last_end = sides[-1]
+    ending = _SENTENCE_END.search(line, last_start, last_end)
+    sides[-1] = (last_start, ending.start() if ending else last_end)
+    found: list[Slip] = []
+    for position, ((left_start, left_end), (right_start, right_end)) in enumerate(
+        itertools.pairwise(sides)
+    ):
+        left = first if position == 0 else line[left_start:left_end]
+        slip = _slip(index, left, line, right_start, right_end)
+        if slip is not None:
+            found.append(slip)
     return found
 
 
@@ -118,61 +148,84 @@ class Repair:
     slip: Slip
 
 
-def repair(text: str, answer: float | None) -> Repair | None:
+def repair(text: str, answer: float, answer_line: int) -> Repair | None:
     """``text`` with its one slip repaired, when that slip is the step the stated
-    ``answer`` comes from (its written result is the answer); else None."""
+    ``answer`` comes from: its written result is the answer, and the answer is stated
+    on ``answer_line`` (an index of ``text.splitlines()``), at or after the step. The
+    result is written again as computed in the step, after it in its line, and in the
+    lines after it up to the answer's; None when the reply is not of that kind, or
+    when a slip is left after the repair."""
     slips = find_slips(text)
-    if len(slips) != 1 or answer is None:
+    if len(slips) != 1:
         return None
     slip = slips[0]
     if not math.isclose(slip.stated_value, answer, rel_tol=1e-9, abs_tol=1e-9):
         return None
-    if slip.computed < 0 <= slip.stated_value:
-        return None  # "40 - 200 = 20": the writer meant another step, not a negative answer
     lines = text.splitlines(keepends=True)
+    if not slip.line <= answer_line < len(lines):
+        return None  # the answer is stated before the step: it does not come from it
     written = _number_pattern(slip.stated_value)
-    right = format_value(slip.computed, like=slip.stated)
-    head, cut, tail = lines[slip.line].rpartition(slip.stated.strip())
-    if not cut:
-        return None
-    lines[slip.line] = head + written.sub(right, cut, count=1) + tail
-    for later in range(slip.line + 1, len(lines)):
+
+    def right(match: re.Match[str]) -> str:
+        return format_value(slip.computed, like=match.group())  # "$13.00" -> "$12.00"
+
+    line = lines[slip.line]
+    # The step's own result, and the line after it ("= 13, so she pays $13.00").
+    after = written.sub(right, line[slip.start :])
+    lines[slip.line] = line[: slip.start] + after
+    for later in range(slip.line + 1, answer_line + 1):
         lines[later] = written.sub(right, lines[later])
-    return Repair("".join(lines), slip)
+    fixed = "".join(lines)
+    return Repair(fixed, slip) if not find_slips(fixed) else None
 
 
 def format_value(value: float, like: str = "") -> str:
-    """``value`` as a reply writes a result: whole numbers without a decimal point, others
-    to the decimals of ``like`` (at least two), thousands commas where ``like`` has them."""
-    decimals = re.search(r"\.(\d+)", like.replace(",", ""))
-    if value == round(value) and not decimals:
-        shown = f"{round(value):,}" if "," in like else str(round(value))
-    else:
-        places = max(2, len(decimals.group(1)) if decimals else 0)
-        shown = f"{value:,.{places}f}" if "," in like else f"{value:.{places}f}"
-        if not decimals:
-            shown = shown.rstrip("0").rstrip(".")
+    """``value`` as a reply writes a result: to the decimals of ``like`` when it has
+    some, else whole numbers without a decimal point and others to two decimals;
+    thousands commas where ``like`` has them."""
+    decimals = _DECIMALS.search(like.replace(",", ""))
+    places = len(decimals.group(1)) if decimals else (0 if value == round(value) else 2)
+    shown = f"{value:,.{places}f}" if "," in like else f"{value:.{places}f}"
+    if not decimals and places:
+        shown = shown.rstrip("0").rstrip(".")
     return shown
 
 
-def _math_spans(line: str) -> list[str]:
-    """The math of one line: its ``\\( \\)`` and ``\\[ \\]`` spans, else the whole line."""
-    spans = [inline or display for inline, display in _MATH_SPAN.findall(line)]
-    return spans or [line]
+def _math_spans(line: str) -> list[tuple[int, int]]:
+    """Where the math of one line is: its ``\\( \\)`` and ``\\[ \\]`` spans, else the
+    whole line, as (start, end) offsets."""
+    spans = [m.span(1) if m.group(1) is not None else m.span(2) for m in _MATH_SPAN.finditer(line)]
+    return spans or [(0, len(line))]
 
 
-def _slip(line: int, left: str, right: str) -> Slip | None:
-    """The slip ``left = right`` makes, if ``left`` is a computation and ``right`` one
-    number that differs from it by more than rounding."""
+def _slip(line: int, left: str, text: str, start: int, end: int) -> Slip | None:
+    """The slip ``left = text[start:end]`` makes, if ``left`` is a computation and the
+    right side one number that differs from it by more than its rounding."""
+    right = text[start:end]
     computed = evaluate(left, computation=True)
     stated = evaluate(right, computation=False)
-    if computed is None or stated is None:
+    if computed is None or stated is None or not math.isfinite(computed):
         return None
-    if abs(computed - stated) <= max(0.01, 0.005 * abs(stated)):
+    if (computed < 0 < stated) or (stated < 0 < computed):
+        return None  # "12/25 - 12/20 = 5 days", "2010-2015 = 5 years": not a computation
+    number = _number_pattern(stated).search(text, start, end)
+    if number is None:
         return None
-    if stated == round(stated) and stated in (math.floor(computed), math.ceil(computed)):
+    decimals = _DECIMALS.search(number.group().replace(",", ""))
+    places = len(decimals.group(1)) if decimals else 0
+    if abs(computed - stated) <= 0.5 * 10**-places + 1e-9 * max(1.0, abs(stated)):
+        return None  # the written result is the computed one, rounded
+    if not places and stated in (math.floor(computed), math.ceil(computed)):
         return None  # rounded to a whole number on purpose (people, boxes, trips)
-    return Slip(line, left.strip(), right.strip().rstrip("."), stated, computed)
+    return Slip(
+        line,
+        number.start(),
+        number.end(),
+        left.strip(),
+        right.strip().rstrip("."),
+        stated,
+        computed,
+    )
 
 
 def evaluate(expression: str, *, computation: bool) -> float | None:
@@ -189,16 +242,17 @@ def evaluate(expression: str, *, computation: bool) -> float | None:
     if computation != isinstance(tree, ast.BinOp):
         return None
     try:
-        return _value(tree)
-    except (ArithmeticError, ValueError, RecursionError):
+        value = _value(tree)
+    except (ArithmeticError, ValueError, TypeError, RecursionError):
         return None
+    return value if math.isfinite(value) else None
 
 
 def _numbers_only(expression: str) -> str | None:
     """``expression`` as Python arithmetic, or None when anything but numbers,
     operators, parentheses, units after a number and markup is in it."""
     text = _LATEX_WORDS.sub(r" \1", expression)
-    if _SCALED.search(text):
+    if _SCALED.search(text) or _RELATIVE_PERCENT.search(text):
         return None  # read as units they would be dropped, and the value with them
     previous = None
     while previous != text:
@@ -207,7 +261,7 @@ def _numbers_only(expression: str) -> str | None:
     text = _TIMES.sub("*", text)
     text = _DIVIDED.sub("/", text)
     text = _PERCENT.sub(r"(\1/100)", text)
-    text = _SPACING.sub(" ", text)
+    text = _SPACING.sub(" ", text).replace("−", "-")
     text = text.replace("\\$", "").replace("$", "").replace("{", "(").replace("}", ")")
     text = _THOUSANDS.sub("", text)
     text = _UNITS.sub("", text).strip().rstrip(".").strip()
@@ -229,7 +283,10 @@ def _value(node: ast.expr) -> float:
         left, right = _value(node.left), _value(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise ValueError("exponent too large")
-        return float(_OPERATORS[type(node.op)](left, right))
+        result = _OPERATORS[type(node.op)](left, right)
+        if not isinstance(result, float | int):
+            raise ValueError("not a real number")  # (-8) ** (1/3) is complex
+        return float(result)
     raise ValueError("not arithmetic")
 
 
@@ -239,10 +296,13 @@ def _number_pattern(value: float) -> re.Pattern[str]:
     if value == round(value):
         whole = abs(round(value))
         forms = sorted({str(whole), f"{whole:,}"}, key=len, reverse=True)
-        sign = "-" if value < 0 else ""
+        sign = "-?" if value < 0 else ""
         body = "|".join(re.escape(form) for form in forms)
         return re.compile(rf"(?<![\d.,]){sign}(?:{body})(?:\.0+)?(?![\d]|[.,]\d)")
-    return re.compile(rf"(?<![\d.,]){re.escape(format_value(value))}0*(?![\d]|[.,]\d)")
+    integer, _, fraction = f"{abs(value):.12f}".rstrip("0").partition(".")
+    wholes = sorted({integer, f"{int(integer):,}"}, key=len, reverse=True)
+    body = "|".join(re.escape(form) for form in wholes)
+    return re.compile(rf"(?<![\d.,])-?(?:{body})\.{fraction}0*(?![\d]|[.,]\d)")
 
 
 def _plain(text: str) -> str:

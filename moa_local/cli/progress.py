@@ -206,7 +206,7 @@ class ProgressPrinter:
             echo(f"more samples: the first answer does not settle it ({record['reason']})")
         elif event == "answer.replaced":
             replaced, by = record["replaced"], record["by"]
-            if replaced == by:
+            if record.get("corrected"):
                 echo(f"the answer shown first ({replaced}) is corrected")
             else:
                 echo(f"the answer shown first ({replaced}) is replaced by {by}'s")

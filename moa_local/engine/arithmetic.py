@@ -3,32 +3,40 @@
 A program computes again every step a worked answer writes out
 (:mod:`moa_local.checks.arithmetic`). When the step the stated answer comes
 from is wrong, the sample's text is repaired: the result and the answer are
-written as computed, and the sample votes with the repaired answer. When an
-earlier step is wrong, the steps after it build on the wrong number, so the
+written as computed, and the sample votes with the repaired answer. When
+another step is wrong, the steps after it build on the wrong number, so the
 sample keeps its text and is marked (``Proposal.slip``): the vote and the
 settling of the vote do not count it (:mod:`.choose.vote`, :mod:`.settle`),
 unless every sample is marked. Code answers are not read.
+
+The ``proposal.done`` event keeps the text as the model wrote it; the
+``arithmetic.repaired`` and ``arithmetic.slip`` decisions say what was found.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
-from ..answers import read_answer
+from ..answers import read_answer, stated_answer
 from ..checks import arithmetic
 from ..result import Proposal
 from .state import Run
 
 
 def checked(run: Run, proposal: Proposal) -> Proposal:
-    """``proposal`` repaired, or marked with its wrong step (traced and decided), or as
-    it was when its arithmetic holds, cannot be read, or is not checked."""
+    """``proposal`` repaired, or marked with its wrong step (decided), or as it was when
+    its arithmetic holds, cannot be read, or is not checked."""
     if not run.plan.check_arithmetic or run.is_code or not proposal.ok or proposal.cut:
         return proposal
-    slips = arithmetic.find_slips(proposal.content)
+    try:
+        slips = arithmetic.find_slips(proposal.content)
+        fixed = _repaired(proposal.content) if slips else None
+    except Exception as exc:  # a reader of model text must never end the run
+        run.tracer.emit("trace.warning", message=f"arithmetic check skipped: {exc!r}")
+        return proposal
     if not slips:
         return proposal
-    fixed = arithmetic.repair(proposal.content, _stated_number(proposal.content))
     if fixed is not None:
         step = fixed.slip.describe()
         run.decide(
@@ -45,7 +53,8 @@ def checked(run: Run, proposal: Proposal) -> Proposal:
         layer=proposal.layer,
         agent=proposal.agent,
         step=step,
-        reason=f"a step before its answer is wrong ({step}): it does not vote",
+        reason=f"a step of its arithmetic is wrong ({step}) and its answer cannot be "
+        "computed again from it: it does not vote",
     )
     return replace(proposal, slip=step)
 
@@ -53,6 +62,22 @@ def checked(run: Run, proposal: Proposal) -> Proposal:
 def checked_all(run: Run, proposals: list[Proposal]) -> list[Proposal]:
     """:func:`checked` on each of ``proposals``, in order."""
     return [checked(run, proposal) for proposal in proposals]
+
+
+def _repaired(text: str) -> arithmetic.Repair | None:
+    """The repair of ``text``'s last step, when the answer it states comes from that
+    step and, repaired, it states the computed value."""
+    answer = _stated_number(text)
+    line = _answer_line(text)
+    if answer is None or line is None:
+        return None
+    fixed = arithmetic.repair(text, answer, line)
+    if fixed is None:
+        return None
+    now = _stated_number(fixed.text)
+    if now is None or not math.isclose(now, fixed.slip.computed, rel_tol=1e-4, abs_tol=0.01):
+        return None  # the answer read after the repair is not the computed one
+    return fixed
 
 
 def _stated_number(text: str) -> float | None:
@@ -64,3 +89,9 @@ def _stated_number(text: str) -> float | None:
         return float(reading.value)
     except ValueError:
         return None
+
+
+def _answer_line(text: str) -> int | None:
+    """The index of the last line of ``text`` that states an answer."""
+    lines = text.splitlines()
+    return next((i for i in reversed(range(len(lines))) if stated_answer(lines[i])), None)

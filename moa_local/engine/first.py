@@ -65,7 +65,7 @@ async def run_first_answer(
     reason = await _why_more(run, first) if first.ok else "the first answer failed"
     if reason is None:
         # A repaired first answer is not the text that streamed: it is shown again.
-        shown = run.streamed is not None and run.streamed.content == first.content
+        shown = run.streamed is not None and first is not run.corrected
         return proposals, _shown(first) if shown else Answer.of(first, proposals)
     run.decide("first.more", layer=layer, agent=first.agent, reason=reason)
     if reason.startswith(SHORT_ANSWER) and run.plan.max_samples > 0:
@@ -96,7 +96,10 @@ async def _streamed_answer(run: Run, layer: int, agent: Agent) -> Proposal:
     run.tracer.emit("proposal.done", **proposal.to_dict())
     if stream is not None and proposal.ok:
         run.streamed = proposal
-    return checked(run, proposal)
+    repaired = checked(run, proposal)
+    if run.streamed is proposal and repaired.repaired:
+        run.corrected = repaired
+    return repaired
 
 
 async def _why_more(run: Run, first: Proposal) -> str | None:

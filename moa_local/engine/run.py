@@ -193,8 +193,9 @@ def finish(run: Run, answer: Answer, final_proposal: Proposal | None = None) -> 
             # The caller has read the first answer: say that this one replaces it.
             chosen = answer.chosen
             who = chosen.agent if chosen is not None else "the revision"
-            run.decide("answer.replaced", replaced=shown.agent, by=who)
-            if chosen is not None and chosen.agent == shown.agent and chosen.repaired:
+            corrected = chosen is not None and chosen is run.corrected
+            run.decide("answer.replaced", replaced=shown.agent, by=who, corrected=corrected)
+            if chosen is not None and corrected:
                 run.on_text(f"\n\n[the answer above is corrected: {chosen.repaired}]\n\n")
             else:
                 run.on_text(f"\n\n[the answer above is replaced; {who}'s answer:]\n\n")

@@ -60,6 +60,9 @@ class Run:
     # A candidate that already streamed to ``on_text`` before the choice (the first
     # answer, :mod:`.first`): an answer that replaces it is introduced by a note.
     streamed: Proposal | None = None
+    # The streamed answer with its arithmetic repaired (:mod:`.arithmetic`): chosen, it
+    # is introduced as a correction rather than as another answer.
+    corrected: Proposal | None = None
     # The form check of a free-text answer, once made (:func:`.choose.checked.form_checker`):
     # the first answer and the later choice share it, so a checker is written once.
     # None until made; then a 1-tuple of the checker (None inside: nothing to check).

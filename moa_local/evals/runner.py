@@ -334,6 +334,9 @@ async def _one(
                 "completion_tokens": p.completion_tokens,
                 "seconds": round(p.seconds, 3),
                 "finish_reason": p.finish_reason,
+                # The arithmetic check: a repaired last step, or a wrong step (no vote).
+                "repaired": p.repaired,
+                "slip": p.slip,
             }
             for layer in result.layer_history
             for p in layer
