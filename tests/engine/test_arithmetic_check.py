@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from moa_local.trace import read_trace
 from tests.engine.test_first_answer import ask, make
 from tests.engine.test_settle import InTurn
@@ -74,3 +76,29 @@ async def test_code_answers_are_not_read() -> None:
     backend = InTurn([program, program, program])
     result, _ = await ask(make(backend, verify=False), "Write a Python function total().")
     assert not events(result, "arithmetic.repaired") and not events(result, "arithmetic.slip")
+
+
+async def test_an_answer_stated_before_its_wrong_step_is_marked_not_repaired() -> None:
+    # Repairing the step alone would leave the answer above it contradicting it.
+    before = "Answer: 794\n\nThe total: $204 + $160 + $330 = $794."
+    backend = InTurn([before, RIGHT_SUM, RIGHT_SUM])
+    result, _ = await ask(make(backend, max_samples=3), QUESTION)
+    assert not events(result, "arithmetic.repaired")
+    [slip] = events(result, "arithmetic.slip")
+    assert slip["step"] == "$204 + $160 + $330 = 694, not $794"
+    assert result.final_response == RIGHT_SUM
+
+
+async def test_a_reader_that_fails_leaves_the_sample_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(text: str) -> list[object]:
+        raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr("moa_local.checks.arithmetic.find_slips", broken)
+    backend = InTurn([SLIPPED_SUM, SLIPPED_SUM])
+    result, shown = await ask(make(backend, max_samples=3), QUESTION)
+    assert result.final_response == SLIPPED_SUM == shown
+    warnings = events(result, "trace.warning")
+    assert len(warnings) == 2  # one for each sample
+    assert all("arithmetic check skipped" in w["message"] for w in warnings)
