@@ -39,6 +39,7 @@ from typing import Any
 from moa_local.answers import final_answer
 from moa_local.engine.choose.confidence import weights
 from moa_local.engine.choose.consensus import consensus_scores, most_agreed
+from moa_local.engine.choose.vote import without_slips
 from moa_local.evals.runner import read_log
 from moa_local.evals.suites import SUITES, TAKES_TASKS, load_suite
 
@@ -61,8 +62,7 @@ def weighted(
         else final_answer(c["content"], code=code, question=question)
         for c in candidates
     ]
-    if any(key is not None and not c.get("slip") for key, c in zip(keys, candidates, strict=True)):
-        keys = [None if c.get("slip") else key for key, c in zip(keys, candidates, strict=True)]
+    keys = without_slips([bool(c.get("slip")) for c in candidates], keys)
     totals: dict[str, float] = defaultdict(float)
     for key, w in zip(keys, weight, strict=True):
         if key is not None:

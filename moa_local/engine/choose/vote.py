@@ -68,17 +68,15 @@ def read_answers(run: Run, candidates: Sequence[Proposal]) -> list[str | None]:
         else final_answer(p.content, code=run.is_code, entry_point=entry, question=run.prompt)
         for p in candidates
     ]
-    return without_slips(candidates, answers)
+    return without_slips([bool(p.slip) for p in candidates], answers)
 
 
-def without_slips(
-    candidates: Sequence[Proposal], answers: Sequence[str | None]
-) -> list[str | None]:
-    """``answers`` with those of candidates marked with a wrong step of arithmetic left
-    out (None), unless no other candidate states an answer."""
-    if not any(a is not None and not p.slip for p, a in zip(candidates, answers, strict=True)):
+def without_slips(slipped: Sequence[bool], answers: Sequence[str | None]) -> list[str | None]:
+    """``answers`` with those of candidates marked with a wrong step of arithmetic
+    (``slipped``) left out (None), unless no other candidate states an answer."""
+    if not any(a is not None and not s for s, a in zip(slipped, answers, strict=True)):
         return list(answers)
-    return [None if p.slip else a for p, a in zip(candidates, answers, strict=True)]
+    return [None if s else a for s, a in zip(slipped, answers, strict=True)]
 
 
 def by_agent(
