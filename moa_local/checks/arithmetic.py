@@ -19,10 +19,11 @@ the wrong number), so the reply is only known to be wrong.
 Not slips: a result within the rounding its decimals show (``10 / 3 = 3.3``),
 a whole number that is the floor or the ceiling on purpose (``45 / 7 = 6``),
 a result of the other sign (``12/25 - 12/20 = 5 days``, ``2010-2015``: a date
-or a range, not a computation). Not read: a percentage added or taken away
-(``$50 - 10% = $45``), a number with a scale word (``$1.5 million``), a time
-(``1:30 x 2``), prose before a step unless it leads into it ("which is",
-"First,": ``Step 3 - 5 + 2 = 7`` is left alone).
+or a range, not a computation). Not read: a sum of different units or a result in
+another unit than its terms (``1 hour + 30 minutes = 1.5 hours``: a conversion), a
+percentage added or taken away (``$50 - 10% = $45``), a number with a scale word
+(``$1.5 million``), a time (``1:30 x 2``), prose before a step unless it leads into
+it ("which is", "First,": ``Step 3 - 5 + 2 = 7`` is left alone).
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ def _slip(line: int, left: str, text: str, start: int, end: int) -> Slip | None:
     """The slip ``left = text[start:end]`` makes, if ``left`` is a computation and the
     right side one number that differs from it by more than its rounding."""
     right = text[start:end]
+    if _converts_units(left, right):
+        return None
     computed = evaluate(left, computation=True)
     stated = evaluate(right, computation=False)
     if computed is None or stated is None or not math.isfinite(computed):
@@ -288,6 +291,23 @@ def _value(node: ast.expr) -> float:
             raise ValueError("not a real number")  # (-8) ** (1/3) is complex
         return float(result)
     raise ValueError("not arithmetic")
+
+
+def _converts_units(left: str, right: str) -> bool:
+    """Whether the step ``left = right`` adds or subtracts in more than one unit, or
+    states its sum in a unit its terms do not have: a conversion
+    (``1 hour + 30 minutes = 1.5 hours``), whose numbers alone do not add up. A
+    product or a quotient may change the unit (``5 hours × 60 minutes/hour``)."""
+    if re.search(r"[*/×÷]|\\times|\\cdot|\\div|\\frac", left) or _TIMES.search(left):
+        return False
+    terms = _unit_names(left)
+    return len(terms) > 1 or bool(terms and _unit_names(right) - terms)
+
+
+def _unit_names(expression: str) -> set[str]:
+    """The units written after the numbers of ``expression``, singular and lower case."""
+    words = _UNITS.findall(_LATEX_WORDS.sub(r" \1", expression))
+    return {re.sub(r"s$", "", word.strip().rstrip(".").lower()) for word in words}
 
 
 def _number_pattern(value: float) -> re.Pattern[str]:

@@ -103,6 +103,10 @@ def test_right_steps_are_not_slips(right: str) -> None:
         "80 + 25% = 100",
         "Two movies: 1:30 × 2 = 3 hours",  # a time
         "Start 1:45 + 15 minutes = 2 hours",
+        "Thursday: 1 hour + 30 minutes = 1.5 hours",  # a conversion: units differ
+        r"\[ 1 \text{ hour} + 30 \text{ minutes} = 1.5 \text{ hours} \]",
+        "60 minutes + 30 minutes = 1.5 hours",
+        "2 feet - 6 inches = 1.5 feet",
         "assert add(2, 3) == 6",  # code compares, it does not state
         "2 ** 9 ** 9 ** 9 = 1",  # far too large to be a step: not read, and no hang
         "(-8)^{1/3} = -2",  # a complex power, not a crash
@@ -128,6 +132,26 @@ def test_what_a_program_cannot_settle_is_not_read(unreadable: str) -> None:
 def test_a_slip_of_ten_in_thousands_is_a_slip(wrong: str, computed: float) -> None:
     [slip] = find_slips(wrong)
     assert slip.computed == pytest.approx(computed)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "computed"),
+    [
+        ("5 hours × 60 minutes/hour = 200 minutes", 300),  # a product may change the unit
+        ("3 apples + 4 apples = 8 apples", 7),
+        ("12 hours + 3 hour = 16 hours", 15),
+    ],
+)
+def test_steps_in_one_unit_or_a_product_of_units_are_still_read(
+    wrong: str, computed: float
+) -> None:
+    [slip] = find_slips(wrong)
+    assert slip.computed == pytest.approx(computed)
+
+
+def test_a_conversion_that_gives_the_answer_is_never_repaired() -> None:
+    reply = "Thursday: 1 hour + 30 minutes = 1.5 hours\nAnswer: 1.5"
+    assert repair(reply, 1.5, answer_line=1) is None
 
 
 def test_a_wrong_last_step_is_repaired_in_its_line_and_the_answer() -> None:
