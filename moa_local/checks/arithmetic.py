@@ -16,7 +16,8 @@ step and in the lines after it up to the one that states the answer. A slip
 in an earlier step cannot be repaired this way (the steps after it build on
 the wrong number), so the reply is only known to be wrong.
 
-Not slips: a result within the rounding its decimals show (``10 / 3 = 3.3``),
+Not slips: a result within the rounding its decimals show (``10 / 3 = 3.3``), or
+right when a term that rounds a simple fraction stands for it (``0.33 * 300 = 100``),
 a whole number that is the floor or the ceiling on purpose (``45 / 7 = 6``),
 a result of the other sign (``12/25 - 12/20 = 5 days``, ``2010-2015``: a date
 or a range, not a computation). Not read: a sum of different units or a result in
@@ -77,6 +78,9 @@ _LEADING_WORDS = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=\d)\.(?=\s|$)|[,;](?=\s)|\s(?:and|so|which|because)\s")
 _DECIMALS = re.compile(r"\.(\d+)")
+# A number of two or three decimals, the last not 0: "0.33", "0.167" (not "1.10").
+_ROUNDED_DECIMAL = re.compile(r"(?<![\d.])\d+\.\d?\d[1-9](?![\d.])")
+_MAX_ROUNDED_TERMS = 3  # each has a few fractions; the choices multiply
 
 MAX_EXPONENT = 64  # "2^1000000" is not a step of a worked answer, and would hang the reader
 MAX_OPERANDS = 40
@@ -220,6 +224,8 @@ def _slip(line: int, left: str, text: str, start: int, end: int) -> Slip | None:
         return None  # the written result is the computed one, rounded
     if not places and stated in (math.floor(computed), math.ceil(computed)):
         return None  # rounded to a whole number on purpose (people, boxes, trips)
+    if any(abs(value - stated) <= 0.5 * 10**-places for value in _unrounded_values(left)):
+        return None  # "0.33 * 300 = 100": a term was rounded before it was used
     return Slip(
         line,
         number.start(),
@@ -308,6 +314,43 @@ def _unit_names(expression: str) -> set[str]:
     """The units written after the numbers of ``expression``, singular and lower case."""
     words = _UNITS.findall(_LATEX_WORDS.sub(r" \1", expression))
     return {re.sub(r"s$", "", word.strip().rstrip(".").lower()) for word in words}
+
+
+def _unrounded_values(expression: str) -> list[float]:
+    """The values ``expression`` takes when its numbers of two or three decimals that
+    round a simple fraction (``0.33`` for 1/3, ``0.17`` for 1/6; denominators up to
+    12, none ending in 0) stand for that fraction: a writer who rounded a term
+    before using it (``0.33 * 300 = 100``) did not slip."""
+    text = _numbers_only(expression)
+    if text is None:
+        return []
+    numbers = list(_ROUNDED_DECIMAL.finditer(text))[:_MAX_ROUNDED_TERMS]
+    choices = [[number.group(), *_fractions_rounded_to(number.group())] for number in numbers]
+    if all(len(options) == 1 for options in choices):
+        return []
+    values = []
+    for chosen in itertools.product(*choices):
+        pieces, last = [], 0
+        for number, written in zip(numbers, chosen, strict=True):
+            pieces += [text[last : number.start()], written]
+            last = number.end()
+        try:
+            values.append(_value(ast.parse("".join(pieces) + text[last:], mode="eval").body))
+        except (ArithmeticError, ValueError, TypeError, RecursionError, SyntaxError):
+            continue
+    return values
+
+
+def _fractions_rounded_to(written: str) -> list[str]:
+    """``(p/q)`` for each fraction with q up to 12 that ``written`` rounds but is not."""
+    value, places = float(written), len(written.partition(".")[2])
+    found: dict[float, str] = {}
+    for denominator in range(3, 13):
+        numerator = round(value * denominator)
+        fraction = numerator / denominator
+        if abs(fraction - value) < 0.5 * 10**-places and not math.isclose(fraction, value):
+            found.setdefault(fraction, f"({numerator}/{denominator})")
+    return list(found.values())
 
 
 def _number_pattern(value: float) -> re.Pattern[str]:

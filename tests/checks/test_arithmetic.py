@@ -64,6 +64,8 @@ def test_latex_steps_are_read_with_their_units_and_fractions() -> None:
         r"\[ 10.00 + 10.00 = 20.00 \]",
         "So each person gets 10 / 3 = 3.33 cups.",
         "10 / 3 = 3.3",  # rounded to the one decimal it shows
+        "0.33 * 300 = 100 pages",  # a term rounded before it was used (1/3)
+        "0.17 * 600 = 100",  # 1/6, rounded
         "3 / 8 = 0.4",
         r"\frac{2}{3} = 0.7",
         "45 / 7 = 6 full boxes can be filled.",  # rounded down on purpose
@@ -127,6 +129,8 @@ def test_what_a_program_cannot_settle_is_not_read(unreadable: str) -> None:
         ("365 * 24 = 8770 hours", 8760),
         ("1,250 + 2,380 = 3,640", 3630),
         ("2.74 × 12 = 33.28", 32.88),
+        ("$8,000 * 1.012 = $8,080", 8096),  # beyond what 1.012's rounding allows
+        ("0.33 * 300 = 110", 99),
     ],
 )
 def test_a_slip_of_ten_in_thousands_is_a_slip(wrong: str, computed: float) -> None:
