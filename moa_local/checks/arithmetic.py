@@ -304,7 +304,11 @@ def _converts_units(left: str, right: str) -> bool:
     states its sum in a unit its terms do not have: a conversion
     (``1 hour + 30 minutes = 1.5 hours``), whose numbers alone do not add up. A
     product or a quotient may change the unit (``5 hours × 60 minutes/hour``)."""
-    if re.search(r"[*/×÷]|\\times|\\cdot|\\div|\\frac", left) or _TIMES.search(left):
+    if (
+        "*" in left
+        or "/" in left
+        or any(pattern.search(left) for pattern in (_TIMES, _DIVIDED, _FRACTION))
+    ):
         return False
     terms = _unit_names(left)
     return len(terms) > 1 or bool(terms and _unit_names(right) - terms)
@@ -334,10 +338,9 @@ def _unrounded_values(expression: str) -> list[float]:
         for number, written in zip(numbers, chosen, strict=True):
             pieces += [text[last : number.start()], written]
             last = number.end()
-        try:
-            values.append(_value(ast.parse("".join(pieces) + text[last:], mode="eval").body))
-        except (ArithmeticError, ValueError, TypeError, RecursionError, SyntaxError):
-            continue
+        value = evaluate("".join(pieces) + text[last:], computation=True)
+        if value is not None:
+            values.append(value)
     return values
 
 
