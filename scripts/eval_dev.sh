@@ -14,7 +14,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_MIX=${LIMIT_MIX:-20}
 IFBENCH_LIMIT=${IFBENCH_LIMIT:-60}
+# The reasoning suites (issue 28's tables): items of the dev split, and how
+# many each round adds. Their records are the committed ones in docs/records/,
+# so only what is missing runs.
+GSM8K_LIMIT=${GSM8K_LIMIT:-200}
+ARC_LIMIT=${ARC_LIMIT:-200}
+GYM_LIMIT=${GYM_LIMIT:-40}
 limit() { if [ "$1" -gt 0 ]; then echo "--limit $1"; fi; }
+# The three configs advance together, a round at a time, so that a stopped run
+# leaves every config on the same items: rounds SUITE LIMIT STEP.
+REASONING_CONFIGS=single:qwen2.5-coder-1.5b,single:qwen2.5-coder-0.5b,moa
+rounds() {
+  local n
+  for ((n = $3; n < $2 + $3; n += $3)); do
+    moa-local eval "$1" --limit $((n < $2 ? n : $2)) --configs "$REASONING_CONFIGS" \
+      --log-dir docs/records
+  done
+}
 
 moa-local eval humaneval --configs single:qwen2.5-coder-1.5b,moa,self-moa-verify
 # shellcheck disable=SC2046
@@ -27,12 +43,17 @@ moa-local eval humaneval $(limit "$LIMIT_MIX") \
 # shellcheck disable=SC2046
 moa-local eval ifbench $(limit "$IFBENCH_LIMIT") \
   --configs single:qwen2.5-coder-1.5b,moa
-# Votes over checkable answers: four BIG-bench tasks, 40 dev examples each.
-moa-local eval bigbench --limit 40 --configs single:qwen2.5-coder-1.5b,moa
+# Votes over checkable answers: GSM8K, ARC-Challenge and four reasoning-gym
+# tasks (seed 0; --limit counts per task). BIG-bench's data left the index.
+rounds gsm8k "$GSM8K_LIMIT" 20
+rounds arc "$ARC_LIMIT" 25
+rounds reasoning-gym "$GYM_LIMIT" 5
 # What each logged candidate scores, and the choices among them (no model runs).
 python scripts/candidates.py humaneval --configs moa
 python scripts/candidates.py ifbench --configs moa
-python scripts/candidates.py bigbench --configs moa
+for suite in gsm8k arc reasoning-gym; do
+  python scripts/candidates.py "$suite" --configs moa --log-dir docs/records
+done
 # The refinement layouts (two-layer Self-MoA of the 0.5B, first 20 problems).
 moa-local eval humaneval --limit 20 --config scripts/layouts.toml \
   --configs single:qwen2.5-coder-0.5b,s2-references,s2-continue
