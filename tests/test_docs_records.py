@@ -37,7 +37,7 @@ def marked_tables(text: str) -> list[tuple[str, int, list[list[str]]]]:
         marker = _MARKER.match(line.strip())
         if not marker:
             continue
-        rows = []
+        rows: list[list[str]] = []
         for row in lines[number + 1 :]:
             if not row.startswith("|"):
                 if rows:
