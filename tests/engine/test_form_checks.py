@@ -147,6 +147,7 @@ async def test_a_checker_that_cannot_run_is_set_aside(checker: str) -> None:
     assert events(result, "aggregate.consensus") and "reviser" not in backend.tags
 
 
+@needs_bwrap
 async def test_a_checker_that_does_not_parse_is_no_checker() -> None:
     backend = InTurn([ONE, ONE_MORE, THREE], checker="```python\ndef check(answer:\n```")
     result = await make(backend).run(QUESTION)
