@@ -53,7 +53,8 @@ def table(summaries: Sequence[Summary]) -> str:
         if any(effects):
             row.append(effect or "-")
         rows.append(row)
-    text = "\n".join([_columns([h.upper() for h in headers], rows), *against_first(summaries)])
+    lines = [_columns([h.upper() for h in headers], rows), *against_first(summaries)]
+    text = "\n".join([*lines, *machine_note(summaries)])
     groups = group_table(summaries)
     return f"{text}\n\n{groups}" if groups else text
 
@@ -78,6 +79,30 @@ def against_first(summaries: Sequence[Summary]) -> list[str]:
             f"won {_listed(won)}, lost {_listed(lost)}"
         )
     return lines
+
+
+def machine_note(summaries: Sequence[Summary]) -> list[str]:
+    """Lines saying which machines made the records, when more than one did ([] when one).
+
+    llama.cpp's kernels round differently on another CPU, so greedy answers can
+    differ: a table over records of two machines is not one run.
+    """
+    labels = list(dict.fromkeys(label for s in summaries for label in s.machines))
+    if len(labels) < 2:
+        return []
+    lines = [f"note: these records were made on {len(labels)} machines, whose answers can differ:"]
+    for label in labels:
+        counts = {s.config: s.machines.get(label, 0) for s in summaries}
+        if len(set(counts.values())) == 1:
+            made = f"{_items(next(iter(counts.values())))} of each config"
+        else:
+            made = ", ".join(f"{config} {count}" for config, count in counts.items())
+        lines.append(f"  {label}: {made}")
+    return lines
+
+
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
 
 
 def _listed(ids: Sequence[str]) -> str:

@@ -16,7 +16,9 @@ Every finished pair is appended to ``LOG_DIR/SUITE.jsonl`` at once (flushed
 and fsynced), with the config's label and a fingerprint of its resolved
 settings and prompts; a rerun skips the pairs whose fingerprint is already
 there, so Ctrl-C loses nothing finished, a changed preset is measured afresh,
-and two names for the same settings share their results.
+and two names for the same settings share their results. Each line also names
+the machine that made it (:func:`~moa_local.evals.host.host_identity`): the
+fingerprint says what was asked, not which CPU's rounding answered.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..config import AGGREGATIONS, SETTINGS, Config, apply_overrides, preset_ove
 from ..errors import ConfigError, MoALocalError
 from ..moa import MoA
 from ..reporting import ProgressFactory, silent_progress
+from .host import host_identity
 from .suite import SPLITS, Problem, Suite, rescores_logged
 from .summary import Summary, summarize
 
@@ -295,9 +298,10 @@ async def _run_config(
     bar: Any,
 ) -> list[dict[str, Any]]:
     records = []
+    machine = host_identity()
     try:
         for problem in todo:
-            record = await _one(moa, suite, config, print_label, problem)
+            record = {**await _one(moa, suite, config, print_label, problem), "machine": machine}
             _append(log_path, record)
             records.append(record)
             if bar is not None:

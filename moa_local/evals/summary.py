@@ -27,6 +27,8 @@ class Summary:
     log: str = ""
     # Each problem's score (0 to 1) by its id, for comparing configs problem by problem.
     item_scores: dict[str, float] = field(default_factory=dict)
+    # How many of the records each machine made (:func:`machine_label`).
+    machines: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for ``--json``."""
@@ -82,4 +84,16 @@ def summarize(
         groups=groups,
         log=log,
         item_scores={r["id"]: float(r.get("score", 0)) for r in records},
+        machines=dict(Counter(machine_label(r) for r in records)),
+    )
+
+
+def machine_label(record: dict[str, Any]) -> str:
+    """The machine a record was made on, in words ("not recorded" for older records)."""
+    machine = record.get("machine")
+    if not isinstance(machine, dict):
+        return "not recorded"
+    build = machine.get("llama_cpp")
+    return f"{machine.get('cpu') or 'unknown CPU'}, " + (
+        f"llama-cpp-python {build}" if build else "no llama-cpp-python"
     )

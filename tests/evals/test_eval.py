@@ -13,6 +13,7 @@ from moa_local.cli import main
 from moa_local.config import load_config
 from moa_local.errors import ConfigError
 from moa_local.evals import report
+from moa_local.evals.host import host_identity
 from moa_local.evals.runner import evaluate, parse_configs, read_log
 from moa_local.evals.suite import Problem, Score
 
@@ -108,6 +109,9 @@ def test_eval_scores_logs_and_resumes(config_file: Path) -> None:
     assert len(records) == 4
     assert {r["config"] for r in records} == {"single:echo:a", "moa"}
     assert all(r["fingerprint"] and r["seconds"] >= 0 for r in records)
+    # Each line names the machine that made it: another CPU's kernels answer otherwise.
+    assert all(r["machine"] == host_identity() for r in records)
+    assert host_identity()["cpu"]
     # A mixture's line keeps every proposal, so other choices can be scored later.
     mixture = next(r for r in records if r["config"] == "moa" and r["index"] == 0)
     assert [c["agent"] for c in mixture["candidates"]] == ["echo:a", "echo:b"]
@@ -194,6 +198,30 @@ def test_the_table_names_the_problems_won_and_lost_against_the_first_config() ->
         report.table([alone, mixture]).splitlines()[-1] == report.against_first([alone, mixture])[0]
     )
     assert report.against_first([alone]) == []
+
+
+def test_the_table_says_when_its_records_come_from_more_than_one_machine() -> None:
+    from moa_local.evals.summary import summarize
+
+    here = {"cpu": "AMD EPYC", "llama_cpp": "0.3.36 (CPU: AVX2 AVX512)"}
+    there = {"cpu": "Intel Xeon", "llama_cpp": "0.3.36 (CPU: AVX2)"}
+
+    def record(i: int, machine: dict[str, str] | None) -> dict[str, Any]:
+        made = {"machine": machine} if machine else {}
+        return {"id": f"toy/{i}", "outcome": "pass", "score": 1.0, "seconds": 1.0, **made}
+
+    alone = summarize("single:m", "toy", "dev", [record(0, None), record(1, here)])
+    mixture = summarize("moa", "toy", "dev", [record(0, None), record(1, here), record(2, there)])
+    assert report.machine_note([alone, mixture]) == [
+        "note: these records were made on 3 machines, whose answers can differ:",
+        "  not recorded: 1 item of each config",
+        "  AMD EPYC, llama-cpp-python 0.3.36 (CPU: AVX2 AVX512): 1 item of each config",
+        "  Intel Xeon, llama-cpp-python 0.3.36 (CPU: AVX2): single:m 0, moa 1",
+    ]
+    assert report.table([alone, mixture]).endswith(report.machine_note([alone, mixture])[-1])
+    one_machine = summarize("moa", "toy", "dev", [record(1, here), record(2, here)])
+    assert report.machine_note([one_machine]) == []
+    assert "note:" not in report.table([one_machine])
 
 
 def test_eval_command_end_to_end_on_humaneval_with_echo_models(config_file: Path) -> None:
