@@ -24,7 +24,7 @@ from tests.conftest import REPO_ROOT
 QUALITY = REPO_ROOT / "docs" / "quality.md"
 RECORDS = REPO_ROOT / "docs" / "records"
 
-_MARKER = re.compile(r"^<!-- records: (?P<file>[\w.-]+(?:/[\w.-]+)*\.jsonl), first (?P<n>\d+) -->$")
+_MARKER = re.compile(r"^<!-- records: (?P<file>[\w.-]+\.jsonl), first (?P<n>\d+) -->$")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _LABEL = re.compile(r"^`([^`]+)`")
 
